@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Each creates .venv and installs the project on a fresh machine by itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check bench simulate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/alerting run --config config.yaml
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check alerting tests benchmarks
+	$(BIN)/ruff format --check alerting tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+simulate: $(STAMP)
+	$(BIN)/alerting simulate --port 8089
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""The alert: what the engine produces and every channel delivers.
+
+It sits outside ``engine`` and ``notify`` so that data flows one way: the engine builds
+alerts, notify renders and sends them, and neither imports the other. ``to_dict`` is the
+stable JSON contract (the ``replay`` output line and the default webhook body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerting import jsonutil
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+MAX_EVENT_IDS = 1000
+MAX_SAMPLE_EVENTS = 5
+
+
+@dataclass(slots=True)
+class Alert:
+    rule: str
+    title: str
+    severity: str
+    group: dict[str, Any]
+    count: int
+    first_event_time: str
+    last_event_time: str
+    event_ids: list[str]
+    fingerprint: str
+    summary: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    description: str = ""
+    # Alerts of the same rule and group that realert held back since the previous one.
+    suppressed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The alert JSON contract (DESIGN section 5), plus tags/description/suppressed."""
+        return {
+            "rule": self.rule,
+            "title": self.title,
+            "severity": self.severity,
+            "group": self.group,
+            "count": self.count,
+            "first_event_time": self.first_event_time,
+            "last_event_time": self.last_event_time,
+            "event_ids": self.event_ids,
+            "fingerprint": self.fingerprint,
+            "summary": self.summary,
+            "events": self.events,
+            "tags": self.tags,
+            "description": self.description,
+            "suppressed": self.suppressed,
+        }
+
+    def to_json(self) -> str:
+        return jsonutil.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        return cls(
+            rule=data["rule"],
+            title=data["title"],
+            severity=data["severity"],
+            group=dict(data.get("group") or {}),
+            count=int(data["count"]),
+            first_event_time=data["first_event_time"],
+            last_event_time=data["last_event_time"],
+            event_ids=list(data.get("event_ids") or []),
+            fingerprint=data["fingerprint"],
+            summary=data.get("summary", ""),
+            events=list(data.get("events") or []),
+            tags=list(data.get("tags") or []),
+            description=data.get("description", ""),
+            suppressed=int(data.get("suppressed", 0)),
+        )
+
+    @property
+    def group_text(self) -> str:
+        """``alice`` or ``user=alice, ip=1.2.3.4``: the group values for humans."""
+        values = [str(v) for v in self.group.values()]
+        return ", ".join(values) if values else "all"
+
+
+def make_fingerprint(rule: str, group: dict[str, Any], trigger_event_id: str) -> str:
+    """A stable alert identity: rule + group + the event that made the alert fire.
+
+    Deterministic, so re-evaluating the same events after a restart yields the same
+    fingerprint and the outbox can refuse to send it twice; receivers can dedupe on it.
+    """
+    material = jsonutil.dumps(
+        [rule, sorted((k, str(v)) for k, v in group.items()), trigger_event_id]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:32]

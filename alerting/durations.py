@@ -1,0 +1,75 @@
+"""Durations as users write them: ``30s``, ``5m``, ``2h``, ``7d``, ``1h30m``, ``250ms``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS_NS = {
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60 * 1_000_000_000,
+    "h": 3600 * 1_000_000_000,
+    "d": 86400 * 1_000_000_000,
+    "w": 7 * 86400 * 1_000_000_000,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
+
+DURATION_HINT = "write a number and a unit, e.g. 30s, 5m, 2h, 7d or 1h30m"
+
+
+def parse_duration_ns(value: Any) -> int:
+    """Parse a duration into integer nanoseconds; bare numbers are seconds.
+
+    Raises ``ValueError`` with a message that says how to write one.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}: {DURATION_HINT}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration {value!r} is negative: {DURATION_HINT}")
+        return int(value * 1_000_000_000)
+    if isinstance(value, timedelta):
+        return int(value.total_seconds() * 1_000_000_000)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration, got {type(value).__name__}: {DURATION_HINT}")
+    text = value.strip().lower().replace(" ", "")
+    if not text or not _WHOLE.fullmatch(text):
+        raise ValueError(f"invalid duration {value!r}: {DURATION_HINT}")
+    return int(sum(float(n) * _UNITS_NS[u] for n, u in _PART.findall(text)))
+
+
+def format_duration_ns(ns: int) -> str:
+    """The shortest readable form: ``300s`` -> ``5m``, ``5400s`` -> ``1h30m``."""
+    if ns == 0:
+        return "0s"
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        size = _UNITS_NS[unit]
+        if ns >= size:
+            whole, ns = divmod(ns, size)
+            parts.append(f"{whole}{unit}")
+    if ns:
+        parts.append(f"{ns // 1_000_000}ms")
+    return "".join(parts)
+
+
+def _to_timedelta(value: Any) -> timedelta:
+    return timedelta(microseconds=parse_duration_ns(value) // 1000)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(lambda td: format_duration_ns(int(td.total_seconds() * 1e9)), return_type=str),
+]
+"""A pydantic field type that accepts ``30s``/``5m``/``2h``/``7d`` and yields a timedelta."""
+
+
+def td_ns(td: timedelta) -> int:
+    """A timedelta as integer nanoseconds."""
+    return (td.days * 86400 + td.seconds) * 1_000_000_000 + td.microseconds * 1000

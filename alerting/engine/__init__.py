@@ -1,0 +1,1 @@
+"""Rule engine: rules compiled once, evaluated per event over event-time windows."""

@@ -1,0 +1,82 @@
+"""Field access compiled once at rule load, never parsed per event.
+
+``initiated_by.username`` becomes nested dict lookups; a path starting with ``$`` is
+JSONPath (jsonpath-ng) for lists, e.g. ``$.changes[*].field``, and yields every match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+MISSING: Any = type(
+    "Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False}
+)()
+"""Returned by a getter when the field is absent (distinct from a JSON null)."""
+
+Getter = Callable[[dict[str, Any]], Any]
+
+
+class FieldPathError(ValueError):
+    """A field path that cannot be compiled."""
+
+
+def compile_path(path: str) -> Getter:
+    """Compile a field path into a getter returning the value or ``MISSING``.
+
+    JSONPath getters return a list of all matches (``MISSING`` when there are none),
+    so a selection can match any element.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise FieldPathError("a field path must be a non-empty string")
+    if path.startswith("$"):
+        return _compile_jsonpath(path)
+    parts = path.split(".")
+    if any(not p for p in parts):
+        raise FieldPathError(f"invalid field path {path!r}: empty part between dots")
+    if len(parts) == 1:
+        key = parts[0]
+
+        def get1(event: dict[str, Any]) -> Any:
+            return event.get(key, MISSING)
+
+        return get1
+    if len(parts) == 2:
+        k1, k2 = parts
+
+        def get2(event: dict[str, Any]) -> Any:
+            inner = event.get(k1)
+            if type(inner) is dict:
+                return inner.get(k2, MISSING)
+            return MISSING
+
+        return get2
+
+    def get_n(event: dict[str, Any]) -> Any:
+        node: Any = event
+        for part in parts:
+            if type(node) is not dict:
+                return MISSING
+            node = node.get(part, MISSING)
+            if node is MISSING:
+                return MISSING
+        return node
+
+    return get_n
+
+
+def _compile_jsonpath(path: str) -> Getter:
+    try:
+        from jsonpath_ng.ext import parse
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise FieldPathError(f"JSONPath support is unavailable: {exc}") from None
+    try:
+        expr = parse(path)
+    except Exception as exc:  # noqa: BLE001 - jsonpath-ng raises many types
+        raise FieldPathError(f"invalid JSONPath {path!r}: {exc}") from None
+
+    def get_jsonpath(event: dict[str, Any]) -> Any:
+        found = [m.value for m in expr.find(event)]
+        return found if found else MISSING
+
+    return get_jsonpath

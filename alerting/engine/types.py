@@ -1,0 +1,142 @@
+"""The engine's internal contract: what a matched event is, what an aggregation is.
+
+The rule core matches events and extracts the ``by`` group; an aggregation keeps
+event-time windows per group and says when to fire. Keeping the contract here lets both
+sides change independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alerting.durations import Duration
+from alerting.events import Event
+
+if TYPE_CHECKING:
+    from alerting.store import Store
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _by_list(value: Any) -> Any:
+    """``by: user`` and ``by: [user]`` both mean a one-field group."""
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+class ThresholdSpec(_Spec):
+    """``count`` matching events within ``within``, per ``by`` group."""
+
+    count: int = Field(ge=1)
+    within: Duration
+    by: list[str] = Field(default_factory=list)
+    _by = field_validator("by", mode="before")(_by_list)
+
+
+class DistinctSpec(_Spec):
+    """``count`` distinct values of ``field`` within ``within``, per ``by`` group."""
+
+    field: str
+    count: int = Field(ge=2)
+    within: Duration
+    by: list[str] = Field(default_factory=list)
+    _by = field_validator("by", mode="before")(_by_list)
+
+
+class NewValueSpec(_Spec):
+    """A value of ``field`` never seen for the group; silent during ``learn``."""
+
+    field: str
+    by: list[str] = Field(default_factory=list)
+    learn: Duration = timedelta(days=7)
+    # Forget a value not seen again for this long (0 = never forget).
+    forget: Duration = timedelta(days=90)
+    _by = field_validator("by", mode="before")(_by_list)
+
+
+class TravelSpec(_Spec):
+    """Consecutive logins of a group too far apart for the time between them."""
+
+    by: list[str] = Field(default_factory=list)
+    max_speed_kmh: float = Field(default=1000.0, gt=0)
+    min_distance_km: float = Field(default=500.0, ge=0)
+    latitude: str = "geoip.latitude"
+    longitude: str = "geoip.longitude"
+    # How long a previous location stays comparable.
+    within: Duration = timedelta(hours=24)
+    _by = field_validator("by", mode="before")(_by_list)
+
+
+class SequenceStep(_Spec):
+    selection: str
+    count: int = Field(default=1, ge=1)
+
+
+class SequenceSpec(_Spec):
+    """Ordered steps (each a selection name, repeated ``count`` times) within ``within``."""
+
+    by: list[str] = Field(default_factory=list)
+    within: Duration
+    steps: list[SequenceStep] = Field(min_length=2)
+    _by = field_validator("by", mode="before")(_by_list)
+
+
+AggregationKind = Literal["threshold", "distinct", "new_value", "travel", "sequence"]
+AggregationSpec = ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec
+
+
+@dataclass(slots=True)
+class Hit:
+    """An event that matched the rule's condition, as an aggregation sees it.
+
+    ``group_key`` is a canonical string of the group values (a dict key); ``steps`` holds
+    the indexes of the sequence steps whose selection matched (sequence rules only).
+    """
+
+    event: Event
+    group_key: str
+    group: dict[str, Any]
+    steps: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class Firing:
+    """An aggregation's decision to alert for one group."""
+
+    group_key: str
+    group: dict[str, Any]
+    trigger: Event  # the event that made the condition true (fingerprint material)
+    events: list[Event]  # contributing events in event-time order (may be capped)
+    count: int  # how many events contributed (not capped)
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. values, distance_km
+
+
+class Aggregation(Protocol):
+    """Per-rule windows over matching events, keyed by group."""
+
+    def add(self, hit: Hit) -> list[Firing]:
+        """Account one hit (events may arrive out of order); return what fires now."""
+        ...
+
+    def evict(self, watermark_ns: int) -> None:
+        """Drop window entries that can no longer contribute at ``watermark_ns``."""
+        ...
+
+    def entries(self) -> int:
+        """Events currently held (for memory caps and metrics)."""
+        ...
+
+    def restore(self, store: Store) -> None:
+        """Load persisted state (baselines) for this rule."""
+        ...
+
+    def flush(self, store: Store) -> None:
+        """Write state changed since the last flush, inside the caller's transaction."""
+        ...

@@ -1,0 +1,128 @@
+"""The event view: a raw DI event kept as-is, plus its parsed time and identity.
+
+DI timestamps carry 0 to 9 fraction digits depending on the service (RADIUS whole
+seconds, directory milliseconds, SSO and MDM nanoseconds), so they are parsed into
+integer nanoseconds and compared as numbers, never as strings.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from alerting import jsonutil
+from alerting.errors import EventError
+
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+_DAY_CACHE: dict[str, int] = {}
+_NS = 1_000_000_000
+
+
+def parse_timestamp(text: str) -> int:
+    """Parse an RFC 3339 timestamp into integer nanoseconds since the epoch (UTC).
+
+    Accepts 0-9 fraction digits, ``Z`` or a ``+HH:MM`` offset; no zone means UTC (the
+    DI API's own convention). Raises ``ValueError`` naming the text on anything else.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"timestamp must be a string, got {type(text).__name__}")
+    m = _TIMESTAMP.fullmatch(text)
+    if m is None:
+        raise ValueError(
+            f"invalid timestamp {text!r}: expected RFC 3339, e.g. 2026-11-20T10:00:01.123Z"
+        )
+    year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
+    date_key = text[:10]
+    day_seconds = _DAY_CACHE.get(date_key)
+    if day_seconds is None:
+        try:
+            datetime(int(year), int(month), int(day), tzinfo=UTC)
+        except ValueError as exc:
+            raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
+        day_seconds = calendar.timegm((int(year), int(month), int(day), 0, 0, 0))
+        if len(_DAY_CACHE) > 4096:
+            _DAY_CACHE.clear()
+        _DAY_CACHE[date_key] = day_seconds
+    h, mi, s = int(hour), int(minute), int(second)
+    if h > 23 or mi > 59 or s > 60:
+        raise ValueError(f"invalid timestamp {text!r}: time of day out of range")
+    seconds = day_seconds + h * 3600 + mi * 60 + s
+    if sign is not None:
+        offset = int(off_h) * 3600 + int(off_m) * 60
+        seconds += -offset if sign == "+" else offset
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    return seconds * _NS + nanos
+
+
+def format_timestamp(ns: int) -> str:
+    """Format nanoseconds as RFC 3339 UTC with ``Z``, keeping only significant digits."""
+    seconds, nanos = divmod(ns, _NS)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if not nanos:
+        return base + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{base}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1000 == 0:
+        return f"{base}.{nanos // 1000:06d}Z"
+    return f"{base}.{nanos:09d}Z"
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Nanoseconds to an aware UTC datetime (microsecond precision)."""
+    return datetime.fromtimestamp(ns / _NS, UTC)
+
+
+class Event:
+    """One DI event: the raw JSON object, its time in ns and its identity.
+
+    ``raw`` is never modified; rules read fields from it. ``id`` is the DI event id, or a
+    stable content hash for partial events without one (rule tests, hand-made files).
+    """
+
+    __slots__ = ("id", "raw", "time_ns")
+
+    def __init__(self, raw: dict[str, Any], time_ns: int, event_id: str) -> None:
+        self.raw = raw
+        self.time_ns = time_ns
+        self.id = event_id
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> Event:
+        """Build an Event; raises ``EventError`` with the reason when it is unusable."""
+        if not isinstance(raw, dict):
+            raise EventError(f"event is not a JSON object but {type(raw).__name__}")
+        stamp = raw.get("timestamp")
+        if stamp is None:
+            raise EventError("event has no 'timestamp' field")
+        try:
+            time_ns = parse_timestamp(stamp)
+        except ValueError as exc:
+            raise EventError(str(exc)) from None
+        event_id = raw.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            event_id = (
+                "sha1:"
+                + hashlib.sha1(
+                    jsonutil.dumps(raw, sort_keys=True).encode(), usedforsecurity=False
+                ).hexdigest()
+            )
+        return cls(raw, time_ns, event_id)
+
+    @property
+    def timestamp(self) -> str:
+        """The event's own timestamp text, as the API sent it."""
+        return str(self.raw["timestamp"])
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id!r}, timestamp={self.raw.get('timestamp')!r})"
+
+
+def sort_key(event: Event) -> tuple[int, str]:
+    """Event-time order with the id as tie-break: the order the DI API pages in."""
+    return (event.time_ns, event.id)

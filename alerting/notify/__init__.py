@@ -1,0 +1,1 @@
+"""Notifications: rendering, routing, the outbox and channels."""

@@ -1,0 +1,1 @@
+"""Where events come from: the DI API, the simulator, files."""

@@ -1,0 +1,359 @@
+"""SQLite state: source cursors, seen event ids, the alert outbox, baselines, realert.
+
+One file, WAL, ``synchronous=FULL``: a poll advances its cursor and enqueues the alerts
+it raised in one transaction, so a crash at any point either keeps both or neither. A
+corrupt, locked or newer-schema database is a clear ``StoreError``, never a silent reset.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alerting.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT PRIMARY KEY, cursor_ns INTEGER NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_ids (
+    source TEXT NOT NULL, event_id TEXT NOT NULL, time_ns INTEGER NOT NULL,
+    PRIMARY KEY (source, event_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_ids_time ON seen_ids (source, time_ns);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at REAL NOT NULL,
+    payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL REFERENCES alerts(fingerprint),
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    sent_at REAL,
+    UNIQUE (fingerprint, channel));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS baselines (
+    rule TEXT NOT NULL, group_key TEXT NOT NULL, value TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL,
+    PRIMARY KEY (rule, group_key, value)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS realert (
+    rule TEXT NOT NULL, group_key TEXT NOT NULL, last_fired_ns INTEGER NOT NULL,
+    suppressed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule, group_key)) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert's delivery to one channel, as the outbox holds it."""
+
+    id: int
+    fingerprint: str
+    channel: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    sent_at: float | None
+    rule: str
+    payload: str
+
+
+class Store:
+    """The state database. Thread-safe: the poll and delivery jobs share one instance."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        if self.path != ":memory:":
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.path}: cannot create its directory ({exc.strerror}): "
+                    "set state.path to a writable location"
+                ) from None
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=5.0, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if self.path != ":memory:" and str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch the database to WAL mode")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"{self.path}: database is locked by another process "
+                "(is another `alerting run` using the same state.path?)"
+            )
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StoreError(
+                f"{self.path}: the state database is corrupt ({text}); move it aside to start "
+                "fresh (the cursor restarts from source.start_from) or restore a backup"
+            )
+        if "readonly" in text or "unable to open" in text:
+            return StoreError(
+                f"{self.path}: cannot write the state database ({text}): check permissions"
+            )
+        return StoreError(f"{self.path}: state database error: {text}")
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer jc-alerting (schema {version}, this version "
+                f"reads {SCHEMA_VERSION}): upgrade jc-alerting or use another state.path"
+            )
+        if version == 0:
+            check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(
+                    f"{self.path}: the state database is corrupt ({check}): move it aside"
+                )
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested uses join the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._conn.execute("ROLLBACK")
+                raise self._error(exc) from None
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, tuple(params))
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
+    def _many(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        with self._lock:
+            try:
+                self._conn.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
+    # ------------------------------------------------------------------ meta
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._exec("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ------------------------------------------------------------------ cursor + seen ids
+
+    def get_cursor(self, source: str) -> int | None:
+        """The source's cursor in ns since the epoch, or None before the first poll."""
+        row = self._exec("SELECT cursor_ns FROM cursors WHERE source = ?", (source,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, source: str, cursor_ns: int, now: float) -> None:
+        self._exec(
+            "INSERT INTO cursors (source, cursor_ns, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(source) DO UPDATE SET cursor_ns = excluded.cursor_ns, "
+            "updated_at = excluded.updated_at",
+            (source, cursor_ns, now),
+        )
+
+    def load_seen(self, source: str, since_ns: int) -> dict[str, int]:
+        """Ids (with their event time) seen at or after ``since_ns``."""
+        rows = self._exec(
+            "SELECT event_id, time_ns FROM seen_ids WHERE source = ? AND time_ns >= ?",
+            (source, since_ns),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def add_seen(self, source: str, ids: Iterable[tuple[str, int]]) -> None:
+        self._many(
+            "INSERT OR IGNORE INTO seen_ids (source, event_id, time_ns) VALUES (?, ?, ?)",
+            ((source, event_id, time_ns) for event_id, time_ns in ids),
+        )
+
+    def prune_seen(self, source: str, before_ns: int) -> int:
+        cur = self._exec(
+            "DELETE FROM seen_ids WHERE source = ? AND time_ns < ?", (source, before_ns)
+        )
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ outbox
+
+    def has_alert(self, fingerprint: str) -> bool:
+        row = self._exec("SELECT 1 FROM alerts WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return row is not None
+
+    def enqueue_alert(
+        self, fingerprint: str, rule: str, payload: str, channels: Iterable[str], now: float
+    ) -> bool:
+        """Record an alert and one pending delivery per channel; False if already known."""
+        with self.transaction():
+            cur = self._exec(
+                "INSERT OR IGNORE INTO alerts (fingerprint, rule, created_at, payload) "
+                "VALUES (?, ?, ?, ?)",
+                (fingerprint, rule, now, payload),
+            )
+            if cur.rowcount == 0:
+                return False
+            self._many(
+                "INSERT OR IGNORE INTO deliveries "
+                "(fingerprint, channel, state, attempts, next_attempt_at, created_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?)",
+                ((fingerprint, ch, now, now) for ch in channels),
+            )
+            return True
+
+    _DELIVERY_SELECT = (
+        "SELECT d.id, d.fingerprint, d.channel, d.state, d.attempts, d.next_attempt_at, "
+        "d.last_error, d.created_at, d.sent_at, a.rule, a.payload "
+        "FROM deliveries d JOIN alerts a ON a.fingerprint = d.fingerprint "
+    )
+
+    def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        rows = self._exec(
+            self._DELIVERY_SELECT + "WHERE d.state = 'pending' AND d.next_attempt_at <= ? "
+            "ORDER BY d.next_attempt_at, d.id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [Delivery(*r) for r in rows]
+
+    def list_deliveries(self, states: Iterable[str] = ("pending", "dead")) -> list[Delivery]:
+        states = tuple(states)
+        marks = ",".join("?" for _ in states)
+        rows = self._exec(
+            self._DELIVERY_SELECT + f"WHERE d.state IN ({marks}) ORDER BY d.id",
+            states,
+        ).fetchall()
+        return [Delivery(*r) for r in rows]
+
+    def mark_sent(self, delivery_id: int, now: float) -> None:
+        self._exec(
+            "UPDATE deliveries SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+            "last_error = NULL WHERE id = ?",
+            (now, delivery_id),
+        )
+
+    def mark_failed(
+        self, delivery_id: int, error: str, next_attempt_at: float, *, dead: bool
+    ) -> None:
+        self._exec(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, "
+            "next_attempt_at = ? WHERE id = ?",
+            ("dead" if dead else "pending", error[:2000], next_attempt_at, delivery_id),
+        )
+
+    def postpone(self, delivery_id: int, next_attempt_at: float, reason: str) -> None:
+        """Delay a delivery without counting an attempt (e.g. a Retry-After)."""
+        self._exec(
+            "UPDATE deliveries SET next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (next_attempt_at, reason[:2000], delivery_id),
+        )
+
+    def retry_dead(self, now: float, delivery_id: int | None = None) -> int:
+        """Re-queue dead-lettered deliveries (one, or all); returns how many."""
+        if delivery_id is None:
+            cur = self._exec(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ? "
+                "WHERE state = 'dead'",
+                (now,),
+            )
+        else:
+            cur = self._exec(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ? "
+                "WHERE id = ? AND state IN ('dead', 'pending')",
+                (now, delivery_id),
+            )
+        return cur.rowcount
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self._exec("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()
+        counts = {"pending": 0, "sent": 0, "dead": 0}
+        counts.update({str(s): int(n) for s, n in rows})
+        return counts
+
+    # ------------------------------------------------------------------ engine state
+
+    def load_baselines(self, rule: str) -> list[tuple[str, str, int, int]]:
+        """(group_key, value, first_seen_ns, last_seen_ns) rows of a new_value rule."""
+        rows = self._exec(
+            "SELECT group_key, value, first_seen_ns, last_seen_ns FROM baselines WHERE rule = ?",
+            (rule,),
+        ).fetchall()
+        return [(str(g), str(v), int(f), int(la)) for g, v, f, la in rows]
+
+    def put_baselines(self, rule: str, rows: Iterable[tuple[str, str, int, int]]) -> None:
+        self._many(
+            "INSERT INTO baselines (rule, group_key, value, first_seen_ns, last_seen_ns) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(rule, group_key, value) DO UPDATE SET "
+            "first_seen_ns = MIN(first_seen_ns, excluded.first_seen_ns), "
+            "last_seen_ns = MAX(last_seen_ns, excluded.last_seen_ns)",
+            ((rule, g, v, f, la) for g, v, f, la in rows),
+        )
+
+    def load_realert(self, rule: str) -> dict[str, tuple[int, int]]:
+        """group_key -> (last_fired_ns, suppressed count) for one rule."""
+        rows = self._exec(
+            "SELECT group_key, last_fired_ns, suppressed FROM realert WHERE rule = ?", (rule,)
+        ).fetchall()
+        return {str(g): (int(t), int(s)) for g, t, s in rows}
+
+    def put_realert(self, rule: str, rows: Iterable[tuple[str, int, int]]) -> None:
+        self._many(
+            "INSERT INTO realert (rule, group_key, last_fired_ns, suppressed) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(rule, group_key) DO UPDATE SET last_fired_ns = excluded.last_fired_ns, "
+            "suppressed = excluded.suppressed",
+            ((rule, g, t, s) for g, t, s in rows),
+        )

@@ -1,0 +1,79 @@
+"""Timestamps of every DI precision parse to the same numeric timeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerting.errors import EventError
+from alerting.events import Event, format_timestamp, parse_timestamp
+
+BASE = 1686842201 * 1_000_000_000  # 2023-06-15T15:16:41Z
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-06-15T15:16:41Z", BASE),  # RADIUS: whole seconds
+        ("2023-06-15T15:16:41.657Z", BASE + 657_000_000),  # directory: ms
+        ("2023-06-15T15:16:41.34334445Z", BASE + 343_344_450),  # SSO: 8 digits
+        ("2023-06-15T15:16:41.812449824Z", BASE + 812_449_824),  # SSO/MDM: 9 digits
+        ("2023-06-15T15:16:41.5Z", BASE + 500_000_000),
+        ("2023-06-15T17:16:41+02:00", BASE),
+        ("2023-06-15T10:46:41-04:30", BASE),
+        ("2023-06-15T15:16:41", BASE),  # no zone: UTC, as the API treats it
+        ("2023-06-15t15:16:41z", BASE),
+    ],
+)
+def test_parse_timestamp_precisions(text: str, expected: int) -> None:
+    assert parse_timestamp(text) == expected
+
+
+def test_numeric_order_differs_from_string_order() -> None:
+    whole, half = "2023-06-15T15:16:41Z", "2023-06-15T15:16:41.5Z"
+    assert whole > half  # the string comparison is wrong ...
+    assert parse_timestamp(whole) < parse_timestamp(half)  # ... the numeric one is right
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2023-13-01T00:00:00Z",
+        "2023-02-30T00:00:00Z",
+        "2023-06-15T25:00:00Z",
+        "2023-06-15T15:16:41.1234567891Z",
+    ],
+)
+def test_parse_timestamp_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="timestamp"):
+        parse_timestamp(text)
+
+
+def test_format_roundtrip_keeps_significant_digits() -> None:
+    for text in (
+        "2023-06-15T15:16:41Z",
+        "2023-06-15T15:16:41.657Z",
+        "2023-06-15T15:16:41.812449824Z",
+    ):
+        assert format_timestamp(parse_timestamp(text)) == text
+
+
+def test_event_without_id_gets_stable_identity() -> None:
+    a = Event.from_raw({"timestamp": "2023-06-15T15:16:41Z", "event_type": "x"})
+    b = Event.from_raw({"event_type": "x", "timestamp": "2023-06-15T15:16:41Z"})
+    assert a.id == b.id
+    assert a.id.startswith("sha1:")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ([], "not a JSON object"),
+        ({"id": "a"}, "no 'timestamp'"),
+        ({"timestamp": "soon"}, "invalid timestamp"),
+    ],
+)
+def test_malformed_events_say_why(raw: object, reason: str) -> None:
+    with pytest.raises(EventError, match=reason):
+        Event.from_raw(raw)
