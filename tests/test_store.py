@@ -1,0 +1,113 @@
+"""The state database keeps cursor and outbox together, and fails loudly, never silently."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alerting.errors import StoreError
+from alerting.store import SCHEMA_VERSION, Store
+
+
+def test_cursor_and_outbox_commit_together(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    with store.transaction():
+        store.set_cursor("di", 100, now=1.0)
+        assert store.enqueue_alert("fp1", "rule-a", "{}", ["slack", "email"], now=1.0)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_cursor("di", 200, now=2.0)
+        store.enqueue_alert("fp2", "rule-a", "{}", ["slack"], now=2.0)
+        raise RuntimeError("crash before commit")
+    store.close()
+
+    reopened = Store(tmp_path / "s.db")
+    assert reopened.get_cursor("di") == 100
+    assert reopened.has_alert("fp1")
+    assert not reopened.has_alert("fp2")
+    assert reopened.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0}
+
+
+def test_duplicate_fingerprint_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    assert store.enqueue_alert("fp", "r", "{}", ["a"], now=1.0)
+    assert not store.enqueue_alert("fp", "r", "{}", ["a", "b"], now=2.0)
+    assert len(store.list_deliveries(["pending"])) == 1
+
+
+def test_delivery_lifecycle(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.enqueue_alert("fp", "r", '{"x": 1}', ["a", "b"], now=10.0)
+    assert store.due_deliveries(now=9.0) == []
+    first, second = store.due_deliveries(now=10.0)
+    store.mark_sent(first.id, now=11.0)
+    store.mark_failed(second.id, "boom", next_attempt_at=20.0, dead=False)
+    assert store.due_deliveries(now=19.0) == []
+    (retry,) = store.due_deliveries(now=20.0)
+    assert retry.attempts == 1
+    assert retry.last_error == "boom"
+    store.mark_failed(retry.id, "boom again", next_attempt_at=30.0, dead=True)
+    assert store.outbox_counts() == {"pending": 0, "sent": 1, "dead": 1}
+    assert store.retry_dead(now=40.0) == 1
+    (again,) = store.due_deliveries(now=40.0)
+    assert again.attempts == 0
+
+
+def test_seen_ids_prune_by_event_time(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.add_seen("di", [("a", 10), ("b", 20), ("c", 30)])
+    assert store.load_seen("di", since_ns=20) == {"b": 20, "c": 30}
+    assert store.prune_seen("di", before_ns=25) == 2
+    assert store.load_seen("di", since_ns=0) == {"c": 30}
+    assert store.load_seen("other", since_ns=0) == {}
+
+
+def test_baselines_and_realert_round_trip(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.put_baselines("geo", [("alice", "US", 5, 5), ("alice", "FR", 7, 9)])
+    store.put_baselines("geo", [("alice", "US", 3, 12)])
+    assert sorted(store.load_baselines("geo")) == [("alice", "FR", 7, 9), ("alice", "US", 3, 12)]
+    store.put_realert("burst", [("alice", 100, 2)])
+    assert store.load_realert("burst") == {"alice": (100, 2)}
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not sqlite" * 512)
+    with pytest.raises(StoreError, match=r"corrupt.*move it aside"):
+        Store(path)
+    assert path.read_bytes().startswith(b"this is not sqlite")  # never silently reset
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer jc-alerting"):
+        Store(path)
+
+
+def test_locked_database_names_the_cause(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        store = Store.__new__(Store)
+        store.path = str(path)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=0.05)
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            conn.execute("BEGIN IMMEDIATE")
+        assert "locked by another process" in str(store._error(caught.value))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+def test_uses_wal_and_full_sync(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
