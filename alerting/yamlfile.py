@@ -274,17 +274,19 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathKey:
     """Drop pydantic's union/discriminator tags, keeping only real keys and indexes."""
     path: list[str | int] = []
     node = data
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
-            # a missing key, or a tag; keep the missing key so "missing" can name it
+        elif isinstance(node, dict) and isinstance(part, str) and i == len(loc) - 1:
+            # a missing key (always last); keep it so "missing" can name it
             path.append(part)
             node = None
+        # anything else is a union/discriminator tag (``console`` in
+        # channels.c.console.colour): skip it and stay on the same node
     return tuple(path)
 
 
@@ -312,6 +314,23 @@ def pydantic_problems(
         if kind == "missing":
             parent = path[:-1] if path and path[-1] not in _dig(doc.data, path[:-1], {}) else path
             problems.append(doc.problem(parent, f"missing required key {str(loc[-1])!r}"))
+            continue
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            # A discriminated union (channel ``type:``): name the key, suggest the tag.
+            ctx = err.get("ctx", {})
+            disc = str(ctx.get("discriminator", "type")).strip("'")
+            if kind == "union_tag_not_found":
+                problems.append(doc.problem(path, f"{dotted}: missing required key {disc!r}"))
+                continue
+            expected = _EXPECTED_VALUES.findall(str(ctx.get("expected_tags", "")))
+            tag = str(ctx.get("tag"))
+            problems.append(
+                doc.problem(
+                    (*path, disc),
+                    f"{dotted}.{disc}: {tag!r} is not one of {', '.join(expected)}"
+                    f"{suggest(tag, expected)}",
+                )
+            )
             continue
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
