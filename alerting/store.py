@@ -343,6 +343,13 @@ class Store:
             ((rule, g, v, f, la) for g, v, f, la in rows),
         )
 
+    def prune_baselines(self, rule: str, before_ns: int) -> int:
+        """Delete a new_value rule's values last seen before ``before_ns`` (forgotten)."""
+        cur = self._exec(
+            "DELETE FROM baselines WHERE rule = ? AND last_seen_ns < ?", (rule, before_ns)
+        )
+        return cur.rowcount
+
     def load_realert(self, rule: str) -> dict[str, tuple[int, int]]:
         """group_key -> (last_fired_ns, suppressed count) for one rule."""
         rows = self._exec(

@@ -1,0 +1,820 @@
+"""Event-time aggregations: threshold, distinct, new_value, travel, sequence.
+
+The rule core hands every matching event to its rule's aggregation as a ``Hit``; the
+aggregation keeps per-group state and returns the ``Firing``s that become alerts. These
+are the exact semantics (the property tests' brute-force oracles are written from them).
+
+Common terms
+    *Order*: hits of a group are ordered by ``(event time, event id)``; "before/after"
+    below mean this order and "later" means a later event time.
+    *Held hits* ``U``: a group's hits that were added, not consumed by a firing and not
+    evicted. Hits with no usable value (distinct/new_value field missing or null, travel
+    without valid coordinates, sequence hits matching no step) are ignored entirely.
+    *Window ending at e*, ``W(e)``: the held hits ``u`` with ``u <= e`` in order and
+    ``e.time - within < u.time``, i.e. the half-open interval ``(e.time - within,
+    e.time]``. Hits exactly ``within`` apart are never in one window (as ElastAlert).
+    *Trigger*: the chronologically last event of what fired. For in-order input that is
+    the hit just added; for a late hit it is the event that closes the window, which is
+    what an in-order re-read (e.g. after a restart) picks too, so fingerprints are stable.
+    *Events* of a firing are in order; past 100 only the first 50 and last 50 are kept
+    (``count`` stays exact, and the first/last event times stay right).
+
+threshold {count, within}
+    After adding hit ``h``, take the held hits ``e >= h`` in order with ``e.time <
+    h.time + within``; the first whose ``W(e)`` holds ``>= count`` hits fires with
+    ``W(e)`` and consumes it. In order this is "the ``count``-th hit inside ``(t -
+    within, t]``", so 25 hits within the window with ``count: 10`` fire twice (at hits 10
+    and 20). Invariant: after every ``add`` no window holds ``count`` hits, so a firing
+    holds exactly ``count`` hits and one ``add`` fires at most once.
+
+distinct {field, count, within}
+    Same, counting the distinct values of ``field`` over ``W(e)``; the firing consumes
+    every hit of ``W(e)`` (``count`` = those hits). Values are compared exactly (strings
+    as is, other JSON values as compact JSON text); a list (JSONPath) contributes each
+    element; missing/null values are ignored.
+
+new_value {field, learn, forget}
+    Per rule, ``start`` = event time of the first hit the rule ever saw (persisted). A
+    hit at ``t`` with ``t < start + learn`` only learns. A value ``v`` is *known* for the
+    group at ``t`` when it was seen before (in arrival order) and ``forget == 0`` or
+    ``t - last_seen(v) < forget``. A group with no known value (brand new, or every value
+    forgotten) learns its first value silently: a new user's first login is not unusual.
+    Otherwise a hit carrying a value that is not known fires once, with the first such
+    value; all its values are then added (``first_seen``/``last_seen`` = min/max time).
+    Baselines persist: ``flush`` writes rows changed since the last flush (and the learn
+    start as store meta), ``restore`` loads them; replaying history bootstraps them.
+    Forgotten values leave memory on ``evict`` and the store on the next ``flush``.
+
+travel {max_speed_kmh, min_distance_km, within, latitude, longitude}
+    Held hits are the group's located hits. A new hit is compared with its neighbours in
+    order: predecessor and successor (the latter only exists for a late hit). A pair ``a
+    < b`` fires when ``b.time - a.time < within``, the great-circle distance ``d >=
+    min_distance_km`` and ``d / max(b.time - a.time, 1 minute) > max_speed_kmh``; the
+    trigger is ``b``. Nothing is consumed: each adjacent pair is judged once, when its
+    second hit arrives.
+
+sequence {within, steps[{selection, count}]}
+    A *chain* is ``count_1`` hits matching step 1, then ``count_2`` matching step 2 each
+    strictly later than every step-1 hit, and so on (hits at the same instant cannot be
+    in different steps), each hit used once, and ``last.time - first.time < within``.
+    ``Hit.steps`` holds the 0-based indexes of the steps it matches. After adding ``h``,
+    the chain with the earliest end (its last hit in order) fires; among chains with that
+    end, the one using the latest hits (greedy backwards from the end, step by step) is
+    chosen, and its hits are consumed. The invariant (no chain among held hits between
+    ``add`` calls) means every chain found includes ``h`` and at most one fires per add.
+
+Late events, eviction, memory
+    Hits may arrive out of order by up to ``tolerance_ns`` (the poll overlap); results
+    then follow the definitions above with the hits in arrival order. ``evict(w)`` drops
+    held hits older than ``w - within - tolerance`` (new_value: values last seen before
+    ``w - forget - tolerance``); when every later hit is at least ``w - tolerance`` (the
+    engine's watermark contract) eviction never changes a result. Later hits are still
+    accepted and judged against what is held. Past ``max_entries`` held entries per rule
+    the oldest are dropped (down to 90% of the cap) with one warning per rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from alerting import jsonutil
+from alerting.durations import td_ns
+from alerting.engine.fields import MISSING, Getter, compile_path
+from alerting.engine.geo import coordinate, haversine_km
+from alerting.engine.types import (
+    Aggregation,
+    AggregationSpec,
+    DistinctSpec,
+    Firing,
+    Hit,
+    NewValueSpec,
+    SequenceSpec,
+    ThresholdSpec,
+    TravelSpec,
+)
+from alerting.engine.windows import Series, Windows
+from alerting.events import Event, format_timestamp
+
+if TYPE_CHECKING:
+    from alerting.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_FIRING_EVENTS = 100
+MAX_DISTINCT_VALUES = 50
+MAX_KNOWN_VALUES = 20
+DEFAULT_MAX_ENTRIES = 200_000
+DEFAULT_TOLERANCE_NS = 5 * 60 * 10**9
+_MINUTE_NS = 60 * 10**9
+_HOUR_NS = 3600 * 10**9
+
+__all__ = [
+    "DistinctAggregation",
+    "NewValueAggregation",
+    "SequenceAggregation",
+    "ThresholdAggregation",
+    "TravelAggregation",
+    "build_aggregation",
+    "field_values",
+]
+
+
+def build_aggregation(
+    spec: AggregationSpec,
+    *,
+    rule_id: str,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+) -> Aggregation:
+    """The aggregation for a rule's spec.
+
+    Field paths (``field``, ``latitude``, ``longitude``) are compiled here; a bad one
+    raises ``alerting.engine.fields.FieldPathError`` for the rule loader to locate.
+    """
+    kwargs: dict[str, Any] = {
+        "rule_id": rule_id,
+        "max_entries": max_entries,
+        "tolerance_ns": tolerance_ns,
+    }
+    if isinstance(spec, ThresholdSpec):
+        return ThresholdAggregation(spec, **kwargs)
+    if isinstance(spec, DistinctSpec):
+        return DistinctAggregation(spec, **kwargs)
+    if isinstance(spec, NewValueSpec):
+        return NewValueAggregation(spec, **kwargs)
+    if isinstance(spec, TravelSpec):
+        return TravelAggregation(spec, **kwargs)
+    if isinstance(spec, SequenceSpec):
+        return SequenceAggregation(spec, **kwargs)
+    raise TypeError(f"unknown aggregation spec {type(spec).__name__}")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _cap_events(hits: list[Hit]) -> list[Event]:
+    """Events in order, keeping the first and last halves past the cap."""
+    if len(hits) <= MAX_FIRING_EVENTS:
+        return [h.event for h in hits]
+    half = MAX_FIRING_EVENTS // 2
+    return [h.event for h in hits[:half]] + [h.event for h in hits[-half:]]
+
+
+def _value_key(value: Any) -> str | None:
+    """A field value as the string the windows and baselines compare (None: no value)."""
+    if type(value) is str:
+        return value
+    if value is None or value is MISSING:
+        return None
+    return jsonutil.dumps(value, sort_keys=True)
+
+
+def field_values(value: Any) -> tuple[str, ...]:
+    """The comparable values a field yields: one, or each element of a list."""
+    if type(value) is str:
+        return (value,)
+    if type(value) is list:
+        keys = (_value_key(v) for v in value)
+        return tuple(dict.fromkeys(k for k in keys if k is not None))
+    key = _value_key(value)
+    return () if key is None else (key,)
+
+
+class _Windowed:
+    """Shared plumbing of the aggregations rebuilt from events (no persisted state)."""
+
+    kind = ""
+
+    def __init__(self, within_ns: int, windows: Windows[Any], *, tolerance_ns: int) -> None:
+        self._within = within_ns
+        self._tolerance = tolerance_ns
+        self._windows = windows
+
+    def evict(self, watermark_ns: int) -> None:
+        self._windows.evict_before(watermark_ns - self._within - self._tolerance)
+
+    def entries(self) -> int:
+        return self._windows.size
+
+    def restore(self, store: Store) -> None:
+        """Nothing persisted: windows are rebuilt by re-reading recent events."""
+
+    def flush(self, store: Store) -> None:
+        """Nothing persisted: windows are rebuilt by re-reading recent events."""
+
+    def _consume(self, group_key: str, series: Series, start: int, stop: int) -> list[Hit]:
+        hits = series.hits[start:stop]
+        series.delete(start, stop)
+        self._windows.size -= len(hits)
+        self._windows.forget_if_empty(group_key, series)
+        return hits
+
+
+# ---------------------------------------------------------------------- threshold
+
+
+class ThresholdAggregation(_Windowed):
+    """``count`` hits of a group within ``within`` (module docstring: threshold)."""
+
+    kind = "threshold"
+
+    def __init__(
+        self, spec: ThresholdSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+    ) -> None:
+        windows: Windows[Series] = Windows(
+            Series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
+        )
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        self.spec = spec
+        self._count = spec.count
+
+    def add(self, hit: Hit) -> list[Firing]:
+        t = hit.event.time_ns
+        windows = self._windows
+        series = windows.get(hit.group_key)
+        i = series.insert(t, hit, None)
+        windows.size += 1
+        times = series.times
+        n = len(times)
+        count = self._count
+        within = self._within
+        firings: list[Firing] = []
+        if i == n - 1:
+            # In order: W(h) is the tail; by the invariant it has at most `count` hits.
+            if n >= count and times[n - count] > t - within:
+                firings.append(self._fire(hit.group_key, series, n - count, n))
+        else:
+            j = i
+            end = t + within
+            while j < n and times[j] < end:
+                lo = bisect_right(times, times[j] - within)
+                if j - lo + 1 >= count:
+                    firings.append(self._fire(hit.group_key, series, lo, j + 1))
+                    break
+                j += 1
+        if windows.size > windows.max_entries:
+            windows.enforce_cap()
+        return firings
+
+    def _fire(self, group_key: str, series: Series, start: int, stop: int) -> Firing:
+        hits = self._consume(group_key, series, start, stop)
+        trigger = hits[-1]
+        return Firing(group_key, trigger.group, trigger.event, _cap_events(hits), len(hits))
+
+
+# ---------------------------------------------------------------------- distinct
+
+
+class _DistinctSeries(Series):
+    """A series plus the value counts of the window ending at its last hit.
+
+    ``counts`` covers ``[lo, len)`` and is kept incrementally while hits arrive in order;
+    any other change sets it to None and the next in-order hit rebuilds it.
+    """
+
+    __slots__ = ("counts", "lo")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lo = 0
+        self.counts: dict[str, int] | None = {}
+
+    def drop_before(self, cutoff_ns: int) -> int:
+        k = super().drop_before(cutoff_ns)
+        if k:
+            if self.counts is not None and k <= self.lo:
+                self.lo -= k
+            else:
+                self.counts = None
+        return k
+
+
+def _count_in(counts: dict[str, int], values: tuple[str, ...]) -> None:
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+
+
+def _count_out(counts: dict[str, int], values: tuple[str, ...]) -> None:
+    for v in values:
+        left = counts[v] - 1
+        if left:
+            counts[v] = left
+        else:
+            del counts[v]
+
+
+class DistinctAggregation(_Windowed):
+    """``count`` distinct values of ``field`` within ``within`` (docstring: distinct)."""
+
+    kind = "distinct"
+
+    def __init__(
+        self, spec: DistinctSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+    ) -> None:
+        windows: Windows[_DistinctSeries] = Windows(
+            _DistinctSeries, rule_id=rule_id, kind=self.kind, max_entries=max_entries
+        )
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        self.spec = spec
+        self._count = spec.count
+        self._get: Getter = compile_path(spec.field)
+
+    def add(self, hit: Hit) -> list[Firing]:
+        values = field_values(self._get(hit.event.raw))
+        if not values:
+            return []
+        t = hit.event.time_ns
+        windows = self._windows
+        series: _DistinctSeries = windows.get(hit.group_key)
+        i = series.insert(t, hit, values)
+        windows.size += 1
+        times = series.times
+        aux = series.aux
+        n = len(times)
+        within = self._within
+        firings: list[Firing] = []
+        if i == n - 1:
+            counts = series.counts
+            limit = t - within
+            if counts is None:
+                lo = bisect_right(times, limit)
+                counts = {}
+                for vals in aux[lo:n]:
+                    _count_in(counts, vals)
+            else:
+                _count_in(counts, values)
+                lo = series.lo
+                while times[lo] <= limit:
+                    _count_out(counts, aux[lo])
+                    lo += 1
+            series.lo = lo
+            series.counts = counts
+            if len(counts) >= self._count:
+                firings.append(self._fire(hit.group_key, series, lo, n, counts))
+                series.lo = len(times)
+                series.counts = {}
+        else:
+            series.counts = None
+            lo = bisect_right(times, t - within)
+            counts = {}
+            for vals in aux[lo : i + 1]:
+                _count_in(counts, vals)
+            j = i
+            end = t + within
+            while True:
+                if len(counts) >= self._count:
+                    firings.append(self._fire(hit.group_key, series, lo, j + 1, counts))
+                    break
+                j += 1
+                if j >= n or times[j] >= end:
+                    break
+                _count_in(counts, aux[j])
+                limit = times[j] - within
+                while times[lo] <= limit:
+                    _count_out(counts, aux[lo])
+                    lo += 1
+        if windows.size > windows.max_entries:
+            windows.enforce_cap()
+        return firings
+
+    def _fire(
+        self, group_key: str, series: Series, start: int, stop: int, counts: dict[str, int]
+    ) -> Firing:
+        details = {
+            "field": self.spec.field,
+            "values": sorted(counts)[:MAX_DISTINCT_VALUES],
+            "distinct": len(counts),
+        }
+        hits = self._consume(group_key, series, start, stop)
+        trigger = hits[-1]
+        return Firing(
+            group_key, trigger.group, trigger.event, _cap_events(hits), len(hits), details
+        )
+
+
+# ---------------------------------------------------------------------- travel
+
+
+class TravelAggregation(_Windowed):
+    """Adjacent located hits too far apart for the time between them (docstring: travel)."""
+
+    kind = "travel"
+
+    def __init__(
+        self, spec: TravelSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+    ) -> None:
+        windows: Windows[Series] = Windows(
+            Series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
+        )
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        self.spec = spec
+        self._lat = compile_path(spec.latitude)
+        self._lon = compile_path(spec.longitude)
+        parent = spec.latitude.rpartition(".")[0]
+        self._country = compile_path(
+            f"{parent}.country_code"
+            if parent and not parent.startswith("$")
+            else "geoip.country_code"
+        )
+        self._client_ip = compile_path("client_ip")
+
+    def add(self, hit: Hit) -> list[Firing]:
+        raw = hit.event.raw
+        lat = coordinate(self._lat(raw), 90.0)
+        if lat is None:
+            return []
+        lon = coordinate(self._lon(raw), 180.0)
+        if lon is None:
+            return []
+        windows = self._windows
+        series = windows.get(hit.group_key)
+        i = series.insert(hit.event.time_ns, hit, (lat, lon))
+        windows.size += 1
+        firings: list[Firing] = []
+        if i > 0:
+            firing = self._judge(series, i - 1, i)
+            if firing is not None:
+                firings.append(firing)
+        if i < len(series.times) - 1:
+            firing = self._judge(series, i, i + 1)
+            if firing is not None:
+                firings.append(firing)
+        if windows.size > windows.max_entries:
+            windows.enforce_cap()
+        return firings
+
+    def _judge(self, series: Series, a: int, b: int) -> Firing | None:
+        dt = series.times[b] - series.times[a]
+        if dt >= self._within:
+            return None
+        here, there = series.aux[a], series.aux[b]
+        if here == there:  # the usual case: same place, distance 0 never fires
+            return None
+        (lat1, lon1), (lat2, lon2) = here, there
+        distance = haversine_km(lat1, lon1, lat2, lon2)
+        spec = self.spec
+        if distance < spec.min_distance_km:
+            return None
+        speed = distance / (max(dt, _MINUTE_NS) / _HOUR_NS)
+        if speed <= spec.max_speed_kmh:
+            return None
+        first, second = series.hits[a], series.hits[b]
+        details = {
+            "distance_km": round(distance, 1),
+            "speed_kmh": round(speed, 1),
+            "minutes": round(dt / _MINUTE_NS, 1),
+            "from": self._place(first.event, lat1, lon1),
+            "to": self._place(second.event, lat2, lon2),
+        }
+        return Firing(
+            second.group_key, second.group, second.event, [first.event, second.event], 2, details
+        )
+
+    def _place(self, event: Event, lat: float, lon: float) -> dict[str, Any]:
+        country = self._country(event.raw)
+        client_ip = self._client_ip(event.raw)
+        return {
+            "lat": lat,
+            "lon": lon,
+            "country_code": None if country is MISSING else country,
+            "client_ip": None if client_ip is MISSING else client_ip,
+            "time": format_timestamp(event.time_ns),
+        }
+
+
+# ---------------------------------------------------------------------- sequence
+
+
+class _SequenceSeries(Series):
+    """A series plus how many held hits match each step (skips hopeless searches)."""
+
+    __slots__ = ("have",)
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.have = [0] * steps
+
+    def insert(self, time_ns: int, hit: Hit, aux: Any) -> int:
+        for k in aux:
+            self.have[k] += 1
+        return super().insert(time_ns, hit, aux)
+
+    def delete(self, start: int, stop: int) -> None:
+        have = self.have
+        for steps in self.aux[start:stop]:
+            for k in steps:
+                have[k] -= 1
+        super().delete(start, stop)
+
+    def remove(self, indexes: Iterable[int]) -> int:
+        have, aux = self.have, self.aux
+        drop = set(indexes)
+        for j in drop:
+            for k in aux[j]:
+                have[k] -= 1
+        return super().remove(drop)
+
+
+class SequenceAggregation(_Windowed):
+    """Ordered steps within ``within`` (module docstring: sequence)."""
+
+    kind = "sequence"
+
+    def __init__(
+        self, spec: SequenceSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+    ) -> None:
+        steps = len(spec.steps)
+        windows: Windows[_SequenceSeries] = Windows(
+            lambda: _SequenceSeries(steps),
+            rule_id=rule_id,
+            kind=self.kind,
+            max_entries=max_entries,
+        )
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        self.spec = spec
+        self._counts = tuple(step.count for step in spec.steps)
+        self._last = len(spec.steps) - 1
+
+    def add(self, hit: Hit) -> list[Firing]:
+        last = self._last
+        steps = tuple(s for s in hit.steps if 0 <= s <= last)
+        if not steps:
+            return []
+        t = hit.event.time_ns
+        windows = self._windows
+        series: _SequenceSeries = windows.get(hit.group_key)
+        i = series.insert(t, hit, steps)
+        windows.size += 1
+        n = len(series.times)
+        firings: list[Firing] = []
+        if any(have < need for have, need in zip(series.have, self._counts, strict=True)):
+            pass  # some step lacks enough held hits: no chain can exist
+        elif i == n - 1:
+            # In order, a chain must end at h, so h must match the last step.
+            if last in steps:
+                chain = self._chain(series, i)
+                if chain is not None:
+                    firings.append(self._fire(hit.group_key, series, chain))
+        else:
+            times, aux = series.times, series.aux
+            end = t + self._within
+            j = i
+            while j < n and times[j] < end:
+                if last in aux[j]:
+                    chain = self._chain(series, j)
+                    if chain is not None:
+                        firings.append(self._fire(hit.group_key, series, chain))
+                        break
+                j += 1
+        if windows.size > windows.max_entries:
+            windows.enforce_cap()
+        return firings
+
+    def _chain(self, series: _SequenceSeries, e: int) -> list[int] | None:
+        """Indexes of the chain ending at ``e`` that uses the latest hits, or None.
+
+        One backward pass: fill the last step with the latest matching hits up to ``e``,
+        then each earlier step with the latest matching hits strictly earlier than the
+        step after it. Taking the latest hits leaves the most room for earlier steps and
+        the window, so this finds a chain whenever one ending at ``e`` exists.
+        """
+        times, aux, counts = series.times, series.aux, self._counts
+        limit = times[e] - self._within
+        picked = [e]
+        k = self._last
+        need = counts[k] - 1
+        bound: int | None = None
+        if need == 0:
+            bound, k = times[e], k - 1
+            need = counts[k]
+        j = e - 1
+        while j >= 0:
+            tj = times[j]
+            if tj <= limit:
+                return None
+            if k in aux[j] and (bound is None or tj < bound):
+                picked.append(j)
+                need -= 1
+                if need == 0:
+                    if k == 0:
+                        return picked
+                    bound, k = tj, k - 1
+                    need = counts[k]
+            j -= 1
+        return None
+
+    def _fire(self, group_key: str, series: _SequenceSeries, chain: list[int]) -> Firing:
+        order = sorted(chain)
+        hits = [series.hits[j] for j in order]
+        self._windows.size -= series.remove(order)
+        self._windows.forget_if_empty(group_key, series)
+        trigger = hits[-1]
+        details = {"steps": [{"selection": s.selection, "count": s.count} for s in self.spec.steps]}
+        return Firing(
+            group_key, trigger.group, trigger.event, _cap_events(hits), len(hits), details
+        )
+
+
+# ---------------------------------------------------------------------- new_value
+
+
+class _Baseline:
+    """One group's known values: value -> [first_seen_ns, last_seen_ns]."""
+
+    __slots__ = ("newest", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[int]] = {}
+        self.newest = -(2**63)
+
+
+class NewValueAggregation:
+    """A value never seen for the group, after a learning period (docstring: new_value)."""
+
+    kind = "new_value"
+    SWEEP_EVERY_NS = _HOUR_NS
+    """Forgotten values are dropped from memory (and the store) at most once an hour."""
+
+    def __init__(
+        self, spec: NewValueSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+    ) -> None:
+        self.spec = spec
+        self.rule_id = rule_id
+        self._get: Getter = compile_path(spec.field)
+        self._learn = td_ns(spec.learn)
+        self._forget = td_ns(spec.forget)
+        self._tolerance = tolerance_ns
+        self._max_entries = max(1, max_entries)
+        self._groups: dict[str, _Baseline] = {}
+        self._size = 0
+        self._start: int | None = None
+        self._start_dirty = False
+        self._dirty: set[tuple[str, str]] = set()
+        self._swept_to: int | None = None
+        self._prune_before: int | None = None
+        self._warned = False
+
+    @property
+    def meta_key(self) -> str:
+        """The store meta key holding the learning start (event time, ns)."""
+        return f"new_value.learn_start.{self.rule_id}"
+
+    def add(self, hit: Hit) -> list[Firing]:
+        values = field_values(self._get(hit.event.raw))
+        if not values:
+            return []
+        t = hit.event.time_ns
+        if self._start is None:
+            self._start = t
+            self._start_dirty = True
+        key = hit.group_key
+        baseline = self._groups.get(key)
+        if baseline is None:
+            baseline = self._groups[key] = _Baseline()
+        forget = self._forget
+        known = baseline.values
+        new_value: str | None = None
+        if (
+            t >= self._start + self._learn
+            and known
+            and (not forget or t - baseline.newest < forget)
+        ):
+            for v in values:
+                seen = known.get(v)
+                if seen is None or (forget and t - seen[1] >= forget):
+                    new_value = v
+                    break
+        firings: list[Firing] = []
+        if new_value is not None:
+            known_now = sorted(
+                v for v, (_, last) in known.items() if not forget or t - last < forget
+            )
+            firings.append(
+                Firing(
+                    key,
+                    hit.group,
+                    hit.event,
+                    [hit.event],
+                    1,
+                    {
+                        "field": self.spec.field,
+                        "value": new_value,
+                        "known": known_now[:MAX_KNOWN_VALUES],
+                    },
+                )
+            )
+        dirty = self._dirty
+        for v in values:
+            seen = known.get(v)
+            if seen is None:
+                known[v] = [t, t]
+                self._size += 1
+            elif t > seen[1]:
+                seen[1] = t
+            elif t < seen[0]:
+                seen[0] = t
+            else:
+                continue
+            dirty.add((key, v))
+        if t > baseline.newest:
+            baseline.newest = t
+        if self._size > self._max_entries:
+            self._shrink()
+        return firings
+
+    def evict(self, watermark_ns: int) -> None:
+        """Drop values forgotten for every hit at or after ``watermark - tolerance``."""
+        if not self._forget:
+            return
+        cutoff = watermark_ns - self._forget - self._tolerance
+        if self._swept_to is not None and cutoff - self._swept_to < self.SWEEP_EVERY_NS:
+            return
+        self._swept_to = cutoff
+        self._prune_before = cutoff
+        self._drop_older(cutoff)
+
+    def _drop_older(self, cutoff: int) -> None:
+        empty = []
+        for key, baseline in self._groups.items():
+            if baseline.newest < cutoff:
+                self._size -= len(baseline.values)
+                empty.append(key)
+                continue
+            old = [v for v, (_, last) in baseline.values.items() if last < cutoff]
+            for v in old:
+                del baseline.values[v]
+            self._size -= len(old)
+        for key in empty:
+            del self._groups[key]
+
+    def _shrink(self) -> None:
+        """Past the cap, forget the least recently seen values (warn once per rule)."""
+        lasts = sorted(last for b in self._groups.values() for (_, last) in b.values.values())
+        target = int(self._max_entries * 0.9)
+        cutoff = lasts[len(lasts) - target - 1] + 1
+        before = self._size
+        self._drop_older(cutoff)
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "rule %s: new_value baseline reached max_entries=%d values; forgot the %d "
+                "least recently seen (they will count as new again). Use a less varied "
+                "field or group, a shorter forget, or raise the cap. Warned once per rule.",
+                self.rule_id,
+                self._max_entries,
+                before - self._size,
+            )
+
+    def entries(self) -> int:
+        return self._size
+
+    def restore(self, store: Store) -> None:
+        """Load the learning start and every persisted baseline row of this rule."""
+        stored = store.get_meta(self.meta_key)
+        if stored is not None:
+            try:
+                start = int(stored)
+            except ValueError:
+                logger.warning(
+                    "rule %s: ignoring unreadable learning start %r in the state database",
+                    self.rule_id,
+                    stored,
+                )
+            else:
+                self._start = start if self._start is None else min(self._start, start)
+        for group_key, value, first, last in store.load_baselines(self.rule_id):
+            baseline = self._groups.get(group_key)
+            if baseline is None:
+                baseline = self._groups[group_key] = _Baseline()
+            seen = baseline.values.get(value)
+            if seen is None:
+                baseline.values[value] = [first, last]
+                self._size += 1
+            else:
+                seen[0] = min(seen[0], first)
+                seen[1] = max(seen[1], last)
+            if last > baseline.newest:
+                baseline.newest = last
+        if self._size > self._max_entries:
+            self._shrink()
+
+    def flush(self, store: Store) -> None:
+        """Write the learning start and the rows changed since the last flush."""
+        if self._start_dirty and self._start is not None:
+            store.set_meta(self.meta_key, str(self._start))
+        rows = []
+        for key, value in self._dirty:
+            baseline = self._groups.get(key)
+            seen = None if baseline is None else baseline.values.get(value)
+            if seen is not None:
+                rows.append((key, value, seen[0], seen[1]))
+        if rows:
+            store.put_baselines(self.rule_id, rows)
+        if self._prune_before is not None:
+            store.prune_baselines(self.rule_id, self._prune_before)
+        self._start_dirty = False
+        self._dirty.clear()
+        self._prune_before = None

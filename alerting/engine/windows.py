@@ -1,0 +1,147 @@
+"""Per-group event-time series: the storage under every windowed aggregation.
+
+A ``Series`` keeps one group's held hits sorted by ``(event time, event id)`` in parallel
+lists, so the common case (events arriving in order) is an ``append`` and only a late
+event pays for ``bisect`` + ``insert``. ``Windows`` maps group keys to series, counts the
+entries of the whole rule and enforces the per-rule memory cap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+from alerting.engine.types import Hit
+
+# The cap warning is reported under the aggregations' logger, where users configure it.
+logger = logging.getLogger("alerting.engine.aggregations")
+
+SHRINK_TO = 0.9
+"""On hitting the cap, drop the oldest entries down to this fraction of it (amortised)."""
+
+
+class Series:
+    """One group's held hits in ``(time, id)`` order, with one payload per hit."""
+
+    __slots__ = ("aux", "hits", "times")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.hits: list[Hit] = []
+        self.aux: list[Any] = []
+
+    def insert(self, time_ns: int, hit: Hit, aux: Any) -> int:
+        """Insert in ``(time, id)`` order; returns the index. Appends when in order."""
+        times = self.times
+        if (
+            not times
+            or time_ns > times[-1]
+            or (time_ns == times[-1] and hit.event.id >= self.hits[-1].event.id)
+        ):
+            times.append(time_ns)
+            self.hits.append(hit)
+            self.aux.append(aux)
+            return len(times) - 1
+        hits = self.hits
+        i = bisect_left(times, time_ns)
+        end = bisect_right(times, time_ns, i)
+        event_id = hit.event.id
+        while i < end and hits[i].event.id <= event_id:
+            i += 1
+        times.insert(i, time_ns)
+        hits.insert(i, hit)
+        self.aux.insert(i, aux)
+        return i
+
+    def delete(self, start: int, stop: int) -> None:
+        """Remove entries ``[start, stop)`` (consumed hits)."""
+        del self.times[start:stop]
+        del self.hits[start:stop]
+        del self.aux[start:stop]
+
+    def remove(self, indexes: Iterable[int]) -> int:
+        """Remove scattered entries (a consumed sequence); returns how many."""
+        drop = sorted(set(indexes))
+        if not drop:
+            return 0
+        first = drop[0]
+        dropped = set(drop)
+        keep = [j for j in range(first, len(self.times)) if j not in dropped]
+        self.times[first:] = [self.times[j] for j in keep]
+        self.hits[first:] = [self.hits[j] for j in keep]
+        self.aux[first:] = [self.aux[j] for j in keep]
+        return len(drop)
+
+    def drop_before(self, cutoff_ns: int) -> int:
+        """Drop entries older than ``cutoff_ns``; returns how many."""
+        k = bisect_left(self.times, cutoff_ns)
+        if k:
+            self.delete(0, k)
+        return k
+
+
+S = TypeVar("S", bound=Series)
+
+
+class Windows(Generic[S]):
+    """All groups' series of one rule, with the entry count and the memory cap."""
+
+    __slots__ = ("_factory", "_warned", "groups", "kind", "max_entries", "rule_id", "size")
+
+    def __init__(
+        self, factory: Callable[[], S], *, rule_id: str, kind: str, max_entries: int
+    ) -> None:
+        self._factory = factory
+        self.groups: dict[str, S] = {}
+        self.size = 0
+        self.rule_id = rule_id
+        self.kind = kind
+        self.max_entries = max(1, max_entries)
+        self._warned = False
+
+    def get(self, group_key: str) -> S:
+        series = self.groups.get(group_key)
+        if series is None:
+            series = self.groups[group_key] = self._factory()
+        return series
+
+    def forget_if_empty(self, group_key: str, series: S) -> None:
+        if not series.times:
+            self.groups.pop(group_key, None)
+
+    def evict_before(self, cutoff_ns: int) -> None:
+        """Drop every entry older than ``cutoff_ns`` and the groups left empty."""
+        empty = []
+        for key, series in self.groups.items():
+            if series.times and series.times[0] < cutoff_ns:
+                self.size -= series.drop_before(cutoff_ns)
+                if not series.times:
+                    empty.append(key)
+        for key in empty:
+            del self.groups[key]
+
+    def enforce_cap(self) -> None:
+        """Past ``max_entries``, drop the oldest entries across groups (warn once)."""
+        if self.size <= self.max_entries:
+            return
+        target = int(self.max_entries * SHRINK_TO)
+        excess = self.size - target
+        merged = heapq.merge(*(s.times for s in self.groups.values()))
+        newest_dropped = next(itertools.islice(merged, excess - 1, None))
+        before = self.size
+        self.evict_before(newest_dropped + 1)
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "rule %s: %s state reached max_entries=%d held events; dropped the %d "
+                "oldest (firings that needed them are missed). Narrow the rule's condition "
+                "or group, shorten its window, or raise the cap. Warned once per rule.",
+                self.rule_id,
+                self.kind,
+                self.max_entries,
+                before - self.size,
+            )
