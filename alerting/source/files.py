@@ -1,0 +1,353 @@
+"""Events from exported files: a JSON array or JSONL, plain or gzip, a path or stdin.
+
+Exports can be large (a month of DI traffic), so reading streams in constant memory:
+JSONL line by line, a JSON array record by record with ``JSONDecoder.raw_decode`` over a
+sliding buffer. One bad record never sinks the run: it is skipped and reported as
+``file:LINE: reason`` through ``on_skip``. A file that yields no events at all is an error,
+because "0 alerts" from an empty input would read as "this rule never fires".
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import json
+import logging
+import re
+import sys
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from alerting import jsonutil
+from alerting.errors import AlertingError, EventError
+from alerting.events import Event
+
+__all__ = ["MAX_LINE", "NoEventsError", "SkipCounter", "read_events"]
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 1 << 20  # a JSONL line (or array record) longer than this is skipped
+MAX_RECORD = 16 << 20  # an array record this long cannot be skipped: the file is refused
+_CHUNK = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = b" \t\r\n"
+_WS = re.compile(r"[ \t\r\n]*")
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes (surrogateescape)
+
+
+class NoEventsError(AlertingError):
+    """The input held no usable event at all."""
+
+
+class SkipCounter:
+    """An ``on_skip`` callback that logs every skipped record and counts them."""
+
+    def __init__(self, logger: logging.Logger | None = None, *, keep: int = 20) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+        self._keep = keep
+        self._log = logger or log
+
+    def __call__(self, message: str) -> None:
+        self.count += 1
+        if len(self.examples) < self._keep:
+            self.examples.append(message)
+        self._log.warning("skipped %s", message)
+
+    def summary(self) -> str:
+        """``"3 malformed records skipped"`` (for the end-of-run line)."""
+        return f"{self.count} malformed record{'' if self.count == 1 else 's'} skipped"
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with bytes already read put back in front (stdin cannot seek)."""
+
+    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._prefix:
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._rest.read(len(view))
+        n = len(data)
+        view[:n] = data
+        return n
+
+
+def _open(path: str | Path, name: str) -> tuple[IO[bytes], IO[bytes] | None]:
+    """(the decoded byte stream, the file to close or None for stdin)."""
+    if str(path) == "-":
+        raw: IO[bytes] = sys.stdin.buffer
+        owned = None
+    else:
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by read_events
+        except FileNotFoundError:
+            raise AlertingError(f"{name}: no such file; check the path (- reads stdin)") from None
+        except IsADirectoryError:
+            raise AlertingError(f"{name}: is a directory, not an events file") from None
+        except PermissionError:
+            raise AlertingError(f"{name}: permission denied; check the file's mode") from None
+        except OSError as exc:
+            raise AlertingError(f"{name}: cannot read ({exc.strerror})") from None
+        owned = raw
+    magic = b""
+    while len(magic) < 2:
+        more = raw.read(2 - len(magic))
+        if not more:
+            break
+        magic += more
+    stream: IO[bytes] = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
+    if magic == _GZIP_MAGIC:
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    return stream, owned
+
+
+def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(_CHUNK):
+            yield chunk
+    except (OSError, EOFError, zlib.error) as exc:
+        raise AlertingError(f"{name}: corrupt or truncated gzip data ({exc})") from None
+
+
+def read_events(path: str | Path, *, on_skip: Callable[[str], None]) -> Iterator[Event]:
+    """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected).
+
+    Malformed records are skipped through ``on_skip("file:LINE: reason")``; a file with
+    no events raises ``NoEventsError``; a missing file or a broken JSON array raises
+    ``AlertingError``.
+    """
+    name = "<stdin>" if str(path) == "-" else str(path)
+    stream, owned = _open(path, name)
+    try:
+        chunks = _chunks(stream, name)
+        first, line = _first_content(chunks)
+        found = 0
+        if first[:1] == b"[":
+            records = _array_events(first, chunks, name, line, on_skip)
+        else:
+            records = _jsonl_events(first, chunks, name, line, on_skip)
+        for event in records:
+            found += 1
+            yield event
+        if not found:
+            raise NoEventsError(
+                f"{name}: no events found; an empty input would read as 'no alerts'"
+            )
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _first_content(chunks: Iterator[bytes]) -> tuple[bytes, int]:
+    """The data from the first non-space byte on, and that byte's 1-based line."""
+    line = 1
+    start = True
+    for chunk in chunks:
+        if start and chunk.startswith(_BOM):
+            chunk = chunk[len(_BOM) :]
+        start = False
+        stripped = chunk.lstrip(_WHITESPACE)
+        line += chunk.count(b"\n", 0, len(chunk) - len(stripped))
+        if stripped:
+            return stripped, line
+    return b"", line
+
+
+# ---------------------------------------------------------------------------- JSONL
+
+
+def _lines(first: bytes, chunks: Iterator[bytes], line: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line; None for a line over ``MAX_LINE`` (never buffered)."""
+    pending = b""
+    skipping = False
+    for chunk in _chain(first, chunks):
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            yield line, None
+            line += 1
+            skipping = False
+            chunk = chunk[nl + 1 :]
+        data = pending + chunk if pending else chunk
+        parts = data.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            yield line, (part if len(part) <= MAX_LINE else None)
+            line += 1
+        if len(pending) > MAX_LINE:
+            skipping = True
+            pending = b""
+    if skipping:
+        yield line, None
+    elif pending:
+        yield line, pending
+
+
+def _chain(first: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from chunks
+
+
+def _jsonl_events(
+    first: bytes,
+    chunks: Iterator[bytes],
+    name: str,
+    line: int,
+    on_skip: Callable[[str], None],
+) -> Iterator[Event]:
+    for lineno, data in _lines(first, chunks, line):
+        if data is None:
+            on_skip(f"{name}:{lineno}: line longer than 1 MiB")
+            continue
+        data = data.strip()
+        if not data:
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            on_skip(f"{name}:{lineno}: invalid UTF-8 at byte {exc.start + 1}")
+            continue
+        try:
+            raw = jsonutil.loads(text)
+        except jsonutil.JSONDecodeError as exc:
+            on_skip(f"{name}:{lineno}: invalid JSON ({_json_reason(exc)})")
+            continue
+        try:
+            yield Event.from_raw(raw)
+        except EventError as exc:
+            on_skip(f"{name}:{lineno}: {exc}")
+
+
+def _json_reason(exc: ValueError) -> str:
+    text = getattr(exc, "msg", None) or str(exc)
+    return str(text).split(": line ")[0]
+
+
+# ---------------------------------------------------------------------------- JSON array
+
+
+class _ArrayReader:
+    """A sliding text buffer over the byte chunks, tracking line numbers."""
+
+    def __init__(self, first: bytes, chunks: Iterator[bytes], line: int) -> None:
+        self._chunks = chunks
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.buf = self._decoder.decode(first)
+        self.pos = 0
+        self.line = line
+        self.eof = False
+
+    def fill(self) -> bool:
+        """Read one more chunk; False at the end of the input."""
+        if self.eof:
+            return False
+        if self.pos > _CHUNK:
+            self.buf = self.buf[self.pos :]
+            self.pos = 0
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self.eof = True
+            self.buf += self._decoder.decode(b"", final=True)
+            return False
+        self.buf += self._decoder.decode(chunk)
+        return True
+
+    def advance(self, end: int) -> None:
+        self.line += self.buf.count("\n", self.pos, end)
+        self.pos = end
+
+    def skip_space(self) -> bool:
+        """Move past whitespace; False when the input ends first."""
+        while True:
+            match = _WS.match(self.buf, self.pos)
+            self.advance(match.end() if match else self.pos)
+            if self.pos < len(self.buf):
+                return True
+            if not self.fill():
+                return False
+
+
+def _array_events(
+    first: bytes,
+    chunks: Iterator[bytes],
+    name: str,
+    line: int,
+    on_skip: Callable[[str], None],
+) -> Iterator[Event]:
+    reader = _ArrayReader(first, chunks, line)
+    decoder = json.JSONDecoder()
+    reader.advance(reader.pos + 1)  # the '['
+    expect_value = True
+    first_item = True
+    while True:
+        if not reader.skip_space():
+            raise AlertingError(
+                f"{name}:{reader.line}: the JSON array is not closed (is the file truncated?)"
+            )
+        char = reader.buf[reader.pos]
+        if not expect_value:
+            if char == ",":
+                reader.advance(reader.pos + 1)
+                expect_value = True
+                continue
+            if char == "]":
+                reader.advance(reader.pos + 1)
+                break
+            raise AlertingError(
+                f"{name}:{reader.line}: invalid JSON (expected ',' or ']' after a record): "
+                "fix the file, or export JSONL, where a bad line is skipped"
+            )
+        if char == "]" and first_item:
+            reader.advance(reader.pos + 1)
+            break
+        try:
+            raw, end = decoder.raw_decode(reader.buf, reader.pos)
+        except json.JSONDecodeError as exc:
+            if _maybe_incomplete(exc, reader) and reader.fill():
+                continue
+            reader.advance(max(reader.pos, min(exc.pos, len(reader.buf))))
+            raise AlertingError(
+                f"{name}:{reader.line}: invalid JSON ({exc.msg}): fix the file, or export "
+                "JSONL, where a bad line is skipped"
+            ) from None
+        if end >= len(reader.buf) and not reader.eof and reader.fill():
+            continue  # a number at the buffer's end may go on in the next chunk
+        record_line = reader.line
+        start = reader.pos
+        reader.advance(end)
+        expect_value = first_item = False
+        if _ESCAPED_BYTES.search(reader.buf, start, end):
+            on_skip(f"{name}:{record_line}: invalid UTF-8")
+            continue
+        if end - start > MAX_LINE:
+            on_skip(f"{name}:{record_line}: record longer than 1 MiB")
+            continue
+        try:
+            yield Event.from_raw(raw)
+        except EventError as exc:
+            on_skip(f"{name}:{record_line}: {exc}")
+    if reader.skip_space():
+        raise AlertingError(f"{name}:{reader.line}: unexpected data after the closing ']'")
+
+
+def _maybe_incomplete(exc: json.JSONDecodeError, reader: _ArrayReader) -> bool:
+    """Could more input fix this error (the record is cut by the buffer's end)?"""
+    if reader.eof or len(reader.buf) - reader.pos > MAX_RECORD:
+        return False
+    return exc.msg.startswith("Unterminated string") or exc.pos >= len(reader.buf) - 8
