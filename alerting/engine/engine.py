@@ -1,0 +1,389 @@
+"""The engine: events in, alerts out, over precompiled rules and event-time windows.
+
+This is the hot path. Rules are indexed by the ``event_type`` values their condition
+requires, so an event meets only the rules that can match it; conditions are closures
+built at load; the Jinja summary renders only when an alert fires, never per event.
+Tests, replay and the service all drive this one class, so they agree by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from alerting import jsonutil
+from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerprint
+from alerting.engine.fields import MISSING, Getter, compile_path
+from alerting.engine.rule import CompiledRule
+from alerting.engine.types import Aggregation, Firing, Hit
+from alerting.errors import AlertingError
+from alerting.events import Event, format_timestamp
+
+if TYPE_CHECKING:
+    from alerting.store import Store
+
+logger = logging.getLogger("alerting.engine")
+
+MAX_SUMMARY_CHARS = 4000
+_TYPE_CACHE_LIMIT = 4096  # distinct event_type strings remembered (attacker-bounded)
+
+
+@dataclass(slots=True)
+class RuleStats:
+    """What one rule did: events that matched, alerts raised and held back, errors."""
+
+    matched: int = 0
+    alerts: int = 0
+    suppressed: int = 0
+    errors: int = 0
+
+
+class _Runner:
+    """One enabled rule at run time: its predicate, group extraction, windows, realert."""
+
+    __slots__ = (
+        "aggregation",
+        "by",
+        "dirty",
+        "last",
+        "match",
+        "order",
+        "realert_ns",
+        "rule",
+        "stats",
+        "steps",
+        "value_getters",
+    )
+
+    def __init__(self, rule: CompiledRule, order: int, max_entries: int) -> None:
+        self.rule = rule
+        self.order = order
+        self.match = rule.condition
+        self.by = tuple(rule.group_by)
+        self.steps = rule.step_predicates
+        self.realert_ns = rule.realert_ns
+        self.stats = RuleStats()
+        self.last: dict[str, list[int]] = {}  # group key -> [last fired ns, suppressed]
+        self.dirty: set[str] = set()
+        self.value_getters: dict[str, Getter] = {}
+        self.aggregation: Aggregation | None = None
+        if rule.aggregation is not None:
+            try:
+                from alerting.engine.aggregations import build_aggregation
+            except ImportError as exc:  # pragma: no cover - only in a broken install
+                raise AlertingError(
+                    f"rule {rule.id!r} needs aggregations, which are unavailable: {exc}"
+                ) from None
+            self.aggregation = build_aggregation(
+                rule.aggregation, rule_id=rule.id, max_entries=max_entries
+            )
+
+    def group(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The canonical group key and the ``{path: value}`` group (missing -> null).
+
+        The key is the value itself for the common one-field text group, otherwise NUL +
+        compact JSON of the values; a text value starting with NUL takes the JSON form
+        too, so two different groups never share a key.
+        """
+        by = self.by
+        if not by:
+            return "", {}
+        if len(by) == 1:
+            path, getter = by[0]
+            value = getter(raw)
+            if value is MISSING:
+                value = None
+            if type(value) is str and not value.startswith("\x00"):
+                return value, {path: value}
+            return "\x00" + jsonutil.dumps([value], sort_keys=True), {path: value}
+        group: dict[str, Any] = {}
+        for path, getter in by:
+            value = getter(raw)
+            group[path] = None if value is MISSING else value
+        return "\x00" + jsonutil.dumps(list(group.values()), sort_keys=True), group
+
+    def hit(self, event: Event) -> list[Firing]:
+        raw = event.raw
+        key, group = self.group(raw)
+        if self.aggregation is None:
+            return [Firing(key, group, event, [event], 1)]
+        steps: tuple[int, ...] = ()
+        if self.steps:
+            steps = tuple(i for i, pred in enumerate(self.steps) if pred(raw))
+        return self.aggregation.add(Hit(event, key, group, steps))
+
+    def values(self, events: Sequence[Event]) -> Any:
+        """``values(path)`` for summaries: sorted distinct values across ``events``."""
+
+        def values(path: str) -> list[Any]:
+            getter = self.value_getters.get(path)
+            if getter is None:
+                getter = self.value_getters[path] = compile_path(path)
+            seen: dict[str, Any] = {}
+            for event in events:
+                value = getter(event.raw)
+                items = value if isinstance(value, list) else [value]
+                for item in items:
+                    if item is MISSING or item is None:
+                        continue
+                    marker = item if isinstance(item, str) else jsonutil.dumps(item, sort_keys=True)
+                    seen.setdefault(marker, item)
+            return [seen[k] for k in sorted(seen)]
+
+        return values
+
+
+def default_summary(title: str, group: dict[str, Any], count: int) -> str:
+    """``Title: alice (10 events)`` — what a rule without ``summary:`` says."""
+    noun = "event" if count == 1 else "events"
+    values = ", ".join(str(v) for v in group.values())
+    return f"{title}: {values} ({count} {noun})" if values else f"{title} ({count} {noun})"
+
+
+class Engine:
+    """Evaluates rules over events; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        rules: Iterable[CompiledRule],
+        *,
+        store: Store | None = None,
+        max_entries_per_rule: int = 200_000,
+        use_index: bool = True,
+    ) -> None:
+        self.rules = [r for r in rules if r.enabled]
+        self._runners = [
+            _Runner(rule, i, max_entries_per_rule) for i, rule in enumerate(self.rules)
+        ]
+        self._use_index = use_index
+        self._by_type: dict[str, list[_Runner]] = {}
+        self._catch_all: tuple[_Runner, ...] = ()
+        self._type_cache: dict[str, tuple[_Runner, ...]] = {}
+        self._warmup = False
+        self._build_index()
+        if store is not None:
+            self.restore(store)
+
+    # ----------------------------------------------------------------- index
+
+    def _build_index(self) -> None:
+        catch_all: list[_Runner] = []
+        for runner in self._runners:
+            types = runner.rule.event_types if self._use_index else None
+            if types is None:
+                catch_all.append(runner)
+            else:
+                for t in types:
+                    self._by_type.setdefault(t, []).append(runner)
+        self._catch_all = tuple(catch_all)
+
+    def _candidates(self, event_type: str) -> tuple[_Runner, ...]:
+        found = self._type_cache.get(event_type)
+        if found is not None:
+            return found
+        specific = self._by_type.get(event_type.lower(), [])
+        found = tuple(sorted((*specific, *self._catch_all), key=lambda r: r.order))
+        if len(self._type_cache) < _TYPE_CACHE_LIMIT:
+            self._type_cache[event_type] = found
+        return found
+
+    def candidates(self, event: Event) -> list[str]:
+        """The ids of the rules an event is evaluated against (for tests and debugging)."""
+        et = event.raw.get("event_type")
+        runners = self._candidates(et) if type(et) is str else self._catch_all
+        return [r.rule.id for r in runners]
+
+    # ----------------------------------------------------------------- processing
+
+    def process(self, event: Event) -> list[Alert]:
+        """Evaluate one event; return the alerts it raises (none during warm-up)."""
+        raw = event.raw
+        et = raw.get("event_type")
+        runners = self._candidates(et) if type(et) is str else self._catch_all
+        out: list[Alert] = []
+        for runner in runners:
+            try:
+                if not runner.match(raw):
+                    continue
+                runner.stats.matched += 1
+                firings = runner.hit(event)
+                if not firings or self._warmup:
+                    continue
+                for firing in firings:
+                    alert = self._realert(runner, firing)
+                    if alert is not None:
+                        out.append(alert)
+            except Exception as exc:  # one bad event or rule must not stop the rest
+                runner.stats.errors += 1
+                logger.error(
+                    "rule %s failed on event %s (%s: %s); the event is skipped for this rule",
+                    runner.rule.id,
+                    event.id,
+                    type(exc).__name__,
+                    exc,
+                )
+                logger.debug("rule failure detail", exc_info=True)
+        return out
+
+    def process_many(self, events: Iterable[Event]) -> list[Alert]:
+        """Evaluate events in the given order; return all alerts raised."""
+        out: list[Alert] = []
+        process = self.process
+        for event in events:
+            alerts = process(event)
+            if alerts:
+                out.extend(alerts)
+        return out
+
+    def _realert(self, runner: _Runner, firing: Firing) -> Alert | None:
+        """Apply ``realert`` per rule + group on event time; build the alert if it goes."""
+        carried = 0
+        window = runner.realert_ns
+        if window > 0:
+            t = firing.trigger.time_ns
+            state = runner.last.get(firing.group_key)
+            runner.dirty.add(firing.group_key)
+            if state is not None and abs(t - state[0]) < window:
+                state[1] += 1
+                runner.stats.suppressed += 1
+                return None
+            if state is None:
+                runner.last[firing.group_key] = [t, 0]
+            else:
+                carried = state[1]
+                state[0] = max(state[0], t)
+                state[1] = 0
+        runner.stats.alerts += 1
+        return self._alert(runner, firing, carried)
+
+    def _alert(self, runner: _Runner, firing: Firing, suppressed: int) -> Alert:
+        rule = runner.rule
+        events = firing.events or [firing.trigger]
+        first = min(events, key=lambda e: (e.time_ns, e.id))
+        last = max(events, key=lambda e: (e.time_ns, e.id))
+        if len(events) > MAX_SAMPLE_EVENTS:
+            samples = [*events[: MAX_SAMPLE_EVENTS - 1], events[-1]]
+        else:
+            samples = list(events)
+        group = dict(firing.group)
+        return Alert(
+            rule=rule.id,
+            title=rule.title,
+            severity=rule.severity,
+            group=group,
+            count=firing.count,
+            first_event_time=format_timestamp(first.time_ns),
+            last_event_time=format_timestamp(last.time_ns),
+            event_ids=[e.id for e in events[:MAX_EVENT_IDS]],
+            fingerprint=make_fingerprint(rule.id, group, firing.trigger.id),
+            summary=self._summary(runner, firing, events, first, last),
+            events=[e.raw for e in samples],
+            tags=list(rule.tags),
+            description=rule.description,
+            suppressed=suppressed,
+        )
+
+    def _summary(
+        self, runner: _Runner, firing: Firing, events: list[Event], first: Event, last: Event
+    ) -> str:
+        rule = runner.rule
+        fallback = default_summary(rule.title, firing.group, firing.count)
+        if rule.summary is None:
+            return fallback
+        try:
+            text = rule.summary.render(
+                count=firing.count,
+                group=firing.group,
+                events=[e.raw for e in events],
+                first=first.raw,
+                last=last.raw,
+                values=runner.values(events),
+                details=firing.details,
+                rule={"id": rule.id, "title": rule.title, "severity": rule.severity},
+                title=rule.title,
+                severity=rule.severity,
+            ).strip()
+        except Exception as exc:  # noqa: BLE001 - a template must never drop an alert
+            runner.stats.errors += 1
+            logger.warning(
+                "rule %s: summary template failed (%s); using the default summary",
+                rule.id,
+                exc,
+            )
+            return f"{fallback} [summary template failed: {exc}]"[:MAX_SUMMARY_CHARS]
+        return text[:MAX_SUMMARY_CHARS] if text else fallback
+
+    # ----------------------------------------------------------------- state
+
+    @contextmanager
+    def warmup(self) -> Iterator[None]:
+        """Feed events to rebuild windows after a restart: no alerts, realert untouched."""
+        previous = self._warmup
+        self._warmup = True
+        try:
+            yield
+        finally:
+            self._warmup = previous
+
+    @property
+    def warming_up(self) -> bool:
+        return self._warmup
+
+    def advance(self, watermark_ns: int) -> None:
+        """Event time has reached ``watermark_ns``: evict what can no longer matter."""
+        for runner in self._runners:
+            if runner.aggregation is not None:
+                runner.aggregation.evict(watermark_ns)
+            window = runner.realert_ns
+            if window > 0 and runner.last:
+                expired = [
+                    k
+                    for k, (t, suppressed) in runner.last.items()
+                    if suppressed == 0 and watermark_ns - t >= window
+                ]
+                for k in expired:
+                    del runner.last[k]
+
+    def flush(self, store: Store) -> None:
+        """Persist realert state and aggregation state (inside the caller's transaction)."""
+        for runner in self._runners:
+            if runner.dirty:
+                rows = [
+                    (k, runner.last[k][0], runner.last[k][1])
+                    for k in sorted(runner.dirty)
+                    if k in runner.last
+                ]
+                if rows:
+                    store.put_realert(runner.rule.id, rows)
+                runner.dirty.clear()
+            if runner.aggregation is not None:
+                runner.aggregation.flush(store)
+
+    def restore(self, store: Store) -> None:
+        """Load realert state and baselines saved by ``flush``."""
+        for runner in self._runners:
+            if runner.realert_ns > 0:
+                runner.last = {
+                    k: [t, s] for k, (t, s) in store.load_realert(runner.rule.id).items()
+                }
+            if runner.aggregation is not None:
+                runner.aggregation.restore(store)
+
+    @property
+    def longest_window_ns(self) -> int:
+        """How much event history rebuilds every window after a restart."""
+        return max((r.window_ns for r in self.rules), default=0)
+
+    @property
+    def stats(self) -> dict[str, RuleStats]:
+        """Per enabled rule: events matched, alerts, suppressed, errors."""
+        return {r.rule.id: r.stats for r in self._runners}
+
+    def window_entries(self) -> dict[str, int]:
+        """Events currently held in windows, per aggregated rule (for metrics)."""
+        return {
+            r.rule.id: r.aggregation.entries() for r in self._runners if r.aggregation is not None
+        }

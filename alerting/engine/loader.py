@@ -1,0 +1,439 @@
+"""Load rule files: YAML with positions -> model -> semantic checks -> ``CompiledRule``.
+
+Every problem of every file is collected and raised together as one ``RuleError`` with
+``file:line:col: message`` lines, so an author fixes a whole directory in one pass; a
+file with any problem never yields a rule (nothing is half-loaded). Directories are read
+non-recursively: ``*.yml`` and ``*.yaml`` directly inside, in name order, so test data
+and drafts can live in sub-directories.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+
+from alerting.engine.conditions import (
+    KEYWORDS,
+    ConditionError,
+    Node,
+    Or,
+    Ref,
+    compile_tree,
+    parse_condition,
+    required_event_types,
+)
+from alerting.engine.fields import FieldPathError, Getter, compile_path
+from alerting.engine.matchers import Predicate, SelectionError, compile_selection
+from alerting.engine.rule import (
+    AGGREGATION_KEYS,
+    CompiledRule,
+    RuleModel,
+    TestEventError,
+    build_test_events,
+)
+from alerting.engine.types import SequenceSpec
+from alerting.errors import AlertingError, Location, Problem, RuleError, ValidationFailed
+from alerting.jinja_env import make_environment
+from alerting.yamlfile import PathKey, YamlDocument, load_yaml, suggest, validate
+
+RULE_SUFFIXES = (".yml", ".yaml")
+SELECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+SUMMARY_VARIABLES = (
+    "count",
+    "group",
+    "events",
+    "first",
+    "last",
+    "values",
+    "details",
+    "rule",
+    "title",
+    "severity",
+)
+
+_ENV = make_environment()
+
+
+def rule_files(paths: Sequence[Path]) -> list[Path]:
+    """The rule files named by ``paths`` (directories non-recursively, or files)."""
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+            if not found:
+                raise AlertingError(
+                    f"no rule files (*.yml, *.yaml) in {path}: add rules or pass --rules DIR"
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AlertingError(
+                f"rules directory {str(path)!r} does not exist: create it or pass --rules DIR"
+            )
+    return files
+
+
+def load_rules(paths: Sequence[Path]) -> list[CompiledRule]:
+    """Load and compile every rule under ``paths``; raise ``RuleError`` with all problems."""
+    problems: list[Problem] = []
+    rules: list[CompiledRule] = []
+    first_seen: dict[str, Location] = {}
+    for path in rule_files(paths):
+        try:
+            rule, id_location = load_rule_file(path)
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+            continue
+        if rule.id in first_seen:
+            other_loc = first_seen[rule.id]
+            problems.append(
+                Problem(
+                    id_location,
+                    f"duplicate rule id {rule.id!r}: also defined in {other_loc}; "
+                    "rule ids must be unique, rename one",
+                )
+            )
+            continue
+        first_seen[rule.id] = id_location
+        rules.append(rule)
+    if problems:
+        raise RuleError(problems)
+    return rules
+
+
+def load_rule_file(path: Path) -> tuple[CompiledRule, Location]:
+    """Load one rule file; raise ``ValidationFailed`` with every problem in it."""
+    doc = load_yaml(path)
+    problems: list[Problem] = []
+    model: RuleModel | None = None
+    try:
+        model = validate(RuleModel, doc)
+    except ValidationFailed as exc:
+        problems.extend(exc.problems)
+    builder = _Builder(path, doc, problems)
+    if isinstance(doc.data, dict):
+        aggs = [k for k in AGGREGATION_KEYS if doc.data.get(k) is not None]
+        if len(aggs) > 1:
+            builder.error(
+                (aggs[1],),
+                f"a rule may have only one aggregation, found {' and '.join(aggs)}: "
+                "split it into two rules",
+                key=True,
+            )
+    detection = doc.data.get("detection") if isinstance(doc.data, dict) else None
+    compiled = builder.detection(detection, doc.data if isinstance(doc.data, dict) else {})
+    if model is None:
+        raise ValidationFailed(problems)
+    rule = builder.finish(model, compiled)
+    if problems or rule is None:
+        raise ValidationFailed(problems)
+    return rule, doc.locate(("id",))
+
+
+class _Compiled:
+    def __init__(self) -> None:
+        self.selections: dict[str, Predicate] = {}
+        self.selection_types: dict[str, frozenset[str] | None] = {}
+        self.tree: Node | None = None
+        self.condition_text = ""
+        self.used: set[str] = set()
+
+
+class _Builder:
+    """Semantic checks and compilation for one file, appending located problems."""
+
+    def __init__(self, path: Path, doc: YamlDocument, problems: list[Problem]) -> None:
+        self.path = path
+        self.doc = doc
+        self.problems = problems
+        self._lines: list[str] | None = None
+
+    def error(self, where: PathKey, message: str, *, key: bool = False) -> None:
+        self.problems.append(self.doc.problem(where, message, key=key))
+
+    # ----------------------------------------------------------------- detection
+
+    def detection(self, detection: Any, data: dict[str, Any]) -> _Compiled:
+        out = _Compiled()
+        if not isinstance(detection, dict):
+            return out  # the model reports the missing key or wrong type
+        names: list[str] = []
+        for name, body in detection.items():
+            if name == "condition":
+                continue
+            where: PathKey = ("detection", name)
+            if not isinstance(name, str) or not SELECTION_NAME.fullmatch(name):
+                self.error(
+                    where,
+                    f"selection name {name!r} may hold only letters, digits, '_' and '-'",
+                    key=True,
+                )
+                continue
+            if name.lower() in KEYWORDS:
+                self.error(
+                    where, f"selection name {name!r} is a condition keyword: rename it", key=True
+                )
+                continue
+            names.append(name)
+            try:
+                selection = compile_selection(name, body)
+            except SelectionError as exc:
+                for err in exc.all():
+                    self.error((*where, *err.path), err.message, key=err.key)
+                continue
+            out.selections[name] = selection.predicate
+            out.selection_types[name] = selection.event_types
+        if not names:
+            self.error(("detection",), "detection has no selections: add at least one")
+            return out
+
+        condition = detection.get("condition")
+        steps = _sequence_steps(data)
+        if condition is None:
+            if steps:
+                known = [s for s in steps if s in names]
+                out.tree = (
+                    Or(tuple(Ref(s) for s in dict.fromkeys(known)))
+                    if len(set(known)) > 1
+                    else (Ref(known[0]) if known else None)
+                )
+                out.condition_text = " or ".join(dict.fromkeys(known))
+                out.used = set(known)
+            elif len(names) == 1:
+                out.tree = Ref(names[0])
+                out.condition_text = names[0]
+                out.used = {names[0]}
+            else:
+                self.error(
+                    ("detection",),
+                    "detection needs a condition when it has several selections, "
+                    f"e.g. condition: {names[0]} and not {names[-1]}",
+                )
+            return out
+        texts = condition if isinstance(condition, list) else [condition]
+        trees: list[Node] = []
+        for i, text in enumerate(texts):
+            where = (
+                ("detection", "condition", i)
+                if isinstance(condition, list)
+                else (
+                    "detection",
+                    "condition",
+                )
+            )
+            try:
+                parsed = parse_condition(text, names)
+            except ConditionError as exc:
+                self.problems.append(
+                    Problem(self._condition_location(where, text, exc), exc.message)
+                )
+                continue
+            trees.append(parsed.tree)
+            out.used |= parsed.used
+        if len(trees) == len(texts) and trees:
+            out.tree = trees[0] if len(trees) == 1 else Or(tuple(trees))
+            out.condition_text = (
+                " or ".join(f"({t})" for t in texts) if len(texts) > 1 else texts[0]
+            )
+        return out
+
+    def _condition_location(self, where: PathKey, text: Any, exc: ConditionError) -> Location:
+        base = self.doc.locate(where)
+        if not isinstance(text, str) or base.line is None or base.col is None:
+            return base
+        first = text.split("\n", 1)[0]
+        if exc.offset > len(first):
+            return base
+        if self._lines is None:
+            try:
+                self._lines = self.path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                self._lines = []
+        if base.line > len(self._lines):
+            return base
+        line = self._lines[base.line - 1]
+        start = line.find(first, base.col - 1) if first else -1
+        if start < 0:
+            return base
+        return Location(base.path, base.line, start + 1 + exc.offset)
+
+    # ----------------------------------------------------------------- the rest
+
+    def finish(self, model: RuleModel, compiled: _Compiled) -> CompiledRule | None:
+        aggs = model.aggregation_keys()  # more than one was reported by load_rule_file
+        spec = model.aggregation()
+        if model.by and spec is not None:
+            self.error(
+                ("by",),
+                f"top-level 'by' is for rules without an aggregation: move it into {aggs[0]}.by",
+                key=True,
+            )
+        by_paths = list(getattr(spec, "by", None) or []) if spec is not None else list(model.by)
+        by_where: PathKey = (aggs[0], "by") if spec is not None else ("by",)
+        group_by: list[tuple[str, Getter]] = []
+        for i, p in enumerate(by_paths):
+            getter = self._path(p, (*by_where, i) if self._is_list(by_where) else by_where)
+            if getter is not None:
+                group_by.append((p, getter))
+        for key in AGGREGATION_KEYS:
+            sub = getattr(model, key)
+            for attr in ("field", "latitude", "longitude"):
+                value = getattr(sub, attr, None) if sub is not None else None
+                if isinstance(value, str):
+                    self._path(value, (key, attr))
+        for i, p in enumerate(model.fields):
+            self._path(p, ("fields", i))
+
+        steps: tuple[Predicate, ...] = ()
+        if isinstance(spec, SequenceSpec):
+            preds = []
+            for i, step in enumerate(spec.steps):
+                if step.selection not in compiled.selections:
+                    if step.selection not in (model.detection or {}):
+                        hint = suggest(
+                            step.selection, [k for k in model.detection if k != "condition"]
+                        )
+                        self.error(
+                            ("sequence", "steps", i, "selection"),
+                            f"unknown selection {step.selection!r}{hint}",
+                        )
+                    continue
+                preds.append(compiled.selections[step.selection])
+                compiled.used.add(step.selection)
+            steps = tuple(preds)
+
+        summary = self._summary(model.summary)
+        self._tests(model)
+        if compiled.tree is None or self.problems:
+            return None
+        notes = [
+            self.doc.problem(
+                ("detection", name),
+                f"selection {name!r} is not used by the condition",
+                key=True,
+            )
+            for name in compiled.selections
+            if name not in compiled.used
+        ]
+        return CompiledRule(
+            id=model.id,
+            title=model.title,
+            severity=model.severity,
+            description=model.description,
+            tags=list(model.tags),
+            enabled=model.enabled,
+            path=self.path,
+            model=model,
+            condition=compile_tree(compiled.tree, compiled.selections),
+            condition_text=compiled.condition_text,
+            event_types=required_event_types(compiled.tree, compiled.selection_types),
+            selections=dict(compiled.selections),
+            group_by=group_by,
+            aggregation=spec,
+            realert_ns=int(model.realert.total_seconds() * 1_000_000_000),
+            summary=summary,
+            step_predicates=steps,
+            fields=list(model.fields),
+            tests=list(model.tests),
+            notes=notes,
+        )
+
+    def _is_list(self, where: PathKey) -> bool:
+        node: Any = self.doc.data
+        for part in where:
+            node = node.get(part) if isinstance(node, dict) else None
+        return isinstance(node, list)
+
+    def _path(self, path: str, where: PathKey) -> Getter | None:
+        try:
+            return compile_path(path)
+        except FieldPathError as exc:
+            self.error(where, str(exc))
+            return None
+
+    def _summary(self, text: str | None) -> jinja2.Template | None:
+        if text is None:
+            return None
+        base = self.doc.locate(("summary",))
+        try:
+            ast = _ENV.parse(text)
+        except jinja2.TemplateSyntaxError as exc:
+            line = (base.line or 1) + (exc.lineno or 1) - 1
+            if text.count("\n") and (base.line or 0) and self._block_scalar(base):
+                line += 1
+            self.problems.append(
+                Problem(Location(base.path, line, None), f"summary template: {exc.message}")
+            )
+            return None
+        unknown = sorted(meta.find_undeclared_variables(ast) - set(SUMMARY_VARIABLES))
+        for name in unknown:
+            hint = suggest(name, SUMMARY_VARIABLES) or (
+                f" (available: {', '.join(SUMMARY_VARIABLES)})"
+            )
+            self.error(("summary",), f"summary template uses unknown variable {name!r}{hint}")
+        if unknown:
+            return None
+        return _ENV.from_string(text)
+
+    def _block_scalar(self, base: Location) -> bool:
+        if self._lines is None:
+            try:
+                self._lines = self.path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                self._lines = []
+        if base.line is None or base.line > len(self._lines):
+            return False
+        rest = self._lines[base.line - 1][(base.col or 1) - 1 :].strip()
+        return rest[:1] in ("|", ">")
+
+    def _tests(self, model: RuleModel) -> None:
+        seen: set[str] = set()
+        for i, case in enumerate(model.tests):
+            if case.name in seen:
+                self.error(("tests", i, "name"), f"duplicate test name {case.name!r}")
+            seen.add(case.name)
+            if isinstance(case.events, str):
+                if resolve_events_file(case.events, self.path) is None:
+                    self.error(
+                        ("tests", i, "events"),
+                        f"events file {case.events!r} not found (looked next to the rule "
+                        "file and in the working directory)",
+                    )
+                continue
+            try:
+                build_test_events(case.events)
+            except TestEventError as exc:
+                where: PathKey = ("tests", i, "events")
+                if exc.index is not None:
+                    where = (*where, exc.index)
+                self.error(where, exc.message)
+
+
+def _sequence_steps(data: dict[str, Any]) -> list[str]:
+    seq = data.get("sequence")
+    if not isinstance(seq, dict) or not isinstance(seq.get("steps"), list):
+        return []
+    return [
+        s["selection"]
+        for s in seq["steps"]
+        if isinstance(s, dict) and isinstance(s.get("selection"), str)
+    ]
+
+
+def resolve_events_file(name: str, rule_path: Path) -> Path | None:
+    """A test's events file: relative to the rule file's directory, then the cwd."""
+    candidate = Path(name)
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    for base in (rule_path.parent, Path.cwd()):
+        full = base / candidate
+        if full.is_file():
+            return full
+    return None
