@@ -1,0 +1,327 @@
+"""The Notifier: silences -> routes -> durable outbox -> channels, with retries.
+
+``enqueue`` only writes to the store (so it can share the caller's transaction with the
+cursor advance); ``deliver_due`` makes one pass over due deliveries. Delivery is
+at-least-once: a row is marked sent only after the channel accepted it, so a crash
+between the two re-sends it, and the fingerprint lets receivers deduplicate.
+
+Retry policy: a temporary failure waits ``initial_backoff * 2**attempts`` (capped at
+``max_backoff``, with "equal jitter": between half and all of that) and is dead-lettered
+after ``max_attempts``. A rate limit (429 + Retry-After) postpones the delivery, and every
+other due delivery of that channel in the same pass, to the Retry-After time *without*
+counting an attempt: the receiver is healthy and asked us to wait, so it must not push
+the alert towards the dead letter. A permanent error dead-letters at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import IO
+
+from alerting import jsonutil
+from alerting.alert import Alert
+from alerting.clock import Clock
+from alerting.durations import td_ns
+from alerting.notify.channels.base import (
+    Channel,
+    DeliveryError,
+    PermanentError,
+    RateLimited,
+    build_channel,
+)
+from alerting.notify.render import MessageBuilder, Renderer, check_templates
+from alerting.notify.routing import Router
+from alerting.notify.settings import ChannelConfig, DeliveryConfig, RouteConfig, SilenceConfig
+from alerting.notify.silences import active_silence, describe
+from alerting.store import Delivery, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    enqueued: int = 0
+    silenced: int = 0
+    duplicates: int = 0
+    unrouted: int = 0
+
+
+@dataclass(slots=True)
+class DeliveryResult:
+    """One delivery pass. Counts are deliveries (alert x channel), not messages.
+
+    ``grouped`` counts deliveries that went out inside a multi-alert message;
+    ``postponed`` those held back by a rate limit; ``waiting`` those inside group_wait.
+    """
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    grouped: int = 0
+    postponed: int = 0
+    waiting: int = 0
+    messages: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Item:
+    delivery: Delivery
+    alert: Alert
+
+
+def _seconds(value: timedelta) -> float:
+    return td_ns(value) / 1e9
+
+
+class Notifier:
+    """Routes alerts into the outbox and delivers them through the configured channels."""
+
+    def __init__(
+        self,
+        *,
+        channels: Mapping[str, ChannelConfig],
+        routes: Sequence[RouteConfig],
+        silences: Sequence[SilenceConfig],
+        delivery: DeliveryConfig,
+        templates_dir: Path,
+        store: Store,
+        clock: Clock,
+        rng: random.Random | None = None,
+        stdout: IO[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.delivery = delivery
+        self.silences = list(silences)
+        self.router = Router(routes)
+        self.messages = MessageBuilder(Renderer(Path(templates_dir)))
+        self._rng = rng or random.Random()
+        self.channels: dict[str, Channel] = {
+            name: build_channel(name, cfg, self.messages, clock, stdout)
+            for name, cfg in channels.items()
+        }
+        for route in routes:
+            for name in route.channels:
+                if name not in self.channels:
+                    log.error(
+                        "route names channel %r, which is not configured; its deliveries "
+                        "will be dead-lettered",
+                        name,
+                    )
+
+    # ------------------------------------------------------------------ enqueue
+
+    def enqueue(self, alerts: Sequence[Alert]) -> EnqueueResult:
+        """Silence, route and store ``alerts``; joins the caller's transaction if any."""
+        enqueued = silenced = duplicates = unrouted = 0
+        now = self.clock.time()
+        with self.store.transaction():
+            for alert in alerts:
+                silence = active_silence(self.silences, alert, now)
+                if silence is not None:
+                    silenced += 1
+                    log.info(
+                        "alert %s (rule %s, %s) silenced %s",
+                        alert.fingerprint,
+                        alert.rule,
+                        alert.group_text,
+                        describe(silence),
+                    )
+                    continue
+                channels = self.router.channels_for(alert)
+                if not channels:
+                    unrouted += 1
+                    log.warning(
+                        "alert %s (rule %s, severity %s) matched no route and was not sent: "
+                        "add a catch-all route (a route without match)",
+                        alert.fingerprint,
+                        alert.rule,
+                        alert.severity,
+                    )
+                    continue
+                if self.store.enqueue_alert(
+                    alert.fingerprint, alert.rule, alert.to_json(), channels, now
+                ):
+                    enqueued += 1
+                else:
+                    duplicates += 1
+                    log.info(
+                        "alert %s (rule %s) already queued; not sent again",
+                        alert.fingerprint,
+                        alert.rule,
+                    )
+        return EnqueueResult(enqueued, silenced, duplicates, unrouted)
+
+    # ------------------------------------------------------------------ deliver
+
+    def deliver_due(self, limit: int = 500) -> DeliveryResult:
+        """One pass over due deliveries; never raises for a channel failure."""
+        result = DeliveryResult()
+        now = self.clock.time()
+        items: list[_Item] = []
+        for d in self.store.due_deliveries(now, limit=limit):
+            alert = self._load(d)
+            if alert is None:
+                self.store.mark_failed(
+                    d.id, "the stored alert cannot be read (corrupt payload)", now, dead=True
+                )
+                result.dead += 1
+                continue
+            items.append(_Item(d, alert))
+        blocked: dict[str, tuple[float, str]] = {}
+        for batch in self._batches(items, now, result):
+            channel_name = batch[0].delivery.channel
+            if channel_name in blocked:
+                until, reason = blocked[channel_name]
+                for item in batch:
+                    self.store.postpone(item.delivery.id, until, reason)
+                result.postponed += len(batch)
+                continue
+            self._send(batch, result, blocked)
+        return result
+
+    def _load(self, d: Delivery) -> Alert | None:
+        try:
+            return Alert.from_dict(jsonutil.loads(d.payload))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("delivery %d: stored alert %s is unreadable: %s", d.id, d.fingerprint, exc)
+            return None
+
+    def _batches(self, items: list[_Item], now: float, result: DeliveryResult) -> list[list[_Item]]:
+        """Split due deliveries into messages: bursts of one rule+channel go together."""
+        wait = _seconds(self.delivery.group_wait)
+        batches: list[list[_Item]] = []
+        by_key: dict[tuple[str, str], list[_Item]] = defaultdict(list)
+        for item in items:
+            channel = self.channels.get(item.delivery.channel)
+            if wait <= 0 or channel is None or not channel.groups_bursts:
+                batches.append([item])
+            else:
+                by_key[(item.delivery.channel, item.alert.rule)].append(item)
+        for group in by_key.values():
+            group.sort(key=lambda i: (i.delivery.created_at, i.delivery.id))
+            while group:
+                oldest = group[0].delivery
+                chunk = [i for i in group if i.delivery.created_at - oldest.created_at <= wait]
+                group = group[len(chunk) :]
+                if oldest.attempts == 0 and now < oldest.created_at + wait:
+                    result.waiting += len(chunk)  # the burst may still grow; stays pending
+                    continue
+                batches.append(chunk)
+        batches.sort(key=lambda b: (b[0].delivery.next_attempt_at, b[0].delivery.id))
+        return batches
+
+    def _send(
+        self,
+        batch: list[_Item],
+        result: DeliveryResult,
+        blocked: dict[str, tuple[float, str]],
+    ) -> None:
+        name = batch[0].delivery.channel
+        ids = ", ".join(str(i.delivery.id) for i in batch)
+        channel = self.channels.get(name)
+        if channel is None:
+            self._fail(batch, PermanentError(f"channel {name!r} is not configured"), result)
+            return
+        try:
+            channel.send([i.alert for i in batch])
+        except RateLimited as exc:
+            until = self.clock.time() + exc.retry_after
+            reason = f"rate limited: {exc}"
+            log.warning(
+                "channel %s: delivery %s postponed %.0fs: %s", name, ids, exc.retry_after, exc
+            )
+            with self.store.transaction():
+                for item in batch:
+                    self.store.postpone(item.delivery.id, until, reason)
+            blocked[name] = (until, reason)
+            result.postponed += len(batch)
+            return
+        except DeliveryError as exc:
+            self._fail(batch, exc, result)
+            return
+        except Exception as exc:
+            log.exception("channel %s: delivery %s failed unexpectedly", name, ids)
+            self._fail(batch, DeliveryError(f"unexpected {type(exc).__name__}: {exc}"), result)
+            return
+        now = self.clock.time()
+        with self.store.transaction():
+            for item in batch:
+                self.store.mark_sent(item.delivery.id, now)
+        result.sent += len(batch)
+        result.messages += 1
+        if len(batch) > 1:
+            result.grouped += len(batch)
+        log.info(
+            "channel %s: sent delivery %s (rule %s, %d alert%s)",
+            name,
+            ids,
+            batch[0].alert.rule,
+            len(batch),
+            "" if len(batch) == 1 else "s",
+        )
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` failed tries (with jitter)."""
+        initial = _seconds(self.delivery.initial_backoff)
+        ceiling = _seconds(self.delivery.max_backoff)
+        delay = min(ceiling, initial * (2 ** min(attempts, 60)))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    def _fail(self, batch: list[_Item], exc: DeliveryError, result: DeliveryResult) -> None:
+        now = self.clock.time()
+        permanent = isinstance(exc, PermanentError)
+        # One wait for the whole batch, so a failed burst is retried (and grouped) together.
+        delay = self.backoff(max(i.delivery.attempts for i in batch))
+        with self.store.transaction():
+            for item in batch:
+                d = item.delivery
+                attempt = d.attempts + 1
+                dead = permanent or attempt >= self.delivery.max_attempts
+                next_at = now if dead else now + delay
+                self.store.mark_failed(d.id, str(exc), next_at, dead=dead)
+                if dead:
+                    result.dead += 1
+                    why = "permanent error" if permanent else f"gave up after {attempt} attempts"
+                    log.error(
+                        "channel %s: delivery %d (rule %s, alert %s) dead-lettered (%s): %s; "
+                        "`alerting outbox retry %d` re-queues it",
+                        d.channel,
+                        d.id,
+                        item.alert.rule,
+                        d.fingerprint,
+                        why,
+                        exc,
+                        d.id,
+                    )
+                else:
+                    result.retried += 1
+                    log.warning(
+                        "channel %s: delivery %d (rule %s) failed, attempt %d of %d: %s; "
+                        "retrying in %.0fs",
+                        d.channel,
+                        d.id,
+                        item.alert.rule,
+                        attempt,
+                        self.delivery.max_attempts,
+                        exc,
+                        next_at - now,
+                    )
+        result.errors.append(f"{batch[0].delivery.channel}: {exc}")
+
+    def close(self) -> None:
+        for channel in self.channels.values():
+            try:
+                channel.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not mask shutdown
+                log.warning("channel %s: close failed: %s", channel.name, exc)
+
+
+__all__ = ["DeliveryResult", "EnqueueResult", "Notifier", "check_templates"]

@@ -1,0 +1,61 @@
+"""Which channels an alert goes to: ordered routes, first match wins unless ``continue``.
+
+``AlertMatch`` keys are ANDed; within a key a list is OR. ``rule``, ``tags`` and
+``group`` values are shell-style globs (``admin-*``), compared case-sensitively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from alerting.alert import Alert
+from alerting.notify.settings import AlertMatch, RouteConfig
+
+
+def _any_glob(patterns: Sequence[str], value: str) -> bool:
+    return any(fnmatchcase(value, p) for p in patterns)
+
+
+def _group_value(group: dict[str, Any], key: str) -> str | None:
+    if key in group:
+        value = group[key]
+        return None if value is None else str(value)
+    return None
+
+
+def matches(match: AlertMatch, alert: Alert) -> bool:
+    """True when every key given in ``match`` matches the alert."""
+    if match.rule and not _any_glob(match.rule, alert.rule):
+        return False
+    if match.severity and alert.severity not in match.severity:
+        return False
+    if match.tags and not any(_any_glob(match.tags, tag) for tag in alert.tags):
+        return False
+    for key, wanted in match.group.items():
+        value = _group_value(alert.group, key)
+        if value is None:
+            return False
+        patterns = [wanted] if isinstance(wanted, str) else wanted
+        if not _any_glob(patterns, value):
+            return False
+    return True
+
+
+class Router:
+    """Ordered routes; ``channels_for`` returns the channels of the matching routes."""
+
+    def __init__(self, routes: Sequence[RouteConfig]) -> None:
+        self.routes = list(routes)
+
+    def channels_for(self, alert: Alert) -> list[str]:
+        """Channels in route order, without repeats; empty when no route matches."""
+        channels: dict[str, None] = {}
+        for route in self.routes:
+            if matches(route.match, alert):
+                for name in route.channels:
+                    channels.setdefault(name, None)
+                if not route.continue_:
+                    break
+        return list(channels)
