@@ -20,7 +20,9 @@ from typing import Any, TextIO
 
 from alerting.clock import Clock, SystemClock
 from alerting.config import Config, config_notes, config_warnings, load_config
+from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
+from alerting.notify.render import check_templates
 from alerting.notify.settings import SlackChannel, WebhookChannel
 from alerting.yamlfile import suggest
 
@@ -109,25 +111,18 @@ def check(
 
 
 def _check_rules(paths: Sequence[Path], report: Report) -> list[Any] | None:
-    """Load every rule; ``None`` when the rules could not be loaded (or not checked)."""
+    """Load every rule; ``None`` when the rules could not be loaded."""
     try:
-        from alerting.engine.loader import load_rules
-    except ModuleNotFoundError as exc:
-        # Until integration: the rule loader is written by another helper. Remove this
-        # branch once alerting/engine/loader.py lands; any other import error is a bug.
-        if exc.name != "alerting.engine.loader":
-            raise
-        report.notes.append(
-            Problem(Location(", ".join(str(p) for p in paths)), "rules not checked in this build")
-        )
-        return None
-    try:
-        return list(load_rules(paths))
+        rules = list(load_rules(paths))
     except ValidationFailed as exc:
         report.errors.extend(exc.problems)
+        return None
     except AlertingError as exc:
         report.errors.append(Problem(Location(", ".join(str(p) for p in paths)), str(exc)))
-    return None
+        return None
+    for rule in rules:
+        report.notes.extend(rule.notes)
+    return rules
 
 
 def _check_templates(config: Config, rule_ids: list[str] | None, report: Report) -> int | None:
@@ -136,16 +131,6 @@ def _check_templates(config: Config, rule_ids: list[str] | None, report: Report)
         # Per-rule overrides are checked against the rule ids, so the rules come first.
         report.notes.append(
             Problem(Location(str(config.templates.path)), "templates not checked: no rules loaded")
-        )
-        return None
-    try:
-        from alerting.notify.render import check_templates
-    except ModuleNotFoundError as exc:
-        # Until integration, as for the rule loader above.
-        if exc.name != "alerting.notify.render":
-            raise
-        report.notes.append(
-            Problem(Location(str(config.templates.path)), "templates not checked in this build")
         )
         return None
     report.errors.extend(check_templates(config.templates.path, rule_ids))
