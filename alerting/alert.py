@@ -79,8 +79,12 @@ class Alert:
 
     @property
     def group_text(self) -> str:
-        """``alice`` or ``user=alice, ip=1.2.3.4``: the group values for humans."""
-        values = [str(v) for v in self.group.values()]
+        """``alice`` or ``alice, 1.2.3.4``: the group's known values, for humans.
+
+        A rule may group by fields only some events carry (``initiated_by.username`` for
+        users, ``initiated_by.email`` for admins): missing values are left out.
+        """
+        values = [str(v) for v in self.group.values() if v is not None and v != ""]
         return ", ".join(values) if values else "all"
 
 

@@ -602,25 +602,10 @@ class Service:
     def deliver_once(self) -> DeliveryOutcome:
         """One delivery pass over what is due now, counted per channel for /metrics."""
         assert self.store is not None
-        # DeliveryResult has totals only; the per-channel split comes from the outbox rows
-        # due before the pass and their state after it.
-        due = {d.id: d for d in self.store.due_deliveries(self.clock.time(), limit=500)}
         result = self.notifier.deliver_due()
-        after = {d.id: d for d in self.store.list_deliveries(("pending", "dead"))} if due else {}
-        sent: dict[str, int] = {}
-        failed: dict[str, int] = {}
-        dead = 0
-        for delivery_id, before in due.items():
-            now_row = after.get(delivery_id)
-            channel = before.channel
-            if now_row is None:
-                sent[channel] = sent.get(channel, 0) + 1
-            elif now_row.state == "dead":
-                failed[channel] = failed.get(channel, 0) + 1
-                dead += 1
-            elif now_row.attempts > before.attempts:
-                failed[channel] = failed.get(channel, 0) + 1
-        self.metrics.record_deliveries(sent, failed, dead)
+        self.metrics.record_deliveries(
+            result.sent_by_channel, result.failed_by_channel, int(result.dead)
+        )
         self._update_outbox_gauges()
         outcome = DeliveryOutcome(int(result.sent), int(result.retried), int(result.dead))
         if outcome.sent or outcome.retried or outcome.dead:

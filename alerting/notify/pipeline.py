@@ -68,6 +68,19 @@ class DeliveryResult:
     waiting: int = 0
     messages: int = 0
     errors: list[str] = field(default_factory=list)
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
+    failed_by_channel: dict[str, int] = field(default_factory=dict)
+
+    def count_sent(self, channel: str, n: int = 1) -> None:
+        self.sent += n
+        self.sent_by_channel[channel] = self.sent_by_channel.get(channel, 0) + n
+
+    def count_failed(self, channel: str, *, dead: bool) -> None:
+        if dead:
+            self.dead += 1
+        else:
+            self.retried += 1
+        self.failed_by_channel[channel] = self.failed_by_channel.get(channel, 0) + 1
 
 
 @dataclass(slots=True)
@@ -172,7 +185,7 @@ class Notifier:
                 self.store.mark_failed(
                     d.id, "the stored alert cannot be read (corrupt payload)", now, dead=True
                 )
-                result.dead += 1
+                result.count_failed(d.channel, dead=True)
                 continue
             items.append(_Item(d, alert))
         blocked: dict[str, tuple[float, str]] = {}
@@ -255,11 +268,11 @@ class Notifier:
         with self.store.transaction():
             for item in batch:
                 self.store.mark_sent(item.delivery.id, now)
-        result.sent += len(batch)
+        result.count_sent(name, len(batch))
         result.messages += 1
         if len(batch) > 1:
             result.grouped += len(batch)
-        log.info(
+        log.debug(
             "channel %s: sent delivery %s (rule %s, %d alert%s)",
             name,
             ids,
@@ -287,8 +300,8 @@ class Notifier:
                 dead = permanent or attempt >= self.delivery.max_attempts
                 next_at = now if dead else now + delay
                 self.store.mark_failed(d.id, str(exc), next_at, dead=dead)
+                result.count_failed(d.channel, dead=dead)
                 if dead:
-                    result.dead += 1
                     why = "permanent error" if permanent else f"gave up after {attempt} attempts"
                     log.error(
                         "channel %s: delivery %d (rule %s, alert %s) dead-lettered (%s): %s; "
@@ -302,7 +315,6 @@ class Notifier:
                         d.id,
                     )
                 else:
-                    result.retried += 1
                     log.warning(
                         "channel %s: delivery %d (rule %s) failed, attempt %d of %d: %s; "
                         "retrying in %.0fs",

@@ -1,0 +1,54 @@
+"""The alert contract and its human-facing helpers."""
+
+from __future__ import annotations
+
+from alerting.alert import Alert, make_fingerprint
+
+
+def _alert(group: dict[str, object]) -> Alert:
+    return Alert(
+        rule="login-without-mfa",
+        title="t",
+        severity="high",
+        group=group,
+        count=1,
+        first_event_time="2026-11-20T10:00:01Z",
+        last_event_time="2026-11-20T10:00:01Z",
+        event_ids=["a"],
+        fingerprint=make_fingerprint("login-without-mfa", group, "a"),
+        summary="s",
+    )
+
+
+def test_group_text_leaves_out_missing_values() -> None:
+    user = _alert({"initiated_by.username": "chloe", "initiated_by.email": None})
+    admin = _alert({"initiated_by.username": None, "initiated_by.email": "ann@example.com"})
+    assert user.group_text == "chloe"
+    assert admin.group_text == "ann@example.com"
+    assert _alert({}).group_text == "all"
+
+
+def test_round_trip_keeps_the_contract_fields() -> None:
+    alert = _alert({"initiated_by.username": "chloe"})
+    again = Alert.from_dict(alert.to_dict())
+    assert again == alert
+    assert set(alert.to_dict()) >= {
+        "rule", "title", "severity", "group", "count", "first_event_time",
+        "last_event_time", "event_ids", "fingerprint", "summary", "events",
+    }  # fmt: skip
+
+
+def test_fingerprint_depends_on_rule_group_and_trigger() -> None:
+    base = make_fingerprint("r", {"u": "a"}, "e1")
+    assert base == make_fingerprint("r", {"u": "a"}, "e1")
+    assert (
+        len(
+            {
+                base,
+                make_fingerprint("r2", {"u": "a"}, "e1"),
+                make_fingerprint("r", {"u": "b"}, "e1"),
+                make_fingerprint("r", {"u": "a"}, "e2"),
+            }
+        )
+        == 4
+    )
