@@ -646,6 +646,7 @@ class NewValueAggregation:
         self._get: Getter = compile_path(spec.field)
         self._learn = td_ns(spec.learn)
         self._forget = td_ns(spec.forget)
+        self._known = frozenset(spec.known)
         self._tolerance = tolerance_ns
         self._max_entries = max(1, max_entries)
         self._groups: dict[str, _Baseline] = {}
@@ -684,7 +685,7 @@ class NewValueAggregation:
         ):
             for v in values:
                 seen = known.get(v)
-                if seen is None or (forget and t - seen[1] >= forget):
+                if (seen is None or (forget and t - seen[1] >= forget)) and v not in self._known:
                     new_value = v
                     break
         firings: list[Firing] = []

@@ -58,6 +58,9 @@ class NewValueSpec(_Spec):
     learn: Duration = timedelta(days=7)
     # Forget a value not seen again for this long (0 = never forget).
     forget: Duration = timedelta(days=90)
+    # Values every group knows from the start: learned like any other, never "new"
+    # (a per-group baseline alone alerts on each group's first sight of a common value).
+    known: list[str] = Field(default_factory=list)
     _by = field_validator("by", mode="before")(_by_list)
 
 
