@@ -205,17 +205,17 @@ def test_bad_inline_events(entry, fragment):
     assert fragment in info.value.message
 
 
-def docs_examples():
-    """Every complete rule (a yaml block starting with `id:`) in docs/rules.md."""
+def readme_examples():
+    """Every complete rule (a yaml block starting with `id:`) in the README's rule guide."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "rules.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = text.split("```yaml\n")[1:]
     return [b.split("```", 1)[0] for b in blocks if b.startswith("id:")]
 
 
-def test_docs_examples(tmp_path):
-    examples = docs_examples()
+def test_readme_examples(tmp_path):
+    examples = readme_examples()
     assert len(examples) >= 7
     for i, example in enumerate(examples):
         (tmp_path / f"example{i:02d}.yml").write_text(example, encoding="utf-8")
