@@ -11,7 +11,6 @@ Secret values never appear in errors or reprs.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -33,6 +32,7 @@ from pydantic import (
 
 from alerting.durations import Duration
 from alerting.errors import ConfigError, Location, Problem, ValidationFailed
+from alerting.netutil import is_loopback_host, is_loopback_url
 from alerting.notify.settings import (
     ChannelConfig,
     DeliveryConfig,
@@ -42,7 +42,14 @@ from alerting.notify.settings import (
     SilenceConfig,
     WebhookChannel,
 )
-from alerting.yamlfile import PathKey, YamlDocument, load_yaml, pydantic_problems, suggest
+from alerting.yamlfile import (
+    PathKey,
+    YamlDocument,
+    load_yaml,
+    one_or_many,
+    pydantic_problems,
+    suggest,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -85,13 +92,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def _as_list(value: Any) -> Any:
-    """``paths: rules`` and ``paths: [rules]`` mean the same."""
-    if isinstance(value, str):
-        return [value]
-    return value
-
-
 def _positive(name: str, value: timedelta) -> timedelta:
     if value <= timedelta(0):
         raise ValueError(f"{name} must be longer than 0s, e.g. 60s")
@@ -110,7 +110,7 @@ class SimulatorConfig(_Model):
     faults: list[str] = Field(default_factory=list)  # API faults to inject (429s, 5xx...)
     users: int = Field(default=60, ge=1, le=100_000)
 
-    _lists = field_validator("scenarios", "faults", mode="before")(_as_list)
+    _lists = field_validator("scenarios", "faults", mode="before")(one_or_many)
 
 
 class SourceConfig(_Model):
@@ -132,7 +132,7 @@ class SourceConfig(_Model):
     path: Path | None = None  # events file (JSON array or JSONL) for kind: file
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
 
-    _services = field_validator("services", mode="before")(_as_list)
+    _services = field_validator("services", mode="before")(one_or_many)
 
     @field_validator("api_key", "bearer_token", mode="before")
     @classmethod
@@ -174,7 +174,7 @@ class SourceConfig(_Model):
             return REGION_BASE_URLS[value.lower()]
         if value.startswith("https://") and len(value) > len("https://"):
             return value
-        if value.startswith("http://") and _is_loopback_url(value):
+        if value.startswith("http://") and is_loopback_url(value):
             return value  # a local fake API (the simulator, tests); never the real one
         raise ValueError(
             f"base_url {value!r} must be an https:// URL: {DEFAULT_BASE_URL} (US), "
@@ -213,20 +213,6 @@ class SourceConfig(_Model):
         return self
 
 
-def _is_loopback_url(url: str) -> bool:
-    host = url.split("://", 1)[1].split("/", 1)[0]
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    else:
-        host = host.rsplit(":", 1)[0] if ":" in host else host
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # --------------------------------------------------------------------------- the rest
 
 
@@ -241,7 +227,7 @@ class RulesConfig(_Model):
 
     paths: list[Path] = Field(default_factory=lambda: [Path("rules")], min_length=1)
 
-    _paths = field_validator("paths", mode="before")(_as_list)
+    _paths = field_validator("paths", mode="before")(one_or_many)
 
 
 class TemplatesConfig(_Model):
@@ -751,7 +737,7 @@ def config_notes(config: Config) -> list[Problem]:
         for name in config.unused_channels()
     ]
     host = config.server.host
-    if host not in ("localhost",) and not _is_loopback_host(host):
+    if not is_loopback_host(host):
         notes.append(
             Problem(
                 config.locate("server", "listen"),
@@ -760,10 +746,3 @@ def config_notes(config: Config) -> list[Problem]:
             )
         )
     return notes
-
-
-def _is_loopback_host(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -261,6 +261,13 @@ def _models_at(root: type[BaseModel], loc: PathKey) -> list[type[BaseModel]]:
     return current
 
 
+def one_or_many(value: Any) -> Any:
+    """A pydantic ``mode="before"`` validator: ``x: a`` means the same as ``x: [a]``."""
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
 def suggest(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
     """`` (did you mean 'x'?)`` for a near miss, else ``""``."""
     close = difflib.get_close_matches(str(word), sorted(choices), n=1, cutoff=0.5)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.durations import Duration
 from alerting.events import Event
+from alerting.yamlfile import one_or_many
 
 if TYPE_CHECKING:
     from alerting.store import Store
@@ -24,20 +25,13 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _by_list(value: Any) -> Any:
-    """``by: user`` and ``by: [user]`` both mean a one-field group."""
-    if isinstance(value, str):
-        return [value]
-    return value
-
-
 class ThresholdSpec(_Spec):
     """``count`` matching events within ``within``, per ``by`` group."""
 
     count: int = Field(ge=1)
     within: Duration
     by: list[str] = Field(default_factory=list)
-    _by = field_validator("by", mode="before")(_by_list)
+    _by = field_validator("by", mode="before")(one_or_many)
 
 
 class DistinctSpec(_Spec):
@@ -47,7 +41,7 @@ class DistinctSpec(_Spec):
     count: int = Field(ge=2)
     within: Duration
     by: list[str] = Field(default_factory=list)
-    _by = field_validator("by", mode="before")(_by_list)
+    _by = field_validator("by", mode="before")(one_or_many)
 
 
 class NewValueSpec(_Spec):
@@ -61,7 +55,7 @@ class NewValueSpec(_Spec):
     # Values every group knows from the start: learned like any other, never "new"
     # (a per-group baseline alone alerts on each group's first sight of a common value).
     known: list[str] = Field(default_factory=list)
-    _by = field_validator("by", mode="before")(_by_list)
+    _by = field_validator("by", mode="before")(one_or_many)
 
 
 class TravelSpec(_Spec):
@@ -74,7 +68,7 @@ class TravelSpec(_Spec):
     longitude: str = "geoip.longitude"
     # How long a previous location stays comparable.
     within: Duration = timedelta(hours=24)
-    _by = field_validator("by", mode="before")(_by_list)
+    _by = field_validator("by", mode="before")(one_or_many)
 
 
 class SequenceStep(_Spec):
@@ -88,7 +82,7 @@ class SequenceSpec(_Spec):
     by: list[str] = Field(default_factory=list)
     within: Duration
     steps: list[SequenceStep] = Field(min_length=2)
-    _by = field_validator("by", mode="before")(_by_list)
+    _by = field_validator("by", mode="before")(one_or_many)
 
 
 AggregationKind = Literal["threshold", "distinct", "new_value", "travel", "sequence"]

@@ -9,23 +9,17 @@ validation.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerting.alert import SEVERITIES
 from alerting.durations import Duration
+from alerting.yamlfile import one_or_many
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _as_list(value: Any) -> Any:
-    """``severity: high`` and ``severity: [high]`` mean the same."""
-    if isinstance(value, str):
-        return [value]
-    return value
 
 
 class AlertMatch(_Model):
@@ -41,7 +35,7 @@ class AlertMatch(_Model):
     tags: list[str] = Field(default_factory=list)
     group: dict[str, str | list[str]] = Field(default_factory=dict)
 
-    _lists = field_validator("rule", "severity", "tags", mode="before")(_as_list)
+    _lists = field_validator("rule", "severity", "tags", mode="before")(one_or_many)
 
 
 class SlackChannel(_Model):
@@ -79,7 +73,7 @@ class EmailChannel(_Model):
     timeout: Duration = timedelta(seconds=15)
     ca_file: str | None = None  # extra CA bundle for a private relay; verification stays on
 
-    _to = field_validator("to", mode="before")(_as_list)
+    _to = field_validator("to", mode="before")(one_or_many)
 
     @model_validator(mode="after")
     def _tls_modes(self) -> EmailChannel:
@@ -137,7 +131,7 @@ class RouteConfig(_Model):
     channels: list[str] = Field(min_length=1)
     continue_: bool = Field(default=False, alias="continue")
 
-    _channels = field_validator("channels", mode="before")(_as_list)
+    _channels = field_validator("channels", mode="before")(one_or_many)
 
 
 class SilenceConfig(_Model):

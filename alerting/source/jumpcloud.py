@@ -17,7 +17,6 @@ and the seen ids keep anything from being processed twice.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import logging
 import random
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,7 @@ from alerting import __version__, jsonutil
 from alerting.clock import Clock, time_ns
 from alerting.errors import AlertingError, EventError, SourceError
 from alerting.events import Event, format_timestamp, sort_key
+from alerting.netutil import is_loopback_host
 from alerting.source.files import NoEventsError, SkipCounter, read_events
 from alerting.store import Store
 
@@ -143,15 +143,6 @@ def _retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, seconds)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class DIClient:
     """A Directory Insights API client (one per source; thread-safe enough for one poller).
 
@@ -183,7 +174,7 @@ class DIClient:
                 f"source.base_url {base_url!r} is not an http(s) URL: use e.g. "
                 "https://api.jumpcloud.com"
             )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise SourceError(
                 f"source.base_url {base_url!r} uses plain http: the API key would travel "
                 "unencrypted; use https"
