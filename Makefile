@@ -26,8 +26,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Figures and targets, ~10 minutes; `make bench BENCH_FLAGS=--quick` takes ~1 minute.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.run_all $(BENCH_FLAGS)
 
 simulate: $(STAMP)
 	$(BIN)/alerting simulate --port 8089

@@ -22,6 +22,13 @@ _TIMESTAMP = re.compile(
 )
 _DAY_CACHE: dict[str, int] = {}
 _NS = 1_000_000_000
+# "YYYY-MM-DDTHH:MM:" -> epoch ns of that minute, for prefixes already parsed in full.
+_MINUTE_CACHE: dict[str, int] = {}
+_MINUTE_CACHE_LIMIT = 20_000  # about two weeks of minutes; cleared when full
+# For k fraction digits: "SS" + fraction as one integer is below this when SS <= 60,
+# and times this is nanoseconds.
+_SECOND_LIMIT = [61 * 10**k for k in range(10)]
+_FRACTION_SCALE = [10 ** (9 - k) for k in range(10)]
 
 
 def parse_timestamp(text: str) -> int:
@@ -30,6 +37,29 @@ def parse_timestamp(text: str) -> int:
     Accepts 0-9 fraction digits, ``Z`` or a ``+HH:MM`` offset; no zone means UTC (the
     DI API's own convention). Raises ``ValueError`` naming the text on anything else.
     """
+    # Hot path (every event): a minute already parsed in full, then "SS", an optional
+    # fraction and "Z" or nothing. Anything else, errors included, takes the full parse.
+    if type(text) is str:
+        base = _MINUTE_CACHE.get(text[:17])
+        if base is not None:
+            rest = text[19:]
+            if not rest or rest == "Z" or rest == "z":
+                sec = text[17:19]
+                if len(sec) == 2 and sec.isdecimal():
+                    s = int(sec)
+                    if s <= 60:
+                        return base + s * _NS
+            elif rest[0] in ".," and rest[-1] in "Zz" and 3 <= len(rest) <= 11:
+                digits = text[17:19] + rest[1:-1]  # seconds and fraction as one number
+                if digits.isdecimal():
+                    k = len(rest) - 2
+                    value = int(digits)
+                    if value < _SECOND_LIMIT[k]:
+                        return base + value * _FRACTION_SCALE[k]
+    return _parse_timestamp_full(text)
+
+
+def _parse_timestamp_full(text: str) -> int:
     if not isinstance(text, str):
         raise ValueError(f"timestamp must be a string, got {type(text).__name__}")
     m = _TIMESTAMP.fullmatch(text)
@@ -52,7 +82,11 @@ def parse_timestamp(text: str) -> int:
     h, mi, s = int(hour), int(minute), int(second)
     if h > 23 or mi > 59 or s > 60:
         raise ValueError(f"invalid timestamp {text!r}: time of day out of range")
-    seconds = day_seconds + h * 3600 + mi * 60 + s
+    minute = day_seconds + h * 3600 + mi * 60
+    if len(_MINUTE_CACHE) >= _MINUTE_CACHE_LIMIT:
+        _MINUTE_CACHE.clear()
+    _MINUTE_CACHE[text[:17]] = minute * _NS
+    seconds = minute + s
     if sign is not None:
         offset = int(off_h) * 3600 + int(off_m) * 60
         seconds += -offset if sign == "+" else offset
@@ -95,24 +129,7 @@ class Event:
     @classmethod
     def from_raw(cls, raw: Any) -> Event:
         """Build an Event; raises ``EventError`` with the reason when it is unusable."""
-        if not isinstance(raw, dict):
-            raise EventError(f"event is not a JSON object but {type(raw).__name__}")
-        stamp = raw.get("timestamp")
-        if stamp is None:
-            raise EventError("event has no 'timestamp' field")
-        try:
-            time_ns = parse_timestamp(stamp)
-        except ValueError as exc:
-            raise EventError(str(exc)) from None
-        event_id = raw.get("id")
-        if not isinstance(event_id, str) or not event_id:
-            event_id = (
-                "sha1:"
-                + hashlib.sha1(
-                    jsonutil.dumps(raw, sort_keys=True).encode(), usedforsecurity=False
-                ).hexdigest()
-            )
-        return cls(raw, time_ns, event_id)
+        return cls(raw, *_identify(raw))
 
     @property
     def timestamp(self) -> str:
@@ -121,6 +138,89 @@ class Event:
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, timestamp={self.raw.get('timestamp')!r})"
+
+
+def _identify(raw: Any) -> tuple[int, str]:
+    """(time in ns, id) of a raw event; raises ``EventError`` when it is unusable."""
+    if not isinstance(raw, dict):
+        raise EventError(f"event is not a JSON object but {type(raw).__name__}")
+    stamp = raw.get("timestamp")
+    if stamp is None:
+        raise EventError("event has no 'timestamp' field")
+    try:
+        time_ns = parse_timestamp(stamp)
+    except ValueError as exc:
+        raise EventError(str(exc)) from None
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        event_id = (
+            "sha1:"
+            + hashlib.sha1(
+                jsonutil.dumps(raw, sort_keys=True).encode(), usedforsecurity=False
+            ).hexdigest()
+        )
+    return time_ns, event_id
+
+
+class JsonEvent(Event):
+    """An event parsed by orjson from ``blob``, which it keeps: parsing ``blob`` again
+    gives an equal ``raw``. So the event can be held packed (``PackedEvent``) without
+    re-encoding, and unpacked when needed.
+    """
+
+    __slots__ = ("_packed", "blob")
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        time_ns: int,
+        event_id: str,
+        blob: bytes,
+        packed: PackedEvent | None = None,
+    ) -> None:
+        self.raw = raw
+        self.time_ns = time_ns
+        self.id = event_id
+        self.blob = blob
+        self._packed = packed
+
+    @classmethod
+    def from_json(cls, raw: Any, blob: bytes) -> JsonEvent:
+        """``Event.from_raw`` for ``raw = orjson.loads(blob)``."""
+        return cls(raw, *_identify(raw), blob)
+
+    def packed(self) -> PackedEvent:
+        """The same event held as bytes (made once: the buffer and windows share it)."""
+        packed = self._packed
+        if packed is None:
+            packed = self._packed = PackedEvent(self.blob, self.time_ns, self.id)
+        return packed
+
+
+class PackedEvent(Event):
+    """An event held for a while (reorder buffer, windows): ``raw`` kept as JSON bytes.
+
+    One bytes object instead of a tree of ~50 dicts and strings is ~4x less memory and,
+    more to the point, far fewer cache misses: a tree held while thousands of others are
+    parsed goes cold, and walking it later (matching, freeing) costs more than parsing it
+    again. Reading ``raw`` returns an equal, fresh dict.
+    """
+
+    __slots__ = ("_blob",)
+
+    def __init__(self, blob: bytes, time_ns: int, event_id: str) -> None:
+        self._blob = blob
+        self.time_ns = time_ns
+        self.id = event_id
+
+    @property
+    def raw(self) -> dict[str, Any]:  # type: ignore[override]
+        value: dict[str, Any] = jsonutil.loads(self._blob)
+        return value
+
+    def unpacked(self) -> JsonEvent:
+        """The event with ``raw`` parsed once, for evaluating it."""
+        return JsonEvent(jsonutil.loads(self._blob), self.time_ns, self.id, self._blob, self)
 
 
 def sort_key(event: Event) -> tuple[int, str]:

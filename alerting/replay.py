@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import heapq
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -28,7 +30,7 @@ from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
-from alerting.events import Event
+from alerting.events import Event, JsonEvent, PackedEvent
 
 DEFAULT_LATENESS_NS = 10 * 60 * 1_000_000_000
 MAX_BUFFERED = 1_000_000
@@ -36,20 +38,40 @@ ADVANCE_EVERY = 10_000
 MAX_SKIP_WARNINGS = 20
 NS_PER_DAY = 86_400 * 1_000_000_000
 
+# (time, id, arrival number, event, unpack on release: a PackedEvent that can match)
+_Item = tuple[int, str, int, Event, bool]
+
+
+def _released(item: _Item) -> Event:
+    event = item[3]
+    return event.unpacked() if item[4] else event  # type: ignore[attr-defined]
+
 
 class ReorderBuffer:
     """Releases events in ``(time, id)`` order once they are ``lateness`` behind the newest.
 
     An event older than the last released one cannot be put back in order; it is released
-    at once and counted in ``late``.
+    at once and counted in ``late``. Exports are mostly in order, so an event that sorts
+    after everything held is appended to a queue (O(1)); only the others go into a heap,
+    and the two are merged on release.
     """
 
-    def __init__(self, lateness_ns: int = DEFAULT_LATENESS_NS, max_items: int = MAX_BUFFERED):
+    def __init__(
+        self,
+        lateness_ns: int = DEFAULT_LATENESS_NS,
+        max_items: int = MAX_BUFFERED,
+        *,
+        relevant: Callable[[Event], bool] | None = None,
+    ):
         self.lateness_ns = lateness_ns
         self.max_items = max_items
+        # relevant(event) False: no rule can match it, so it is released still packed
+        # (a PackedEvent) and never parsed again; see replay().
+        self._relevant = relevant
         self.late = 0
         self.released_ns: int | None = None
-        self._heap: list[tuple[int, str, int, Event]] = []
+        self._run: deque[_Item] = deque()  # in (time, id, seq) order: appended only
+        self._heap: list[_Item] = []  # the arrivals that did not sort last
         self._newest: int | None = None
         self._seq = 0
 
@@ -60,28 +82,74 @@ class ReorderBuffer:
             self.late += 1
             return [event]
         self._seq += 1
-        heapq.heappush(self._heap, (t, event.id, self._seq, event))
-        if self._newest is None or t > self._newest:
-            self._newest = t
-        horizon = self._newest - self.lateness_ns
+        # Held packed (one bytes object) and parsed again on release: cheaper than
+        # walking a cold tree of objects later; same content.
+        item: _Item
+        if type(event) is JsonEvent:
+            relevant = self._relevant
+            unpack = relevant is None or relevant(event)
+            item = (t, event.id, self._seq, event.packed(), unpack)
+        else:
+            item = (t, event.id, self._seq, event, False)
+        run = self._run
         heap = self._heap
-        if heap[0][0] > horizon and len(heap) <= self.max_items:
+        if not run or item > run[-1]:
+            run.append(item)
+        else:
+            heapq.heappush(heap, item)
+        newest = self._newest
+        if newest is None or t > newest:
+            newest = self._newest = t
+        horizon = newest - self.lateness_ns
+        limit = self.max_items
+        if heap:
+            return self._release(horizon)
+        if run[0][0] > horizon and len(run) <= limit:
             return []
+        popleft = run.popleft
         ready = []
-        while heap and (heap[0][0] <= horizon or len(heap) > self.max_items):
-            ready.append(heapq.heappop(heap)[3])
+        while True:  # _released() inline: this is once per event
+            head = popleft()
+            ready.append(head[3].unpacked() if head[4] else head[3])  # type: ignore[attr-defined]
+            if not run or (run[0][0] > horizon and len(run) <= limit):
+                break
         self.released_ns = ready[-1].time_ns
+        return ready
+
+    def _release(self, horizon: int) -> list[Event]:
+        """The general case of ``push``: merge the queue and the heap while ready."""
+        run = self._run
+        heap = self._heap
+        limit = self.max_items
+        total = len(run) + len(heap)
+        ready = []
+        while total:
+            from_heap = bool(heap) and (not run or heap[0] < run[0])
+            head = heap[0] if from_heap else run[0]
+            if head[0] > horizon and total <= limit:
+                break
+            if from_heap:
+                heapq.heappop(heap)
+            else:
+                run.popleft()
+            ready.append(_released(head))
+            total -= 1
+        if ready:
+            self.released_ns = ready[-1].time_ns
         return ready
 
     def drain(self) -> list[Event]:
         """Everything still held, in order (at the end of the input)."""
-        ready = [heapq.heappop(self._heap)[3] for _ in range(len(self._heap))]
+        self._heap.sort()
+        ready = [_released(item) for item in heapq.merge(self._run, self._heap)]
+        self._run.clear()
+        self._heap.clear()
         if ready:
             self.released_ns = ready[-1].time_ns
         return ready
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._run) + len(self._heap)
 
 
 @dataclass(slots=True)
@@ -110,6 +178,22 @@ class ReplayResult:
         return self.last_ns - self.first_ns
 
 
+@contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Run the garbage collector's young-generation pass less often while replaying.
+
+    Events are acyclic JSON, freed by reference counting; with the default threshold
+    the collector still walks the young objects every 700 container allocations, a
+    few percent of replay time for nothing. Cycles are still collected, less often.
+    """
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
 def replay(
     events: Iterable[Event],
     engine: Engine,
@@ -120,35 +204,52 @@ def replay(
 ) -> ReplayResult:
     """Run ``events`` through ``engine`` in event-time order; report each alert."""
     result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
-    buffer = ReorderBuffer(lateness_ns)
+    # Events no rule can match come out of the buffer still packed: process() would do
+    # nothing with them, so they are counted and never parsed a second time.
+    buffer = ReorderBuffer(lateness_ns, relevant=engine.can_match)
     processed = 0
+    process = engine.process
+    per_rule = result.per_rule
 
     def run(ready: list[Event]) -> None:
         nonlocal processed
         for event in ready:
-            for alert in engine.process(event):
-                result.alerts += 1
-                summary = result.per_rule[alert.rule]
-                summary.alerts += 1
-                summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
-                on_alert(alert)
+            alerts = process(event) if type(event) is not PackedEvent else None
+            if alerts:
+                for alert in alerts:
+                    result.alerts += 1
+                    summary = per_rule[alert.rule]
+                    summary.alerts += 1
+                    summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
+                    on_alert(alert)
             processed += 1
             if processed % ADVANCE_EVERY == 0 and buffer.released_ns is not None:
                 engine.advance(buffer.released_ns)
 
-    for event in events:
-        result.events += 1
-        t = event.time_ns
-        if result.first_ns is None or t < result.first_ns:
-            result.first_ns = t
-        if result.last_ns is None or t > result.last_ns:
-            result.last_ns = t
-        ready = buffer.push(event)
-        if ready:
-            run(ready)
-        if progress is not None and result.events % 4096 == 0:
-            progress(result)
-    run(buffer.drain())
+    # The per-event loop keeps its counters in locals and hands them to ``result`` when
+    # progress is reported and at the end; the figures are the same, the loop faster.
+    count = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+    push = buffer.push
+    with _fewer_gc_passes():
+        for event in events:
+            count += 1
+            t = event.time_ns
+            if first_ns is None:
+                first_ns = last_ns = t
+            elif t > last_ns:  # type: ignore[operator]
+                last_ns = t
+            elif t < first_ns:
+                first_ns = t
+            ready = push(event)
+            if ready:
+                run(ready)
+            if progress is not None and count % 4096 == 0:
+                result.events, result.first_ns, result.last_ns = count, first_ns, last_ns
+                progress(result)
+        run(buffer.drain())
+    result.events, result.first_ns, result.last_ns = count, first_ns, last_ns
     result.late = buffer.late
     for rule_id, stats in engine.stats.items():
         result.per_rule[rule_id].suppressed = stats.suppressed

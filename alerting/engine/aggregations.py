@@ -51,7 +51,9 @@ travel {max_speed_kmh, min_distance_km, within, latitude, longitude}
     < b`` fires when ``b.time - a.time < within``, the great-circle distance ``d >=
     min_distance_km`` and ``d / max(b.time - a.time, 1 minute) > max_speed_kmh``; the
     trigger is ``b``. Nothing is consumed: each adjacent pair is judged once, when its
-    second hit arrives.
+    second hit arrives. ``evict(w)`` also drops all but the latest hit older than ``w -
+    tolerance`` per group: under the watermark contract no later hit can have an older
+    one as a neighbour.
 
 sequence {within, steps[{selection, count}]}
     A *chain* is ``count_1`` hits matching step 1, then ``count_2`` matching step 2 each
@@ -76,7 +78,7 @@ Late events, eviction, memory
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +98,7 @@ from alerting.engine.types import (
     TravelSpec,
 )
 from alerting.engine.windows import Series, Windows
-from alerting.events import Event, format_timestamp
+from alerting.events import Event, JsonEvent, format_timestamp
 
 if TYPE_CHECKING:
     from alerting.store import Store
@@ -420,31 +422,95 @@ class TravelAggregation(_Windowed):
             else "geoip.country_code"
         )
         self._client_ip = compile_path("client_ip")
+        # (object, latitude key, longitude key) when both paths are "obj.key" of one object
+        self._pair: tuple[str, str, str] | None = None
+        lat_parts, lon_parts = spec.latitude.split("."), spec.longitude.split(".")
+        if (
+            len(lat_parts) == 2 == len(lon_parts)
+            and lat_parts[0] == lon_parts[0]
+            and not spec.latitude.startswith("$")
+            and all(lat_parts + lon_parts)
+        ):
+            self._pair = (lat_parts[0], lat_parts[1], lon_parts[1])
 
     def add(self, hit: Hit) -> list[Firing]:
         raw = hit.event.raw
-        lat = coordinate(self._lat(raw), 90.0)
-        if lat is None:
-            return []
-        lon = coordinate(self._lon(raw), 180.0)
-        if lon is None:
-            return []
+        pair = self._pair
+        lat: Any = None
+        lon: Any = None
+        if pair is not None:  # both under one object (geoip): read it once
+            inner = raw.get(pair[0])
+            if type(inner) is dict:
+                lat = inner.get(pair[1])
+                lon = inner.get(pair[2])
+            # the usual case, plain in-range floats, needs no conversion (NaN fails too)
+            if type(lat) is not float or not -90.0 <= lat <= 90.0:
+                lat = coordinate(self._lat(raw), 90.0)
+                if lat is None:
+                    return []
+            if type(lon) is not float or not -180.0 <= lon <= 180.0:
+                lon = coordinate(self._lon(raw), 180.0)
+                if lon is None:
+                    return []
+        else:
+            lat = coordinate(self._lat(raw), 90.0)
+            if lat is None:
+                return []
+            lon = coordinate(self._lon(raw), 180.0)
+            if lon is None:
+                return []
         windows = self._windows
-        series = windows.get(hit.group_key)
-        i = series.insert(hit.event.time_ns, hit, (lat, lon))
+        series = windows.groups.get(hit.group_key) or windows.get(hit.group_key)
+        t = hit.event.time_ns
+        here = (lat, lon)
+        times = series.times
+        if not times or t > times[-1]:  # in order: append (Series.insert's own fast path)
+            event = hit.event
+            if type(event) is JsonEvent:
+                hit.event = event.packed()
+            if series.group is None:
+                series.group = hit.group
+            else:
+                hit.group = series.group
+            times.append(t)
+            series.hits.append(hit)
+            series.aux.append(here)
+            i = len(times) - 1
+        else:
+            i = series.insert(t, hit, here)
         windows.size += 1
         firings: list[Firing] = []
-        if i > 0:
+        aux = series.aux
+        within = self._within
+        # _judge's own first checks inline: most logins are from where the last one was
+        if i > 0 and aux[i - 1] != here and t - times[i - 1] < within:
             firing = self._judge(series, i - 1, i)
             if firing is not None:
                 firings.append(firing)
-        if i < len(series.times) - 1:
+        if i < len(times) - 1 and aux[i + 1] != here and times[i + 1] - t < within:
             firing = self._judge(series, i, i + 1)
             if firing is not None:
                 firings.append(firing)
         if windows.size > windows.max_entries:
             windows.enforce_cap()
         return firings
+
+    def evict(self, watermark_ns: int) -> None:
+        """Also drop every hit but the latest one before ``watermark - tolerance``.
+
+        Every later hit is at or after that time, so its predecessor is that latest hit
+        or a newer one, never an older one: older hits are never judged again. Without
+        this, a rule over every login holds a day of logins per user for nothing.
+        """
+        super().evict(watermark_ns)
+        cutoff = watermark_ns - self._tolerance
+        windows = self._windows
+        for series in windows.groups.values():
+            times = series.times
+            if len(times) > 1 and times[1] < cutoff:
+                keep_from = bisect_left(times, cutoff) - 1
+                series.delete(0, keep_from)
+                windows.size -= keep_from
 
     def _judge(self, series: Series, a: int, b: int) -> Firing | None:
         dt = series.times[b] - series.times[a]

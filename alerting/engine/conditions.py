@@ -282,6 +282,36 @@ def compile_tree(node: Node, selections: Mapping[str, Predicate]) -> Predicate:
     return or_n
 
 
+def specialize_tree(node: Node, residual: Callable[[str], Predicate | bool]) -> Predicate | bool:
+    """``compile_tree`` over selections partly evaluated (``residual(name)``): folds the
+    selections already decided to ``True``/``False``; returns a constant when the whole
+    condition is decided, else a closure over what is left. Same truth table, less work.
+    """
+    if isinstance(node, Ref):
+        return residual(node.name)
+    if isinstance(node, Not):
+        inner = specialize_tree(node.child, residual)
+        if isinstance(inner, bool):
+            return not inner
+        return compile_tree(Not(Ref("_")), {"_": inner})
+    decisive = isinstance(node, Or)  # the constant that decides the whole node
+    left: list[Predicate] = []
+    for child in node.children:
+        part = specialize_tree(child, residual)
+        if part is True or part is False:
+            if part is decisive:
+                return decisive
+            continue  # the neutral constant: drop it
+        left.append(part)
+    if not left:
+        return not decisive
+    if len(left) == 1:
+        return left[0]
+    names = {f"_{i}": pred for i, pred in enumerate(left)}
+    refs = tuple(Ref(name) for name in names)
+    return compile_tree(Or(refs) if decisive else And(refs), names)
+
+
 def required_event_types(
     node: Node, selection_types: Mapping[str, frozenset[str] | None]
 ) -> frozenset[str] | None:

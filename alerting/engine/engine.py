@@ -47,6 +47,7 @@ class _Runner:
     __slots__ = (
         "aggregation",
         "by",
+        "by_paths",
         "dirty",
         "last",
         "match",
@@ -63,6 +64,7 @@ class _Runner:
         self.order = order
         self.match = rule.condition
         self.by = tuple(rule.group_by)
+        self.by_paths = tuple(path for path, _getter in self.by)
         self.steps = rule.step_predicates
         self.realert_ns = rule.realert_ns
         self.stats = RuleStats()
@@ -105,9 +107,10 @@ class _Runner:
             group[path] = None if value is MISSING else value
         return "\x00" + jsonutil.dumps(list(group.values()), sort_keys=True), group
 
-    def hit(self, event: Event) -> list[Firing]:
+    def hit(self, event: Event, grouped: tuple[str, dict[str, Any]] | None = None) -> list[Firing]:
+        """Account a matching event; ``grouped`` is ``group(raw)`` when already known."""
         raw = event.raw
-        key, group = self.group(raw)
+        key, group = self.group(raw) if grouped is None else grouped
         if self.aggregation is None:
             return [Firing(key, group, event, [event], 1)]
         steps: tuple[int, ...] = ()
@@ -161,7 +164,8 @@ class Engine:
         self._use_index = use_index
         self._by_type: dict[str, list[_Runner]] = {}
         self._catch_all: tuple[_Runner, ...] = ()
-        self._type_cache: dict[str, tuple[_Runner, ...]] = {}
+        self._type_cache: dict[str, tuple[tuple[_Runner, Any], ...]] = {}
+        self._catch_all_plan: tuple[tuple[_Runner, Any], ...] = ()
         self._warmup = False
         self._build_index()
         if store is not None:
@@ -179,21 +183,43 @@ class Engine:
                 for t in types:
                     self._by_type.setdefault(t, []).append(runner)
         self._catch_all = tuple(catch_all)
+        self._catch_all_plan = tuple((r, r.match) for r in self._catch_all)
 
-    def _candidates(self, event_type: str) -> tuple[_Runner, ...]:
+    def _indexed(self, event_type: str) -> tuple[_Runner, ...]:
+        """The runners the index gives for ``event_type``, in rule order."""
+        specific = self._by_type.get(event_type.lower(), [])
+        return tuple(sorted((*specific, *self._catch_all), key=lambda r: r.order))
+
+    def _plan(self, event_type: str) -> tuple[tuple[_Runner, Any], ...]:
+        """(runner, what is left of its condition) for events of this exact type.
+
+        Each condition is partly evaluated for the type: a rule it rules out is left out,
+        one it decides needs no check (``True``), the rest keep only their other entries.
+        Cached per distinct type text; past the cache limit (types are attacker-chosen
+        text) events fall back to the plain index and full conditions.
+        """
         found = self._type_cache.get(event_type)
         if found is not None:
             return found
-        specific = self._by_type.get(event_type.lower(), [])
-        found = tuple(sorted((*specific, *self._catch_all), key=lambda r: r.order))
-        if len(self._type_cache) < _TYPE_CACHE_LIMIT:
-            self._type_cache[event_type] = found
+        runners = self._indexed(event_type)
+        if len(self._type_cache) >= _TYPE_CACHE_LIMIT:
+            return tuple((r, r.match) for r in runners)
+        plan = []
+        for runner in runners:
+            for_type = runner.rule.for_type if self._use_index else None
+            try:
+                residual = runner.match if for_type is None else for_type(event_type)
+            except Exception:  # noqa: BLE001 - no shortcut then: the full condition decides
+                residual = runner.match
+            if residual is not False:
+                plan.append((runner, residual))
+        found = self._type_cache[event_type] = tuple(plan)
         return found
 
     def candidates(self, event: Event) -> list[str]:
         """The ids of the rules an event is evaluated against (for tests and debugging)."""
         et = event.raw.get("event_type")
-        runners = self._candidates(et) if type(et) is str else self._catch_all
+        runners = self._indexed(et) if type(et) is str else self._catch_all
         return [r.rule.id for r in runners]
 
     # ----------------------------------------------------------------- processing
@@ -202,14 +228,26 @@ class Engine:
         """Evaluate one event; return the alerts it raises (none during warm-up)."""
         raw = event.raw
         et = raw.get("event_type")
-        runners = self._candidates(et) if type(et) is str else self._catch_all
+        if type(et) is str:
+            plan = self._type_cache.get(et)
+            if plan is None:
+                plan = self._plan(et)
+        else:
+            plan = self._catch_all_plan
         out: list[Alert] = []
-        for runner in runners:
+        # Rules grouping by the same fields (e.g. travel and new-country, both by user)
+        # share one group extraction per event.
+        last_paths: tuple[str, ...] | None = None
+        grouped: tuple[str, dict[str, Any]] | None = None
+        for runner, match in plan:
             try:
-                if not runner.match(raw):
+                if match is not True and not match(raw):
                     continue
                 runner.stats.matched += 1
-                firings = runner.hit(event)
+                if runner.by_paths != last_paths:
+                    grouped = runner.group(raw)
+                    last_paths = runner.by_paths
+                firings = runner.hit(event, grouped)
                 if not firings or self._warmup:
                     continue
                 for firing in firings:
@@ -227,6 +265,31 @@ class Engine:
                 )
                 logger.debug("rule failure detail", exc_info=True)
         return out
+
+    def can_match(self, event: Event) -> bool:
+        """Whether some rule's condition may hold for ``event``.
+
+        When it is False, ``process(event)`` would change nothing and return no alert, so
+        a caller holding many events (the replay's reorder buffer) may skip it. A
+        condition that raises counts as a match: ``process`` then reports the error.
+        """
+        raw = event.raw
+        et = raw.get("event_type")
+        if type(et) is str:
+            plan = self._type_cache.get(et)
+            if plan is None:
+                plan = self._plan(et)
+        else:
+            plan = self._catch_all_plan
+        for _runner, match in plan:
+            if match is True:
+                return True
+            try:
+                if match(raw):
+                    return True
+            except Exception:  # noqa: BLE001 - process() reports it
+                return True
+        return False
 
     def process_many(self, events: Iterable[Event]) -> list[Alert]:
         """Evaluate events in the given order; return all alerts raised."""

@@ -10,7 +10,7 @@ and drafts can live in sub-directories.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,16 @@ from alerting.engine.conditions import (
     compile_tree,
     parse_condition,
     required_event_types,
+    specialize_tree,
 )
 from alerting.engine.fields import FieldPathError, Getter, compile_path
-from alerting.engine.matchers import Predicate, SelectionError, compile_selection
+from alerting.engine.matchers import (
+    Predicate,
+    Residual,
+    SelectionError,
+    Specializer,
+    compile_selection,
+)
 from alerting.engine.rule import (
     AGGREGATION_KEYS,
     CompiledRule,
@@ -141,6 +148,7 @@ class _Compiled:
     def __init__(self) -> None:
         self.selections: dict[str, Predicate] = {}
         self.selection_types: dict[str, frozenset[str] | None] = {}
+        self.specializers: dict[str, Specializer] = {}
         self.tree: Node | None = None
         self.condition_text = ""
         self.used: set[str] = set()
@@ -190,6 +198,8 @@ class _Builder:
                 continue
             out.selections[name] = selection.predicate
             out.selection_types[name] = selection.event_types
+            if selection.for_type is not None:
+                out.specializers[name] = selection.for_type
         if not names:
             self.error(("detection",), "detection has no selections: add at least one")
             return out
@@ -332,6 +342,7 @@ class _Builder:
             path=self.path,
             model=model,
             condition=compile_tree(compiled.tree, compiled.selections),
+            for_type=_for_type(compiled.tree, compiled.selections, compiled.specializers),
             condition_text=compiled.condition_text,
             event_types=required_event_types(compiled.tree, compiled.selection_types),
             selections=dict(compiled.selections),
@@ -414,6 +425,21 @@ class _Builder:
                 if exc.index is not None:
                     where = (*where, exc.index)
                 self.error(where, exc.message)
+
+
+def _for_type(
+    tree: Node, selections: Mapping[str, Predicate], specializers: Mapping[str, Specializer]
+) -> Callable[[str], Residual]:
+    """The rule's condition partly evaluated for one ``event_type`` text (engine index)."""
+
+    def for_type(event_type: str) -> Residual:
+        def residual(name: str) -> Residual:
+            specialize = specializers.get(name)
+            return specialize(event_type) if specialize is not None else selections[name]
+
+        return specialize_tree(tree, residual)
+
+    return for_type
 
 
 def _sequence_steps(data: dict[str, Any]) -> list[str]:

@@ -21,6 +21,9 @@ from alerting.yamlfile import PathKey, suggest
 
 Predicate = Callable[[dict[str, Any]], bool]
 ValueTest = Callable[[Any], bool]
+Residual = Predicate | bool
+"""A predicate partly evaluated: ``True``/``False`` when decided, else what remains."""
+Specializer = Callable[[str], Residual]
 
 STRING_MODIFIERS = ("contains", "startswith", "endswith")
 TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists")
@@ -61,6 +64,9 @@ class CompiledSelection:
     predicate: Predicate
     event_types: frozenset[str] | None
     fields: tuple[str, ...]
+    for_type: Specializer | None = None
+    """What is left to check once ``event_type`` is known to be a given text: ``True``
+    or ``False`` when that decides it, else a predicate over the other entries."""
 
 
 # --------------------------------------------------------------------------- wildcards
@@ -513,7 +519,7 @@ def _all_of(getter: Callable[[dict[str, Any]], Any], tests: list[ValueTest]) -> 
 
 def _compile_map(
     body: dict[Any, Any], base: PathKey
-) -> tuple[Predicate, frozenset[str] | None, list[str]]:
+) -> tuple[Predicate, frozenset[str] | None, list[str], Specializer]:
     if not body:
         raise SelectionError("an empty selection matches nothing: add field: value entries", base)
     preds: list[Predicate] = []
@@ -538,7 +544,44 @@ def _compile_map(
     if errors:
         first = errors[0]
         raise SelectionError(first.message, first.path, key=first.key, others=errors[1:])
-    return _and(preds), types, fields
+    return _and(preds), types, fields, _map_specializer(list(zip(fields, preds, strict=True)))
+
+
+def _map_specializer(entries: list[tuple[str, Predicate]]) -> Specializer:
+    """Partial evaluation of an AND of entries for a known ``event_type`` text.
+
+    An ``event_type`` entry reads nothing but that one key, so its result for the event
+    is its result on ``{"event_type": text}``: a constant. The engine asks this once per
+    distinct event type and then checks only the entries that are left.
+    """
+    typed = [pred for field, pred in entries if field == "event_type"]
+    others = [pred for field, pred in entries if field != "event_type"]
+    rest: Residual = _and(others) if others else True
+
+    def for_type(event_type: str) -> Residual:
+        probe = {"event_type": event_type}
+        for pred in typed:
+            if not pred(probe):
+                return False
+        return rest
+
+    return for_type
+
+
+def _or_specializer(parts: list[Specializer]) -> Specializer:
+    """Partial evaluation of an OR of mappings (a list selection)."""
+
+    def for_type(event_type: str) -> Residual:
+        left: list[Predicate] = []
+        for part in parts:
+            residual = part(event_type)
+            if residual is True:
+                return True
+            if residual is not False:
+                left.append(residual)
+        return _or(left) if left else False
+
+    return for_type
 
 
 def _and(preds: list[Predicate]) -> Predicate:
@@ -586,12 +629,13 @@ def _or(preds: list[Predicate]) -> Predicate:
 def compile_selection(name: str, body: Any) -> CompiledSelection:
     """Compile a named selection; raises ``SelectionError`` with a path inside it."""
     if isinstance(body, dict):
-        pred, types, map_fields = _compile_map(body, ())
-        return CompiledSelection(name, pred, types, tuple(map_fields))
+        pred, types, map_fields, for_type = _compile_map(body, ())
+        return CompiledSelection(name, pred, types, tuple(map_fields), for_type)
     if isinstance(body, list):
         if not body:
             raise SelectionError("an empty selection matches nothing: add field: value entries")
         preds: list[Predicate] = []
+        parts: list[Specializer] = []
         all_types: set[str] = set()
         constrained = True
         fields: list[str] = []
@@ -607,11 +651,12 @@ def compile_selection(name: str, body: Any) -> CompiledSelection:
                 )
                 continue
             try:
-                pred, types, item_fields = _compile_map(item, (i,))
+                pred, types, item_fields, part = _compile_map(item, (i,))
             except SelectionError as exc:
                 errors.extend(exc.all())
                 continue
             preds.append(pred)
+            parts.append(part)
             fields.extend(item_fields)
             if types is None:
                 constrained = False
@@ -621,7 +666,11 @@ def compile_selection(name: str, body: Any) -> CompiledSelection:
             first = errors[0]
             raise SelectionError(first.message, first.path, key=first.key, others=errors[1:])
         return CompiledSelection(
-            name, _or(preds), frozenset(all_types) if constrained else None, tuple(fields)
+            name,
+            _or(preds),
+            frozenset(all_types) if constrained else None,
+            tuple(fields),
+            _or_specializer(parts),
         )
     raise SelectionError(
         f"selection {name!r} must be a mapping (field: value) or a list of mappings, got {body!r}"

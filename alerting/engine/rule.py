@@ -8,6 +8,7 @@ a ``CompiledRule``: everything precompiled so the engine does no parsing per eve
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.durations import Duration, parse_duration_ns
 from alerting.engine.fields import Getter
-from alerting.engine.matchers import Predicate
+from alerting.engine.matchers import Predicate, Residual
 from alerting.engine.types import (
     AggregationSpec,
     DistinctSpec,
@@ -164,6 +165,9 @@ class CompiledRule:
     realert_ns: int
     summary: Template | None
     step_predicates: tuple[Predicate, ...] = ()
+    # The condition partly evaluated for a known event_type text (the engine's index):
+    # True/False when that decides it, else what is left to check. None: no shortcut.
+    for_type: Callable[[str], Residual] | None = None
     fields: list[str] = field(default_factory=list)
     tests: list[RuleTestCase] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)

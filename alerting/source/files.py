@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from alerting import jsonutil
 from alerting.errors import AlertingError, EventError
-from alerting.events import Event
+from alerting.events import Event, JsonEvent
 
 __all__ = ["MAX_LINE", "NoEventsError", "SkipCounter", "read_events"]
 
@@ -37,6 +37,8 @@ _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 _WS = re.compile(r"[ \t\r\n]*")
 _ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes (surrogateescape)
+# orjson parses UTF-8 bytes strictly as the careful path would; the stdlib guesses UTF-16/32.
+_BYTES_JSON = jsonutil.orjson is not None
 
 
 class NoEventsError(AlertingError):
@@ -109,7 +111,12 @@ def _open(path: str | Path, name: str) -> tuple[IO[bytes], IO[bytes] | None]:
         if not more:
             break
         magic += more
-    stream: IO[bytes] = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
+    stream: IO[bytes]
+    if owned is not None and raw.seekable():
+        raw.seek(0)  # a regular file: read it directly, no copy through _Prefixed
+        stream = raw
+    else:
+        stream = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
     if magic == _GZIP_MAGIC:
         stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
     return stream, owned
@@ -135,15 +142,15 @@ def read_events(path: str | Path, *, on_skip: Callable[[str], None]) -> Iterator
     try:
         chunks = _chunks(stream, name)
         first, line = _first_content(chunks)
-        found = 0
         if first[:1] == b"[":
             records = _array_events(first, chunks, name, line, on_skip)
         else:
             records = _jsonl_events(first, chunks, name, line, on_skip)
         for event in records:
-            found += 1
             yield event
-        if not found:
+            yield from records  # the rest without a Python-level loop per event
+            break
+        else:
             raise NoEventsError(
                 f"{name}: no events found; an empty input would read as 'no alerts'"
             )
@@ -211,7 +218,27 @@ def _jsonl_events(
     line: int,
     on_skip: Callable[[str], None],
 ) -> Iterator[Event]:
+    # Hot path: orjson parses the line's bytes directly (it validates UTF-8 and skips
+    # JSON whitespace), so a good line costs one parse. Anything it rejects goes the
+    # careful way below, which says exactly why the line is skipped.
+    loads = jsonutil.loads
+    from_json = JsonEvent.from_json
+    from_raw = Event.from_raw
+    fast = _BYTES_JSON
     for lineno, data in _lines(first, chunks, line):
+        if fast and data is not None:
+            try:
+                raw = loads(data)
+            except ValueError:
+                pass
+            else:
+                try:
+                    event = from_json(raw, data)
+                except EventError as exc:
+                    on_skip(f"{name}:{lineno}: {exc}")
+                else:
+                    yield event
+                continue
         if data is None:
             on_skip(f"{name}:{lineno}: line longer than 1 MiB")
             continue
@@ -224,12 +251,12 @@ def _jsonl_events(
             on_skip(f"{name}:{lineno}: invalid UTF-8 at byte {exc.start + 1}")
             continue
         try:
-            raw = jsonutil.loads(text)
+            raw = loads(text)
         except jsonutil.JSONDecodeError as exc:
             on_skip(f"{name}:{lineno}: invalid JSON ({_json_reason(exc)})")
             continue
         try:
-            yield Event.from_raw(raw)
+            yield from_raw(raw)
         except EventError as exc:
             on_skip(f"{name}:{lineno}: {exc}")
 

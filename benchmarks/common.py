@@ -1,0 +1,104 @@
+"""Shared benchmark helpers: the machine, timing, resident memory, result lines."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_RULES = Path(__file__).resolve().parent / "rules"
+THRESHOLD_RULE = BENCH_RULES / "threshold"
+HOLD_RULE = BENCH_RULES / "hold"
+PACK_RULES = ROOT / "rules"
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on (for benchmarks/README.md)."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import orjson
+
+        parser = f"orjson {orjson.__version__}"
+    except ImportError:  # pragma: no cover
+        parser = "json (stdlib)"
+    return {
+        "cpu": cpu,
+        "nproc": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": f"{platform.system()} {platform.release()}",
+        "json": parser,
+    }
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def best_of(repeats: int, fn: Callable[[], int]) -> tuple[float, int]:
+    """(best seconds, items) over ``repeats`` runs of ``fn`` (which returns its item count).
+
+    The best run is the one least disturbed by other work on the machine; every run
+    processes the same input.
+    """
+    best = float("inf")
+    items = 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, items
+
+
+@dataclass
+class Report:
+    """Figures of one benchmark: printed as aligned lines, checked against targets."""
+
+    title: str
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+
+    def add(self, label: str, value: str) -> None:
+        self.lines.append((label, value))
+
+    def check(self, label: str, ok: bool) -> None:
+        self.checks.append((label, ok))
+
+    def render(self) -> str:
+        width = max([len(label) for label, _ in self.lines] + [10])
+        out = [f"== {self.title}"]
+        out += [f"  {label:<{width}}  {value}" for label, value in self.lines]
+        out += [f"  [{'PASS' if ok else 'FAIL'}] {label}" for label, ok in self.checks]
+        return "\n".join(out)
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok in self.checks)
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f} events/s ({seconds * 1e6 / max(n, 1):.2f} us/event)"
