@@ -641,3 +641,16 @@ def test_restore_and_flush_are_noops_for_windowed_aggregations(tmp_path: Path) -
     assert agg.entries() == 1
     assert store.load_baselines("r") == []
     store.close()
+
+
+def test_distinct_late_hit_pairs_with_a_hit_left_over_by_a_firing() -> None:
+    """Found by the property test: after a firing, an earlier unconsumed hit must still
+    count for a late hit (within the tolerance) whose window contains it."""
+    spec = DistinctSpec(field="user", count=2, within=timedelta(seconds=8))
+    agg = build_aggregation(spec, rule_id="spray", tolerance_ns=5 * S)
+    fired = []
+    for eid, t, user in [("a", 0, "u3"), ("b", 3, "u3"), ("d", 8, "u1"), ("c", 7, "u1")]:
+        event = Event({"user": user}, t * S, eid)
+        for firing in agg.add(Hit(event, "10.0.0.1", {"client_ip": "10.0.0.1"})):
+            fired.append((firing.trigger.id, [e.id for e in firing.events]))
+    assert fired == [("d", ["b", "d"]), ("c", ["a", "c"])]

@@ -356,8 +356,9 @@ class DistinctAggregation(_Windowed):
             series.counts = counts
             if len(counts) >= self._count:
                 firings.append(self._fire(hit.group_key, series, lo, n, counts))
-                series.lo = len(times)
-                series.counts = {}
+                # The hits that fired are consumed; what is left may still pair with a
+                # late hit inside the tolerance, so the next hit rebuilds the counts.
+                series.counts = None
         else:
             series.counts = None
             lo = bisect_right(times, t - within)
