@@ -70,6 +70,7 @@ class ReorderBuffer:
         self._relevant = relevant
         self.late = 0
         self.released_ns: int | None = None
+        self._released_id = ""  # with released_ns: the (time, id) of the last release
         self._run: deque[_Item] = deque()  # in (time, id, seq) order: appended only
         self._heap: list[_Item] = []  # the arrivals that did not sort last
         self._newest: int | None = None
@@ -78,7 +79,11 @@ class ReorderBuffer:
     def push(self, event: Event) -> list[Event]:
         """Add one event; return the events that are now ready, in order."""
         t = event.time_ns
-        if self.released_ns is not None and t < self.released_ns:
+        released = self.released_ns
+        if released is not None and (
+            t < released or (t == released and event.id < self._released_id)
+        ):
+            # It sorts before what already went out: it cannot be put back in order.
             self.late += 1
             return [event]
         self._seq += 1
@@ -113,7 +118,7 @@ class ReorderBuffer:
             ready.append(head[3].unpacked() if head[4] else head[3])  # type: ignore[attr-defined]
             if not run or (run[0][0] > horizon and len(run) <= limit):
                 break
-        self.released_ns = ready[-1].time_ns
+        self.released_ns, self._released_id = ready[-1].time_ns, ready[-1].id
         return ready
 
     def _release(self, horizon: int) -> list[Event]:
@@ -135,7 +140,7 @@ class ReorderBuffer:
             ready.append(_released(head))
             total -= 1
         if ready:
-            self.released_ns = ready[-1].time_ns
+            self.released_ns, self._released_id = ready[-1].time_ns, ready[-1].id
         return ready
 
     def drain(self) -> list[Event]:
@@ -145,7 +150,7 @@ class ReorderBuffer:
         self._run.clear()
         self._heap.clear()
         if ready:
-            self.released_ns = ready[-1].time_ns
+            self.released_ns, self._released_id = ready[-1].time_ns, ready[-1].id
         return ready
 
     def __len__(self) -> int:

@@ -166,6 +166,7 @@ class Engine:
         self._catch_all: tuple[_Runner, ...] = ()
         self._type_cache: dict[str, tuple[tuple[_Runner, Any], ...]] = {}
         self._catch_all_plan: tuple[tuple[_Runner, Any], ...] = ()
+        self._every_plan: tuple[tuple[_Runner, Any], ...] = ()
         self._warmup = False
         self._build_index()
         if store is not None:
@@ -184,6 +185,9 @@ class Engine:
                     self._by_type.setdefault(t, []).append(runner)
         self._catch_all = tuple(catch_all)
         self._catch_all_plan = tuple((r, r.match) for r in self._catch_all)
+        # An event_type that is present but not text (a list, drifted schema) can still
+        # satisfy `event_type: x` (any element matches), so it meets every rule in full.
+        self._every_plan = tuple((r, r.match) for r in self._runners)
 
     def _indexed(self, event_type: str) -> tuple[_Runner, ...]:
         """The runners the index gives for ``event_type``, in rule order."""
@@ -219,7 +223,10 @@ class Engine:
     def candidates(self, event: Event) -> list[str]:
         """The ids of the rules an event is evaluated against (for tests and debugging)."""
         et = event.raw.get("event_type")
-        runners = self._indexed(et) if type(et) is str else self._catch_all
+        if type(et) is str:
+            runners = self._indexed(et)
+        else:
+            runners = self._catch_all if et is None else tuple(r for r, _ in self._every_plan)
         return [r.rule.id for r in runners]
 
     # ----------------------------------------------------------------- processing
@@ -232,8 +239,10 @@ class Engine:
             plan = self._type_cache.get(et)
             if plan is None:
                 plan = self._plan(et)
-        else:
+        elif et is None:
             plan = self._catch_all_plan
+        else:
+            plan = self._every_plan
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
@@ -279,8 +288,10 @@ class Engine:
             plan = self._type_cache.get(et)
             if plan is None:
                 plan = self._plan(et)
-        else:
+        elif et is None:
             plan = self._catch_all_plan
+        else:
+            plan = self._every_plan
         for _runner, match in plan:
             if match is True:
                 return True

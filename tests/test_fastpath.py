@@ -1,0 +1,605 @@
+"""The replay hot path (commit "a faster hot path") keeps every user-visible result.
+
+Covered: packed events round-trip; the per-event-type folding of conditions gives the
+verdict of the plain condition; the reorder buffer orders, counts late events, passes
+irrelevant events through unparsed and stays bounded; the bytes fast path of the JSONL
+reader yields and reports exactly what the careful path does; a shuffled simulator
+export replays to the same alerts as the sorted one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import textwrap
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerting import jsonutil
+from alerting.cli import main as cli_main
+from alerting.engine.conditions import And, Node, Not, Or, Ref, evaluate, specialize_tree
+from alerting.engine.engine import Engine
+from alerting.engine.loader import load_rules
+from alerting.engine.matchers import compile_selection
+from alerting.errors import EventError
+from alerting.events import Event, JsonEvent, PackedEvent, format_timestamp, parse_timestamp
+from alerting.replay import ReorderBuffer, replay
+from alerting.source import files
+from alerting.source.files import read_events
+
+T0 = parse_timestamp("2026-03-02T00:00:00Z")
+S = 1_000_000_000
+
+
+def blob_of(raw: Any) -> bytes:
+    return json.dumps(raw, ensure_ascii=False).encode("utf-8")
+
+
+def json_event(raw: dict[str, Any]) -> JsonEvent:
+    blob = blob_of(raw)
+    return JsonEvent.from_json(jsonutil.loads(blob), blob)
+
+
+def raw_at(seconds: float, event_id: str, **fields: Any) -> dict[str, Any]:
+    return {"id": event_id, "timestamp": format_timestamp(T0 + int(seconds * S)), **fields}
+
+
+# ----------------------------------------------------------------- 1. packed events
+
+NESTED = {
+    "id": "evt-ü-1",
+    "timestamp": "2026-03-02T10:00:01.123456789Z",
+    "event_type": "user_login_attempt",
+    "initiated_by": {"username": "zoë.o'brien", "groups": ["ops", {"名前": ["日本語", "🙂"]}]},
+    "geoip": {"latitude": 39.0392, "longitude": -77.5, "country_code": None},
+    "success": False,
+    "attempts": 3,
+    "note": 'line\nbreak\ttab "quoted" \\ back \u2028 sep',
+    "empty": {},
+    "list": [],
+}
+
+
+def test_a_packed_event_round_trips_to_an_equal_raw_dict():
+    event = json_event(NESTED)
+    packed = event.packed()
+    assert isinstance(packed, PackedEvent)
+    assert packed.raw == NESTED
+    assert (packed.time_ns, packed.id) == (event.time_ns, event.id)
+    assert packed.time_ns == parse_timestamp(NESTED["timestamp"])
+    assert packed.id == "evt-ü-1"
+    assert packed.raw["initiated_by"]["groups"][1]["名前"] == ["日本語", "🙂"]
+    back = packed.unpacked()
+    assert isinstance(back, JsonEvent)
+    assert back.raw == NESTED
+    assert (back.time_ns, back.id) == (event.time_ns, event.id)
+
+
+def test_packed_raw_is_a_fresh_copy_each_time():
+    packed = json_event(NESTED).packed()
+    first = packed.raw
+    first["initiated_by"]["username"] = "mallory"
+    first["initiated_by"]["groups"].append("admins")
+    first["success"] = True
+    del first["note"]
+    second = packed.raw
+    assert second == NESTED
+    assert second is not first
+    assert packed.unpacked().raw == NESTED  # unpacking reads the bytes, not the mutated copy
+
+
+def test_an_event_without_id_gets_the_same_content_id_either_way():
+    raw = {k: v for k, v in NESTED.items() if k != "id"}
+    event = json_event(raw)
+    assert event.id == Event.from_raw(raw).id
+    assert event.id.startswith("sha1:")
+    assert event.packed().id == event.id
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ([1, 2], "not a JSON object"),
+        ({"id": "x"}, "no 'timestamp'"),
+        ({"id": "x", "timestamp": "yesterday"}, "invalid timestamp"),
+    ],
+)
+def test_from_json_rejects_what_from_raw_rejects(raw, reason):
+    with pytest.raises(EventError, match=reason):
+        json_event(raw)  # type: ignore[arg-type]
+    with pytest.raises(EventError, match=reason):
+        Event.from_raw(raw)
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=st.dictionaries(_TEXT, _JSON, max_size=6), seconds=st.integers(0, 10**6))
+def test_any_json_object_survives_packing(fields, seconds):
+    raw = {**fields, "id": "e1", "timestamp": format_timestamp(T0 + seconds * S)}
+    packed = json_event(raw).packed()
+    assert packed.raw == raw
+    assert packed.unpacked().raw == raw
+    assert packed.time_ns == T0 + seconds * S
+
+
+# ----------------------------------------------------------------- 2. specialisation
+
+RULE_DETECTIONS = {
+    "one-type": "sel: {event_type: user_login_attempt, success: false}",
+    "type-list": "sel: {event_type: [user_login_attempt, admin_login_attempt]}",
+    "type-contains": "sel: {event_type|contains: login, mfa: false}",
+    "type-wildcard": "sel: {event_type: '*_LOGIN_*'}",
+    "type-regex": "sel: {event_type|re: '^(sso|ldap)_'}",
+    "type-cased": "sel: {event_type|cased: User_Login_Attempt}",
+    "and-not": """\
+      sel: {event_type: user_login_attempt}
+      filter: {success: true}
+      condition: sel and not filter""",
+    "one-of": """\
+      sel_create: {event_type: user_create}
+      sel_admin: {event_type: admin_login_attempt, mfa: false}
+      condition: 1 of sel_*""",
+    "all-of": """\
+      sel_a: {event_type: [user_create, admin_login_attempt]}
+      sel_b: {event_type: admin_login_attempt, success: true}
+      condition: all of sel_*""",
+    "no-type": "sel: {success: false, client_ip|cidr: 10.0.0.0/8}",
+    "not-typed": """\
+      sel: {event_type: user_login_attempt}
+      condition: not sel""",
+    "not-either": """\
+      sel: {event_type: user_login_attempt}
+      other: {event_type: admin_login_attempt, mfa: true}
+      condition: not (sel or other)""",
+    "contradiction": """\
+      sel: {event_type: user_login_attempt}
+      other: {event_type: admin_login_attempt}
+      condition: sel and other""",
+    "list-selection": "sel: [{event_type: user_create}, {client_ip|cidr: 10.0.0.0/8}]",
+    "null-type": """\
+      sel: {event_type: null}
+      other: {event_type|exists: false}
+      net: {client_ip: 10.1.1.1}
+      condition: (sel or other) and not net""",
+    "type-or-ip": """\
+      sel: {event_type: sso_auth, success: false}
+      net: {client_ip|startswith: '203.'}
+      condition: sel or net""",
+}
+
+EVENT_TYPES: list[Any] = [
+    "user_login_attempt",
+    "USER_LOGIN_ATTEMPT",
+    "User_Login_Attempt",
+    "admin_login_attempt",
+    "Admin_Login_Attempt",
+    "user_create",
+    "sso_auth",
+    "ldap_bind",
+    "",
+    None,
+    5,
+    ["user_login_attempt"],
+    "<missing>",
+]
+
+
+def rule_text(rule_id: str, detection: str) -> str:
+    body = textwrap.indent(textwrap.dedent(detection), "  ")
+    return f"id: {rule_id}\ntitle: {rule_id}\nseverity: low\ndetection:\n{body}\n"
+
+
+@pytest.fixture(scope="module")
+def table_rules(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rules")
+    for rule_id, detection in RULE_DETECTIONS.items():
+        (d / f"{rule_id}.yml").write_text(rule_text(rule_id, detection), encoding="utf-8")
+    rules = load_rules([d])
+    assert {r.id for r in rules} == set(RULE_DETECTIONS)
+    return rules
+
+
+def table_events(n: int = 600, seed: int = 5) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        raw = raw_at(
+            i,
+            f"t{i:04d}",
+            success=rng.choice([True, False, "false", None]),
+            mfa=rng.choice([True, False]),
+            client_ip=rng.choice(["10.1.1.1", "10.9.0.3", "198.51.100.7", "203.0.113.9"]),
+            initiated_by={"username": rng.choice("abc")},
+        )
+        et = rng.choice(EVENT_TYPES)
+        if et != "<missing>":
+            raw["event_type"] = et
+        events.append(raw)
+    return events
+
+
+def specialised_verdict(residual: Any, raw: dict[str, Any]) -> bool:
+    return residual if isinstance(residual, bool) else bool(residual(raw))
+
+
+def test_every_rule_specialised_per_event_type_gives_the_plain_verdict(table_rules):
+    events = table_events()
+    matched = dict.fromkeys(RULE_DETECTIONS, 0)
+    for rule in table_rules:
+        assert rule.for_type is not None
+        for raw in events:
+            plain = rule.condition(raw)
+            matched[rule.id] += plain
+            et = raw.get("event_type")
+            if type(et) is not str:
+                continue  # the engine folds only for a text event_type
+            got = specialised_verdict(rule.for_type(et), raw)
+            assert got == plain, (rule.id, raw)
+    # each rule matches some events and rejects some: the comparison is not vacuous
+    assert matched.pop("contradiction") == 0  # `sel and other` on two types: never
+    assert all(0 < count < len(events) for count in matched.values()), matched
+
+
+def test_the_index_never_hides_a_rule_that_matches(table_rules):
+    """A text event_type meets only the rules indexed under it (plus catch-alls)."""
+    for rule in table_rules:
+        for raw in table_events(200, seed=9):
+            et = raw.get("event_type")
+            if rule.condition(raw):
+                if type(et) is str:
+                    assert rule.event_types is None or et.lower() in rule.event_types, rule.id
+                elif not isinstance(et, list):  # a list meets every rule (test below)
+                    assert rule.event_types is None, (rule.id, raw)
+
+
+def test_indexed_engine_gives_the_same_alerts_as_brute_force(table_rules):
+    events = [
+        Event.from_raw(raw)
+        for raw in table_events(800, seed=2)
+        if not isinstance(raw.get("event_type"), list)
+    ]
+    indexed = [a.to_dict() for a in Engine(table_rules).process_many(events)]
+    brute = [a.to_dict() for a in Engine(table_rules, use_index=False).process_many(events)]
+    assert indexed == brute
+    assert {a["rule"] for a in indexed} == set(RULE_DETECTIONS) - {"contradiction"}
+
+
+def test_a_list_valued_event_type_meets_the_same_rules_indexed_or_not(table_rules):
+    event = Event.from_raw(raw_at(0, "l1", event_type=["user_login_attempt"], success=False))
+    indexed = {a.rule for a in Engine(table_rules).process(event)}
+    brute = {a.rule for a in Engine(table_rules, use_index=False).process(event)}
+    assert indexed == brute
+
+
+SELECTIONS = [
+    {"event_type": "user_login_attempt"},
+    {"event_type": "User_Login_Attempt", "success": False},
+    {"event_type": ["user_login_attempt", "sso_auth"], "mfa": False},
+    {"event_type": "*login*"},
+    {"event_type": "user_?ogin_attempt"},
+    {"event_type|endswith": "_ATTEMPT"},
+    {"event_type|cased": "user_login_attempt"},
+    {"event_type|exists": True, "success": True},
+    {"event_type": None},
+    {"event_type": ""},
+    {"success": False},
+    {"client_ip|cidr": "10.0.0.0/8"},
+    [{"event_type": "user_create"}, {"success": True}],
+    [{"event_type": "user_create"}, {"event_type": "sso_auth", "mfa": True}],
+]
+
+
+@pytest.mark.parametrize("body", SELECTIONS, ids=[json.dumps(b) for b in SELECTIONS])
+def test_a_selection_specialised_per_event_type_gives_the_plain_verdict(body):
+    selection = compile_selection("sel", body)
+    assert selection.for_type is not None
+    outcomes = set()
+    for raw in table_events(300, seed=3):
+        et = raw.get("event_type")
+        plain = selection.predicate(raw)
+        outcomes.add(plain)
+        if type(et) is str:
+            assert specialised_verdict(selection.for_type(et), raw) == plain, raw
+        if plain and selection.event_types is not None and not isinstance(et, list):
+            assert type(et) is str  # a list meets every rule in full, not through the index
+            assert et.lower() in selection.event_types
+    assert outcomes == {True, False}  # the events both match and miss it
+
+
+NAMES = ("a", "b", "c", "d")
+_TREES: st.SearchStrategy[Node] = st.recursive(
+    st.sampled_from([Ref(n) for n in NAMES]),
+    lambda inner: (
+        inner.map(Not)
+        | st.lists(inner, min_size=2, max_size=3).map(lambda c: And(tuple(c)))
+        | st.lists(inner, min_size=2, max_size=3).map(lambda c: Or(tuple(c)))
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tree=_TREES,
+    decided=st.dictionaries(st.sampled_from(NAMES), st.booleans()),
+    values=st.fixed_dictionaries({n: st.booleans() for n in NAMES}),
+)
+def test_specialize_tree_folds_constants_without_changing_the_truth_table(tree, decided, values):
+    """Names in ``decided`` are known constants; the others are read from the event."""
+
+    def residual(name: str) -> Any:
+        if name in decided:
+            return decided[name]
+        return lambda raw: raw[name]
+
+    folded = specialize_tree(tree, residual)
+    truth = {n: decided.get(n, values[n]) for n in NAMES}
+    assert specialised_verdict(folded, dict(values)) == evaluate(tree, truth)
+    if all(n in decided for n in NAMES):
+        assert isinstance(folded, bool)  # fully decided: no per-event work left
+
+
+# ----------------------------------------------------------------- 3. reorder buffer
+
+
+def jittered(n: int, lateness_ns: int, seed: int) -> list[JsonEvent]:
+    """Events in an arrival order where none is ``lateness`` behind one seen before it."""
+    rng = random.Random(seed)
+    raws = [raw_at(i // 3, f"id-{rng.randrange(10**6):06d}-{i}", n=i) for i in range(n)]
+    keyed = [
+        (T0 + (i // 3) * S + rng.randrange(int(lateness_ns * 0.9)), r) for i, r in enumerate(raws)
+    ]
+    keyed.sort(key=lambda kr: kr[0])
+    return [json_event(r) for _, r in keyed]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_events_shuffled_within_the_lateness_come_out_in_time_then_id_order(seed):
+    lateness = 20 * S
+    events = jittered(400, lateness, seed)
+    assert [e.id for e in events] != [e.id for e in sorted(events, key=lambda e: (e.time_ns, e.id))]
+    buffer = ReorderBuffer(lateness, 10_000)
+    out: list[Event] = []
+    for event in events:
+        out += buffer.push(event)
+    out += buffer.drain()
+    assert [(e.time_ns, e.id) for e in out] == sorted((e.time_ns, e.id) for e in events)
+    assert buffer.late == 0
+    assert len(buffer) == 0
+    assert all(isinstance(e, JsonEvent) for e in out)  # no ``relevant``: all unpacked
+    by_id = {e.id: e.raw for e in events}
+    assert all(e.raw == by_id[e.id] for e in out)
+
+
+def test_an_event_later_than_the_lateness_is_emitted_at_once_and_counted():
+    buffer = ReorderBuffer(60 * S, 1000)
+    first = json_event(raw_at(0, "a"))
+    assert buffer.push(first) == []
+    released = buffer.push(json_event(raw_at(600, "b")))  # 10 min on: "a" is released
+    assert [e.id for e in released] == ["a"]
+    straggler = json_event(raw_at(-5, "old", note="late"))
+    out = buffer.push(straggler)
+    assert [e.id for e in out] == ["old"]
+    assert out[0].raw["note"] == "late"
+    assert buffer.late == 1
+    assert [e.id for e in buffer.drain()] == ["b"]
+
+
+def test_an_event_that_sorts_before_the_last_released_one_is_counted_late():
+    buffer = ReorderBuffer(60 * S, 1000)
+    buffer.push(json_event(raw_at(0, "b")))
+    out = [e.id for e in buffer.push(json_event(raw_at(60, "z")))]  # exactly 60 s on
+    assert out == ["b"]
+    out += [e.id for e in buffer.push(json_event(raw_at(0, "a")))]
+    out += [e.id for e in buffer.drain()]
+    assert out == ["b", "a", "z"]
+    assert buffer.late == 1  # "a" sorts before "b", which was already released
+
+
+def test_events_the_relevance_test_rejects_pass_through_still_packed():
+    lateness = 10 * S
+    events = jittered(300, lateness, seed=7)
+    asked: list[str] = []
+
+    def relevant(event: Event) -> bool:
+        asked.append(event.id)
+        return event.raw["n"] % 3 == 0
+
+    buffer = ReorderBuffer(lateness, 10_000, relevant=relevant)
+    out: list[Event] = []
+    for event in events:
+        out += buffer.push(event)
+    out += buffer.drain()
+    assert sorted(asked) == sorted(e.id for e in events)  # asked once per event
+    assert [(e.time_ns, e.id) for e in out] == sorted((e.time_ns, e.id) for e in events)
+    kept = [e for e in out if e.raw["n"] % 3 == 0]
+    dropped = [e for e in out if e.raw["n"] % 3 != 0]
+    assert kept
+    assert dropped
+    assert all(type(e) is JsonEvent for e in kept)
+    assert all(type(e) is PackedEvent for e in dropped)
+    by_id = {e.id: e.raw for e in events}
+    assert all(e.raw == by_id[e.id] for e in out)
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
+def test_the_buffer_never_holds_more_than_max_items(order):
+    events = [json_event(raw_at(i, f"e{i:03d}")) for i in range(200)]
+    if order == "reversed":
+        events.reverse()
+    elif order == "shuffled":
+        random.Random(11).shuffle(events)
+    buffer = ReorderBuffer(10**6 * S, 7)  # the lateness alone would hold everything
+    out: list[Event] = []
+    for event in events:
+        out += buffer.push(event)
+        assert len(buffer) <= 7
+    out += buffer.drain()
+    assert sorted(e.id for e in out) == sorted(e.id for e in events)  # each exactly once
+    if order == "sorted":
+        assert [e.id for e in out] == [e.id for e in events]
+        assert buffer.late == 0
+    else:
+        assert buffer.late > 0  # released early by the cap: older arrivals are late
+
+
+IRRELEVANT_RULE = """\
+id: only-deletes
+title: Only deletes
+severity: low
+detection:
+  sel: {event_type: user_delete}
+"""
+
+
+def test_replay_never_hands_irrelevant_events_to_the_engine(tmp_path):
+    (tmp_path / "r.yml").write_text(IRRELEVANT_RULE, encoding="utf-8")
+    rules = load_rules([tmp_path])
+    rng = random.Random(3)
+    raws = [
+        raw_at(i + rng.random() * 30, f"e{i:04d}", event_type=rng.choice(["user_delete", "x"]))
+        for i in range(500)
+    ]
+    engine = Engine(rules)
+    seen: list[Event] = []
+    process = engine.process
+
+    def recording(event: Event) -> Any:
+        seen.append(event)
+        return process(event)
+
+    engine.process = recording  # type: ignore[method-assign]
+    got: list[Any] = []
+    result = replay([json_event(r) for r in raws], engine, on_alert=got.append)
+    assert result.events == 500
+    assert seen
+    assert all(e.raw["event_type"] == "user_delete" for e in seen)
+    assert len(seen) == sum(r["event_type"] == "user_delete" for r in raws)
+    ordered = sorted((Event.from_raw(r) for r in raws), key=lambda e: (e.time_ns, e.id))
+    expected = Engine(rules).process_many(ordered)
+    assert [a.to_dict() for a in got] == [a.to_dict() for a in expected]
+
+
+# ----------------------------------------------------------------- 4. JSONL reader
+
+GOOD_1 = {"id": "g1", "timestamp": "2026-03-02T00:00:01Z", "event_type": "user_create"}
+GOOD_2 = {"id": "g2", "timestamp": "2026-03-02T00:00:02.5Z", "who": {"name": "Zoë 🙂 日本"}}
+GOOD_3 = {"id": "g3", "timestamp": "2026-03-02T00:00:03.123456789Z", "n": [1, {"x": None}]}
+GOOD_4 = {"id": "g4", "timestamp": "2026-03-02T01:00:03+01:00"}
+
+MIXED_LINES = [
+    b"\xef\xbb\xbf" + blob_of(GOOD_1),  # 1: after a BOM
+    b'{"id": "broken", "timestamp": ',  # 2: invalid JSON
+    blob_of(GOOD_2),  # 3
+    b'{"id": "u", "timestamp": "2026-03-02T00:00:00Z", "name": "\xff\xfeab"}',  # 4: bad UTF-8
+    b"[1, 2, 3]",  # 5: not an object
+    b'{"id": "t", "timestamp": "2026-13-45T99:00:00Z"}',  # 6: bad timestamp
+    b"   ",  # 7: blank: not a record, not reported
+    b'"just text"',  # 8: not an object
+    b"  " + blob_of(GOOD_3) + b"\r",  # 9: spaces and a CRLF ending
+    b'{"id": "nots", "event_type": "x"}',  # 10: no timestamp
+    blob_of(GOOD_4),  # 11: no newline at the end
+]
+EXPECTED_SKIPS = {
+    2: "invalid JSON",
+    4: "invalid UTF-8 at byte",
+    5: "not a JSON object but list",
+    6: "invalid timestamp",
+    8: "not a JSON object but str",
+    10: "no 'timestamp' field",
+}
+
+
+@pytest.fixture
+def mixed_file(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(MIXED_LINES))
+    return path
+
+
+def read_all(path) -> tuple[list[Event], list[str]]:
+    skipped: list[str] = []
+    events = list(read_events(path, on_skip=skipped.append))
+    return events, skipped
+
+
+def check_mixed(path, events: list[Event], skipped: list[str]) -> None:
+    goods = [GOOD_1, GOOD_2, GOOD_3, GOOD_4]
+    assert [e.raw for e in events] == goods
+    assert [e.id for e in events] == ["g1", "g2", "g3", "g4"]
+    assert [e.time_ns for e in events] == [parse_timestamp(g["timestamp"]) for g in goods]
+    assert events[3].time_ns == parse_timestamp("2026-03-02T00:00:03Z")
+    assert len(skipped) == len(EXPECTED_SKIPS), skipped
+    for message, (line, reason) in zip(skipped, sorted(EXPECTED_SKIPS.items()), strict=True):
+        assert message.startswith(f"{path}:{line}: "), message
+        assert reason in message, message
+
+
+def test_fast_path_yields_the_valid_events_and_reports_each_bad_line(mixed_file):
+    assert files._BYTES_JSON  # orjson installed: the bytes fast path is the one taken
+    events, skipped = read_all(mixed_file)
+    check_mixed(mixed_file, events, skipped)
+    assert all(type(e) is JsonEvent for e in events)  # parsed once, from the bytes
+    assert all(e.packed().raw == e.raw for e in events)  # type: ignore[attr-defined]
+
+
+def test_careful_path_gives_the_same_events_and_reports(mixed_file, monkeypatch):
+    fast_events, fast_skipped = read_all(mixed_file)
+    monkeypatch.setattr(files, "_BYTES_JSON", False)
+    events, skipped = read_all(mixed_file)
+    check_mixed(mixed_file, events, skipped)
+    assert skipped == fast_skipped
+    assert [(e.raw, e.id, e.time_ns) for e in events] == [
+        (e.raw, e.id, e.time_ns) for e in fast_events
+    ]
+
+
+# ----------------------------------------------------------------- 5. end to end
+
+
+def test_replay_of_a_shuffled_simulator_export_gives_the_sorted_alerts(tmp_path, capsys):
+    from pathlib import Path
+
+    rules = Path(__file__).resolve().parent.parent / "rules"
+    export = tmp_path / "sim.jsonl"
+    assert cli_main(["simulate", "--export", str(export), "--hours", "2", "--seed", "5"]) == 0
+    lines = export.read_bytes().splitlines()
+    records = [json.loads(line) for line in lines]
+    rng = random.Random(8)
+    # shuffle within 5 minutes of event time: inside the default 10 minute lateness
+    keyed = sorted(
+        zip(lines, records, strict=True),
+        key=lambda lr: parse_timestamp(lr[1]["timestamp"]) + rng.randrange(300 * S),
+    )
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_bytes(b"\n".join(line for line, _ in keyed) + b"\n")
+    assert shuffled.read_bytes() != export.read_bytes()
+    outputs = []
+    for name, source in (("sorted", export), ("shuffled", shuffled)):
+        out = tmp_path / f"{name}.alerts.jsonl"
+        code = cli_main(
+            ["replay", "--events", str(source), "--rules", str(rules), "--output", str(out)]
+        )
+        summary = capsys.readouterr().out
+        assert code == 0
+        assert (
+            summary.splitlines()[-1] == f"{len(records)} events read, 0 skipped (malformed), 0 late"
+        )
+        outputs.append(out.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1]
+    alerts = [json.loads(line) for line in outputs[0].splitlines()]
+    assert len({a["rule"] for a in alerts}) >= 3  # several rules fire: the check has teeth
