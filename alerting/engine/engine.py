@@ -231,18 +231,18 @@ class Engine:
 
     # ----------------------------------------------------------------- processing
 
-    def process(self, event: Event) -> list[Alert]:
-        """Evaluate one event; return the alerts it raises (none during warm-up)."""
-        raw = event.raw
+    def _plan_for(self, raw: dict[str, Any]) -> tuple[tuple[_Runner, Any], ...]:
+        """The (runner, condition left to check) pairs an event must go through."""
         et = raw.get("event_type")
         if type(et) is str:
             plan = self._type_cache.get(et)
-            if plan is None:
-                plan = self._plan(et)
-        elif et is None:
-            plan = self._catch_all_plan
-        else:
-            plan = self._every_plan
+            return self._plan(et) if plan is None else plan
+        return self._catch_all_plan if et is None else self._every_plan
+
+    def process(self, event: Event) -> list[Alert]:
+        """Evaluate one event; return the alerts it raises (none during warm-up)."""
+        raw = event.raw
+        plan = self._plan_for(raw)
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
@@ -283,15 +283,7 @@ class Engine:
         condition that raises counts as a match: ``process`` then reports the error.
         """
         raw = event.raw
-        et = raw.get("event_type")
-        if type(et) is str:
-            plan = self._type_cache.get(et)
-            if plan is None:
-                plan = self._plan(et)
-        elif et is None:
-            plan = self._catch_all_plan
-        else:
-            plan = self._every_plan
+        plan = self._plan_for(raw)
         for _runner, match in plan:
             if match is True:
                 return True
