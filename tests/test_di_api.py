@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,35 +19,19 @@ from alerting.source.di_api import (
     Faults,
     parse_faults,
 )
+from tests import di_fakes
+from tests.di_fakes import NOW, NS, raw_event
 
-NOW = 1_780_000_000  # 2026-05-28T20:26:40Z
-NS = 1_000_000_000
 EVENTS = f"{API_PREFIX}/events"
 START = format_timestamp((NOW - 3600) * NS)
 HTTP = httpx.Client(timeout=10)  # one client: building an SSL context per request is slow
 
+# Fixtures shared with test_jumpcloud_client.py.
+clock, server = di_fakes.clock, di_fakes.server
+
 
 def event(n: int, seconds_ago: float, **fields: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = {
-        "id": f"ev{n:05d}",
-        "timestamp": format_timestamp(int((NOW - seconds_ago) * NS)),
-        "service": "directory",
-        "event_type": "user_login_attempt",
-        "organization": "org-a",
-    }
-    raw.update(fields)
-    return raw
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(float(NOW))
-
-
-@pytest.fixture
-def server(clock: ManualClock) -> Iterator[DIApiServer]:
-    with DIApiServer(clock=clock) as srv:
-        yield srv
+    return raw_event(f"ev{n:05d}", int((NOW - seconds_ago) * NS), **fields)
 
 
 def post(

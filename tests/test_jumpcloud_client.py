@@ -30,33 +30,16 @@ from alerting.source.jumpcloud import (
     _retry_after_seconds,
 )
 from alerting.store import Store
+from tests import di_fakes
+from tests.di_fakes import NOW, NS, raw_event
 
-NOW = 1_780_000_000  # 2026-05-28T20:26:40Z
-NS = 1_000_000_000
+# Fixtures shared with test_di_api.py.
+clock, server = di_fakes.clock, di_fakes.server
 
 
 def event(n: int, at: float, **fields: Any) -> dict[str, Any]:
     """An event at epoch second ``at`` (fractions kept to the ns)."""
-    raw: dict[str, Any] = {
-        "id": f"ev{n:06d}",
-        "timestamp": format_timestamp(round(at * NS)),
-        "service": "directory",
-        "event_type": "user_login_attempt",
-        "organization": "org-a",
-    }
-    raw.update(fields)
-    return raw
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(float(NOW))
-
-
-@pytest.fixture
-def server(clock: ManualClock) -> Iterator[DIApiServer]:
-    with DIApiServer(clock=clock) as srv:
-        yield srv
+    return raw_event(f"ev{n:06d}", round(at * NS), **fields)
 
 
 @pytest.fixture

@@ -113,16 +113,17 @@ class _TokenBucket:
     def acquire(self) -> None:
         if self.rate is None:
             return
-        now = self.clock.time()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        self._refill(self.rate)
         if self.tokens < 1.0:
-            wait = (1.0 - self.tokens) / self.rate
-            self.clock.sleep(wait)
-            now = self.clock.time()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+            self.clock.sleep((1.0 - self.tokens) / self.rate)
+            self._refill(self.rate)
         self.tokens = max(0.0, self.tokens - 1.0)
+
+    def _refill(self, rate: float) -> None:
+        """Add the tokens earned since the last look, up to ``capacity``."""
+        now = self.clock.time()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
 
 
 def _retry_after_seconds(value: str | None, now: float) -> float | None:

@@ -11,13 +11,12 @@ service that starts with ``start_from: 1h`` alerts on its very first poll.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from alerting import jsonutil
 from alerting.clock import Clock, SystemClock, time_ns
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp
@@ -131,11 +130,6 @@ class EmbeddedSimulator:
         with self._lock:
             return self.generator.attacks
 
-    @property
-    def fed_until_ns(self) -> int | None:
-        """Events up to (excluding) this time have been handed to the server."""
-        return self._fed_until
-
     def start(self) -> EmbeddedSimulator:
         with self._lock:
             if self._fed_until is None:
@@ -209,9 +203,8 @@ def _say(text: str) -> None:
 
 
 def _curl(url: str, api_key: str, start_ns: int) -> str:
-    body = json.dumps(
-        {"service": ["all"], "start_time": format_timestamp(start_ns), "limit": 100},
-        separators=(",", ":"),
+    body = jsonutil.dumps(
+        {"service": ["all"], "start_time": format_timestamp(start_ns), "limit": 100}
     )
     return (
         f"curl -sS -D - -X POST '{url}{API_PREFIX}/events' -H 'x-api-key: {api_key}' "
@@ -240,7 +233,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sim.start()
         start = time_ns(clock) - HOUR_NS
-        info: list[Any] = [
+        info = [
             f"DI API simulator serving {len(sim.server)} events at {sim.url}",
             f"API key: {sim.api_key}",
             f"organization: {sim.org_id}",
