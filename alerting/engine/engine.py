@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
 from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerprint
+from alerting.engine.aggregations import DEFAULT_MAX_ENTRIES, build_aggregation
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import Aggregation, Firing, Hit
-from alerting.errors import AlertingError
 from alerting.events import Event, format_timestamp
 
 if TYPE_CHECKING:
@@ -73,12 +73,6 @@ class _Runner:
         self.value_getters: dict[str, Getter] = {}
         self.aggregation: Aggregation | None = None
         if rule.aggregation is not None:
-            try:
-                from alerting.engine.aggregations import build_aggregation
-            except ImportError as exc:  # pragma: no cover - only in a broken install
-                raise AlertingError(
-                    f"rule {rule.id!r} needs aggregations, which are unavailable: {exc}"
-                ) from None
             self.aggregation = build_aggregation(
                 rule.aggregation, rule_id=rule.id, max_entries=max_entries
             )
@@ -154,7 +148,7 @@ class Engine:
         rules: Iterable[CompiledRule],
         *,
         store: Store | None = None,
-        max_entries_per_rule: int = 200_000,
+        max_entries_per_rule: int = DEFAULT_MAX_ENTRIES,
         use_index: bool = True,
     ) -> None:
         self.rules = [r for r in rules if r.enabled]
@@ -226,7 +220,7 @@ class Engine:
         if type(et) is str:
             runners = self._indexed(et)
         else:
-            runners = self._catch_all if et is None else tuple(r for r, _ in self._every_plan)
+            runners = self._catch_all if et is None else tuple(self._runners)
         return [r.rule.id for r in runners]
 
     # ----------------------------------------------------------------- processing

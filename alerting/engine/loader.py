@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
+from alerting.durations import td_ns
 from alerting.engine.conditions import (
     KEYWORDS,
     ConditionError,
@@ -208,13 +209,12 @@ class _Builder:
         steps = _sequence_steps(data)
         if condition is None:
             if steps:
-                known = [s for s in steps if s in names]
-                out.tree = (
-                    Or(tuple(Ref(s) for s in dict.fromkeys(known)))
-                    if len(set(known)) > 1
-                    else (Ref(known[0]) if known else None)
-                )
-                out.condition_text = " or ".join(dict.fromkeys(known))
+                known = list(dict.fromkeys(s for s in steps if s in names))
+                if len(known) > 1:
+                    out.tree = Or(tuple(Ref(s) for s in known))
+                elif known:
+                    out.tree = Ref(known[0])
+                out.condition_text = " or ".join(known)
                 out.used = set(known)
             elif len(names) == 1:
                 out.tree = Ref(names[0])
@@ -233,10 +233,7 @@ class _Builder:
             where = (
                 ("detection", "condition", i)
                 if isinstance(condition, list)
-                else (
-                    "detection",
-                    "condition",
-                )
+                else ("detection", "condition")
             )
             try:
                 parsed = parse_condition(text, names)
@@ -261,14 +258,10 @@ class _Builder:
         first = text.split("\n", 1)[0]
         if exc.offset > len(first):
             return base
-        if self._lines is None:
-            try:
-                self._lines = self.path.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                self._lines = []
-        if base.line > len(self._lines):
+        lines = self._source_lines()
+        if base.line > len(lines):
             return base
-        line = self._lines[base.line - 1]
+        line = lines[base.line - 1]
         start = line.find(first, base.col - 1) if first else -1
         if start < 0:
             return base
@@ -285,7 +278,7 @@ class _Builder:
                 f"top-level 'by' is for rules without an aggregation: move it into {aggs[0]}.by",
                 key=True,
             )
-        by_paths = list(getattr(spec, "by", None) or []) if spec is not None else list(model.by)
+        by_paths = list(spec.by) if spec is not None else list(model.by)
         by_where: PathKey = (aggs[0], "by") if spec is not None else ("by",)
         group_by: list[tuple[str, Getter]] = []
         for i, p in enumerate(by_paths):
@@ -306,7 +299,7 @@ class _Builder:
             preds = []
             for i, step in enumerate(spec.steps):
                 if step.selection not in compiled.selections:
-                    if step.selection not in (model.detection or {}):
+                    if step.selection not in model.detection:
                         hint = suggest(
                             step.selection, [k for k in model.detection if k != "condition"]
                         )
@@ -348,7 +341,7 @@ class _Builder:
             selections=dict(compiled.selections),
             group_by=group_by,
             aggregation=spec,
-            realert_ns=int(model.realert.total_seconds() * 1_000_000_000),
+            realert_ns=td_ns(model.realert),
             summary=summary,
             step_predicates=steps,
             fields=list(model.fields),
@@ -393,15 +386,20 @@ class _Builder:
             return None
         return _ENV.from_string(text)
 
-    def _block_scalar(self, base: Location) -> bool:
+    def _source_lines(self) -> list[str]:
+        """The file's text lines (read once, only to place a column in an error)."""
         if self._lines is None:
             try:
                 self._lines = self.path.read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError):
                 self._lines = []
-        if base.line is None or base.line > len(self._lines):
+        return self._lines
+
+    def _block_scalar(self, base: Location) -> bool:
+        lines = self._source_lines()
+        if base.line is None or base.line > len(lines):
             return False
-        rest = self._lines[base.line - 1][(base.col or 1) - 1 :].strip()
+        rest = lines[base.line - 1][(base.col or 1) - 1 :].strip()
         return rest[:1] in ("|", ">")
 
     def _tests(self, model: RuleModel) -> None:

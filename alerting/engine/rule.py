@@ -17,7 +17,7 @@ from typing import Any, Literal
 from jinja2 import Template
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerting.durations import Duration, parse_duration_ns
+from alerting.durations import Duration, parse_duration_ns, td_ns
 from alerting.engine.fields import Getter
 from alerting.engine.matchers import Predicate, Residual
 from alerting.engine.types import (
@@ -30,6 +30,7 @@ from alerting.engine.types import (
 )
 from alerting.errors import EventError, Problem
 from alerting.events import Event, format_timestamp, parse_timestamp
+from alerting.yamlfile import one_or_many
 
 RULE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 AGGREGATION_KEYS = ("threshold", "distinct", "new_value", "travel", "sequence")
@@ -118,10 +119,7 @@ class RuleModel(_Model):
     fields: list[str] = Field(default_factory=list)
     tests: list[RuleTestCase] = Field(default_factory=list)
 
-    @field_validator("by", mode="before")
-    @classmethod
-    def _by_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+    _by = field_validator("by", mode="before")(one_or_many)
 
     @field_validator("id")
     @classmethod
@@ -175,11 +173,8 @@ class CompiledRule:
     @property
     def window_ns(self) -> int:
         """The longest stretch of event time this rule's aggregation looks back over."""
-        spec = self.aggregation
-        within = getattr(spec, "within", None)
-        if isinstance(within, timedelta):
-            return int(within.total_seconds() * 1_000_000_000)
-        return 0
+        within = getattr(self.aggregation, "within", None)
+        return td_ns(within) if isinstance(within, timedelta) else 0
 
 
 # --------------------------------------------------------------------------- test events

@@ -77,7 +77,7 @@ def run_rule_tests(
     return results
 
 
-def test_events(rule: CompiledRule, case: RuleTestCase) -> list[Event]:
+def case_events(rule: CompiledRule, case: RuleTestCase) -> list[Event]:
     """The case's events, expanded and in event-time order; raises ``TestEventError``."""
     if isinstance(case.events, list):
         events = build_test_events(case.events)
@@ -118,7 +118,7 @@ def run_case(rule: CompiledRule, case: RuleTestCase) -> TestResult:
     """Run one test case on a fresh engine and compare what came out with ``expect``."""
     result = TestResult(rule.id, case.name, False, disabled=not rule.enabled)
     try:
-        events = test_events(rule, case)
+        events = case_events(rule, case)
     except TestEventError as exc:
         where = f"entry {exc.index + 1}: " if exc.index is not None else ""
         result.problems.append(f"bad test events: {where}{exc.message}")
