@@ -34,7 +34,7 @@ def parse_duration_ns(value: Any) -> int:
             raise ValueError(f"duration {value!r} is negative: {DURATION_HINT}")
         return int(value * 1_000_000_000)
     if isinstance(value, timedelta):
-        return int(value.total_seconds() * 1_000_000_000)
+        return td_ns(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration, got {type(value).__name__}: {DURATION_HINT}")
     text = value.strip().lower().replace(" ", "")
@@ -65,7 +65,7 @@ def _to_timedelta(value: Any) -> timedelta:
 Duration = Annotated[
     timedelta,
     BeforeValidator(_to_timedelta),
-    PlainSerializer(lambda td: format_duration_ns(int(td.total_seconds() * 1e9)), return_type=str),
+    PlainSerializer(lambda td: format_duration_ns(td_ns(td)), return_type=str),
 ]
 """A pydantic field type that accepts ``30s``/``5m``/``2h``/``7d`` and yields a timedelta."""
 

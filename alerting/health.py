@@ -14,7 +14,6 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,6 +21,7 @@ from alerting import jsonutil
 from alerting.clock import Clock
 from alerting.config import parse_listen
 from alerting.errors import AlertingError
+from alerting.events import format_timestamp
 from alerting.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _parse_listen(text: str) -> tuple[str, int]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return format_timestamp(int(ts) * 1_000_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +79,6 @@ class Health:
     def stopping(self) -> None:
         with self._lock:
             self._stopping = True
-
-    @property
-    def last_success(self) -> float | None:
-        with self._lock:
-            return self._last_success
 
     def report(self) -> HealthReport:
         with self._lock:

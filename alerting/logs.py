@@ -64,11 +64,6 @@ class Redactor:
         values = {s for s in secrets if s and len(s) >= 4}
         self._secrets = sorted(values, key=len, reverse=True)
 
-    def add(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted(
-            set(self._secrets) | {s for s in secrets if s and len(s) >= 4}, key=len, reverse=True
-        )
-
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
@@ -214,11 +209,3 @@ def setup_logging(
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     return handler
-
-
-def redactor_of(handler: logging.Handler) -> Redactor | None:
-    """The redactor on a handler made by ``setup_logging`` (to add secrets learned later)."""
-    for f in handler.filters:
-        if isinstance(f, RedactionFilter):
-            return f.redactor
-    return None

@@ -31,19 +31,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
 from alerting import __version__
 from alerting.clock import Clock, SystemClock
 from alerting.config import Config, load_config
-from alerting.durations import format_duration_ns
+from alerting.durations import format_duration_ns, td_ns
 from alerting.errors import AlertingError, SourceError
+from alerting.events import format_timestamp
 from alerting.health import Health, HealthServer
 from alerting.logs import choose_format, setup_logging
 from alerting.metrics import Metrics
 from alerting.store import Store
+
+if TYPE_CHECKING:
+    from alerting.source.jumpcloud import DIClient
 
 log = logging.getLogger("alerting.service")
 
@@ -81,23 +85,13 @@ class _Failpoints:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _seconds(value: Any) -> float:
-    """A config duration (timedelta, or a number of seconds) as float seconds."""
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value)
-
-
-def _ns(value: Any) -> int:
-    return round(_seconds(value) * NS)
-
-
 def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / NS, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """Whole-second UTC time for log records."""
+    return format_timestamp(ns - ns % NS)
 
 
 def collect_secrets(model: Any) -> list[str]:
@@ -208,9 +202,9 @@ class Service:
         self.config_path = config_path
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._banner_out = banner
-        self.poll_interval_s = _seconds(config.source.poll_interval)
-        self.delivery_interval_s = _seconds(config.delivery.interval)
-        self.health = Health(self.clock, _seconds(config.health_max_age))
+        self.poll_interval_s = config.source.poll_interval.total_seconds()
+        self.delivery_interval_s = config.delivery.interval.total_seconds()
+        self.health = Health(self.clock, config.health_max_age.total_seconds())
         self.metrics = Metrics()
         self.metrics.track_lag(self._lag_seconds)
         self.lock = StateLock(str(config.state.path))
@@ -226,7 +220,7 @@ class Service:
         self.store: Store | None = None
         self.server: HealthServer | None = None
         self.simulator: Any = None
-        self.client: Any = None
+        self.client: DIClient | None = None  # None for source.kind file
         self.poller: Any = None
         self.engine: Any = None
         self.notifier: Any = None
@@ -311,7 +305,7 @@ class Service:
         common: dict[str, Any] = {
             "services": list(src.services),
             "rate_limit": src.rate_limit,
-            "timeout": _seconds(src.timeout),
+            "timeout": src.timeout.total_seconds(),
             "max_retries": src.max_retries,
             "clock": self.clock,
         }
@@ -322,7 +316,7 @@ class Service:
             self.simulator = EmbeddedSimulator(
                 clock=self.clock,
                 seed=sim.seed,
-                history_ns=_ns(sim.history),
+                history_ns=td_ns(sim.history),
                 scenarios=sim.scenarios,
                 faults=sim.faults,
                 users=sim.users,
@@ -346,12 +340,11 @@ class Service:
             self.client,
             self.db,
             source_name=self.source_name,
-            lag_ns=_ns(src.lag),
-            overlap_ns=_ns(src.overlap),
-            start_from_ns=_ns(src.start_from),
+            lag_ns=td_ns(src.lag),
+            overlap_ns=td_ns(src.overlap),
+            start_from_ns=td_ns(src.start_from),
             clock=self.clock,
         )
-        self._cursor_ns = self._cursor()
 
     def _cursor(self) -> int | None:
         assert self.store is not None
@@ -365,7 +358,7 @@ class Service:
         self.health.stopping()
         steps: list[tuple[str, Any]] = [
             ("notifier", self.notifier and self.notifier.close),
-            ("client", self.client and getattr(self.client, "close", None)),
+            ("client", self.client and self.client.close),
             ("simulator", self.simulator and self.simulator.stop),
             ("health server", self.server and self.server.stop),
             ("store", self.store and self.store.close),
@@ -399,9 +392,9 @@ class Service:
         channels = ", ".join(sorted(self.config.channels)) or "none"
         lines = [
             f"jc-alerting {__version__}: watching {self.source_desc}",
-            f"  polling every {format_duration_ns(_ns(src.poll_interval))} "
-            f"(lag {format_duration_ns(_ns(src.lag))}, overlap {format_duration_ns(_ns(src.overlap))}, "
-            f"first run reads the last {format_duration_ns(_ns(src.start_from))})",
+            f"  polling every {format_duration_ns(td_ns(src.poll_interval))} "
+            f"(lag {format_duration_ns(td_ns(src.lag))}, overlap {format_duration_ns(td_ns(src.overlap))}, "
+            f"first run reads the last {format_duration_ns(td_ns(src.start_from))})",
             f"  rules: {len(self.rules)} loaded from {', '.join(str(p) for p in self.config.rules.paths)}",
             f"  channels: {channels}",
             f"  health: {self.server.url}/healthz   metrics: {self.server.url}/metrics",
@@ -484,7 +477,7 @@ class Service:
         """One poll: fetch, evaluate, then commit alerts + engine state + cursor atomically."""
         assert self.store is not None
         started = time.monotonic()
-        retries_before = int(getattr(self.client, "retries", 0))
+        retries_before = self._client_retries()
         try:
             if not self._warmed:
                 try:
@@ -503,7 +496,7 @@ class Service:
             try:
                 alerts = list(self.engine.process_many(batch.events))
                 # Late events reach back at most one overlap: older window entries can go.
-                self.engine.advance(batch.end_ns - _ns(self.config.source.overlap))
+                self.engine.advance(batch.end_ns - td_ns(self.config.source.overlap))
                 self._failpoints.hit("before_commit")
                 with self.store.transaction():
                     self.notifier.enqueue(alerts)
@@ -518,17 +511,17 @@ class Service:
                 raise
             self._failpoints.hit("after_commit")
         except SourceError as exc:
-            retries = int(getattr(self.client, "retries", 0)) - retries_before
+            retries = self._client_retries() - retries_before
             return self._poll_failed(exc, time.monotonic() - started, retries)
-        self._cursor_ns = int(batch.cursor_ns)
+        self._cursor_ns = batch.cursor_ns
         duration = time.monotonic() - started
         self.health.poll_succeeded()
         new = len(batch.events)
         outcome = PollOutcome(
             ok=True,
-            events=new + int(batch.duplicates),
+            events=new + batch.duplicates,
             new=new,
-            duplicates=int(batch.duplicates),
+            duplicates=batch.duplicates,
             skipped=len(batch.skipped),
             alerts=len(alerts),
             lag_s=self._lag_seconds(),
@@ -538,7 +531,7 @@ class Service:
             new=new,
             duplicates=outcome.duplicates,
             skipped=outcome.skipped,
-            retries=int(getattr(batch, "retries", 0)),
+            retries=batch.retries,
             duration_s=duration,
             success_at=self.clock.time(),
         )
@@ -557,11 +550,15 @@ class Service:
                 "duration_s": round(duration, 3),
                 "window_start": _iso(batch.start_ns),
                 "window_end": _iso(batch.end_ns),
-                "requests": int(getattr(batch, "requests", 0)),
-                "retries": int(getattr(batch, "retries", 0)),
+                "requests": batch.requests,
+                "retries": batch.retries,
             },
         )
         return outcome
+
+    def _client_retries(self) -> int:
+        """The DI client's cumulative retry count (0 for the file source, which has none)."""
+        return 0 if self.client is None else self.client.retries
 
     def _poll_failed(self, exc: SourceError, duration: float, retries: int) -> PollOutcome:
         from alerting.source.jumpcloud import SourceUnavailable
@@ -571,7 +568,7 @@ class Service:
         self.metrics.record_poll_error("rejected" if fatal else "unavailable", duration, retries)
         # A rejection is the answer to the last request; its id is what support asks for.
         # (Outage messages already name the id of the response that failed, if any.)
-        request_id = getattr(self.client, "last_request_id", None) if fatal else None
+        request_id = self.client.last_request_id if fatal and self.client else None
         if request_id and request_id not in message:
             message += f" (request id {request_id})"
         self.health.poll_failed(message, fatal=fatal)
@@ -739,7 +736,7 @@ class Service:
 
 def _match_counts(stats: Mapping[str, Any]) -> dict[str, int]:
     """Per-rule cumulative match counts from ``engine.stats`` (rule id -> RuleStats)."""
-    return {str(rule): int(getattr(st, "matched", 0)) for rule, st in stats.items()}
+    return {str(rule): int(st.matched) for rule, st in stats.items()}
 
 
 @contextlib.contextmanager

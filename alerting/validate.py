@@ -89,21 +89,14 @@ def check(
     templates = _check_templates(config, rule_ids, report)
 
     if report.ok:
+        # A valid config has rules.paths, so no errors means the rules and templates loaded.
+        assert rule_ids is not None
+        assert templates is not None
         active = len(config.silences) - len(config.expired_silences(now))
         report.summary = [
             f"config ok: {config.path} (source {config.source.kind}, state {config.state.path})",
-            "rules: "
-            + (
-                f"{len(rule_ids)} ok in {', '.join(str(p) for p in paths)}"
-                if rule_ids is not None
-                else "not checked (rule loader not in this build)"
-            ),
-            "templates: "
-            + (
-                f"{templates} ok in {config.templates.path}"
-                if templates is not None
-                else "not checked"
-            ),
+            f"rules: {len(rule_ids)} ok in {', '.join(str(p) for p in paths)}",
+            f"templates: {templates} ok in {config.templates.path}",
             f"channels: {', '.join(config.channels) or 'none'}; routes: {len(config.routes)}; "
             f"silences: {active} active",
         ]

@@ -8,10 +8,8 @@ a delivery until the test kills the sender (between a send and its "sent" mark).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,25 +19,24 @@ import pytest
 from alerting.clock import SystemClock
 from alerting.source.di_api import DIApiServer
 from alerting.store import Store
-from tests.test_service import API_KEY, Receiver, expected_fingerprints, login, write_config
+from tests.test_service import (
+    API_KEY,
+    Receiver,
+    expected_fingerprints,
+    login,
+    run_alerting,
+    write_config,
+)
 
 NS = 1_000_000_000
 pytestmark = pytest.mark.slow
 
 
 def _alerting(config: Path, *args: str, failpoint: str | None = None) -> subprocess.Popen[str]:
-    env = {**os.environ, "JUMPCLOUD_API_KEY": API_KEY}
-    env.pop("ALERTING_FAILPOINT", None)
+    env = {"JUMPCLOUD_API_KEY": API_KEY}
     if failpoint:
         env["ALERTING_FAILPOINT"] = failpoint
-    return subprocess.Popen(
-        [sys.executable, "-m", "alerting.cli", "run", "--config", str(config), *args],
-        cwd=config.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return run_alerting(config, *args, env=env)
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 15) -> tuple[int, str]:

@@ -512,12 +512,16 @@ def _demo_copy(tmp_path: Path, *, log_format: str) -> Path:
     return config
 
 
-def _alerting(config: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ALERTING_FAILPOINT"}
+def run_alerting(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``alerting run`` as a child process in the config's directory (no stray failpoint)."""
+    child_env = {k: v for k, v in os.environ.items() if k != "ALERTING_FAILPOINT"}
+    child_env.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "alerting.cli", "run", "--config", str(config), *args],
         cwd=config.parent,
-        env=env,
+        env=child_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -527,7 +531,7 @@ def _alerting(config: Path, *args: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_shipped_config_once_prints_alerts_to_the_console(tmp_path: Path) -> None:
     config = _demo_copy(tmp_path, log_format="json")
-    proc = _alerting(config, "--once")
+    proc = run_alerting(config, "--once")
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
@@ -574,7 +578,7 @@ class _Lines:
 @pytest.mark.slow
 def test_demo_shows_banner_then_alerts_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = _demo_copy(tmp_path, log_format="text")
-    proc = _alerting(config)
+    proc = run_alerting(config)
     out, err = _Lines(proc.stdout), _Lines(proc.stderr)
     try:
         health = err.wait_for(r"health: (http://127\.0\.0\.1:\d+)/healthz", 20)
