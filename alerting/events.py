@@ -107,11 +107,6 @@ def format_timestamp(ns: int) -> str:
     return f"{base}.{nanos:09d}Z"
 
 
-def ns_to_datetime(ns: int) -> datetime:
-    """Nanoseconds to an aware UTC datetime (microsecond precision)."""
-    return datetime.fromtimestamp(ns / _NS, UTC)
-
-
 class Event:
     """One DI event: the raw JSON object, its time in ns and its identity.
 
@@ -130,11 +125,6 @@ class Event:
     def from_raw(cls, raw: Any) -> Event:
         """Build an Event; raises ``EventError`` with the reason when it is unusable."""
         return cls(raw, *_identify(raw))
-
-    @property
-    def timestamp(self) -> str:
-        """The event's own timestamp text, as the API sent it."""
-        return str(self.raw["timestamp"])
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, timestamp={self.raw.get('timestamp')!r})"

@@ -388,10 +388,6 @@ class Engine:
         finally:
             self._warmup = previous
 
-    @property
-    def warming_up(self) -> bool:
-        return self._warmup
-
     def advance(self, watermark_ns: int) -> None:
         """Event time has reached ``watermark_ns``: evict what can no longer matter."""
         for runner in self._runners:
@@ -441,9 +437,3 @@ class Engine:
     def stats(self) -> dict[str, RuleStats]:
         """Per enabled rule: events matched, alerts, suppressed, errors."""
         return {r.rule.id: r.stats for r in self._runners}
-
-    def window_entries(self) -> dict[str, int]:
-        """Events currently held in windows, per aggregated rule (for metrics)."""
-        return {
-            r.rule.id: r.aggregation.entries() for r in self._runners if r.aggregation is not None
-        }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,7 +85,6 @@ class SequenceSpec(_Spec):
     _by = field_validator("by", mode="before")(one_or_many)
 
 
-AggregationKind = Literal["threshold", "distinct", "new_value", "travel", "sequence"]
 AggregationSpec = ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec
 
 
