@@ -17,8 +17,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 def make_environment(
     loader: BaseLoader | None = None, *, html_autoescape: bool = False
 ) -> ImmutableSandboxedEnvironment:
-    """A sandboxed environment; ``html_autoescape`` turns on escaping for .html templates."""
-    autoescape: Any = select_autoescape(["html", "htm"]) if html_autoescape else False
+    """A sandboxed environment; ``html_autoescape`` turns on escaping for HTML templates.
+
+    HTML templates are named ``*.html``/``*.htm`` or, as in ``templates/``, with a
+    trailing ``.j2`` (``email.html.j2``); every other template (JSON, text) is not escaped.
+    """
+    autoescape: Any = (
+        select_autoescape(["html", "htm", "html.j2", "htm.j2"]) if html_autoescape else False
+    )
     env = ImmutableSandboxedEnvironment(
         loader=loader,
         undefined=StrictUndefined,

@@ -66,9 +66,13 @@ class Reply:
 
 
 class HttpReceiver:
-    """A scripted HTTP server: ``replies`` are used in order, then ``default``."""
+    """A scripted HTTP server: ``replies`` are used in order, then ``default``.
 
-    def __init__(self, default: Reply | None = None) -> None:
+    With ``tls`` it speaks HTTPS only (``url`` starts with https://); a client that does
+    not trust the certificate fails the handshake and the request is never recorded.
+    """
+
+    def __init__(self, default: Reply | None = None, *, tls: TlsCert | None = None) -> None:
         self.requests: list[Request] = []
         self.replies: list[Reply] = []
         self.default = default or Reply()
@@ -101,8 +105,12 @@ class HttpReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.server_context().wrap_socket(
+                self.server.socket, server_side=True
+            )
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )

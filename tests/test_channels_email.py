@@ -10,6 +10,7 @@ import pytest
 
 from alerting.clock import ManualClock
 from alerting.notify.pipeline import Notifier
+from alerting.notify.settings import DeliveryConfig
 from alerting.store import Store
 from tests import notify_fakes as fakes
 from tests.notify_fakes import (
@@ -31,7 +32,14 @@ SENDER = "alerts@example.com"
 RCPTS = ["sec@example.com", "soc@example.com"]
 
 
-def email_notifier(store: Store, clock: ManualClock, port: int, **cfg: Any) -> Notifier:
+def email_notifier(
+    store: Store,
+    clock: ManualClock,
+    port: int,
+    *,
+    delivery_config: DeliveryConfig | None = None,
+    **cfg: Any,
+) -> Notifier:
     channel: dict[str, Any] = {
         "type": "email",
         "host": "127.0.0.1",
@@ -42,10 +50,22 @@ def email_notifier(store: Store, clock: ManualClock, port: int, **cfg: Any) -> N
         "timeout": "5s",
     }
     channel.update(cfg)
-    extra: dict[str, Any] = (
-        {"delivery_config": channel.pop("delivery_config")} if "delivery_config" in channel else {}
+    return make_notifier(store, clock, {"mail": channel}, delivery_config=delivery_config)
+
+
+def starttls_notifier(
+    store: Store, clock: ManualClock, server: SmtpServer, tls: TlsCert, password: str = PASSWORD
+) -> Notifier:
+    """STARTTLS with the test CA trusted, logging in as ``USER``."""
+    return email_notifier(
+        store,
+        clock,
+        server.port,
+        starttls=True,
+        ca_file=str(tls.cert),
+        username=USER,
+        password=password,
     )
-    return make_notifier(store, clock, {"mail": channel}, **extra)
 
 
 def _part(msg: EmailMessage, subtype: str) -> str:
@@ -82,15 +102,7 @@ def test_plain_smtp_delivers_multipart_with_identifying_headers(
 def test_starttls_with_ca_file_and_login(
     store: Store, clock: ManualClock, smtp_starttls: SmtpServer, tls_cert: TlsCert
 ) -> None:
-    notifier = email_notifier(
-        store,
-        clock,
-        smtp_starttls.port,
-        starttls=True,
-        ca_file=str(tls_cert.cert),
-        username=USER,
-        password=PASSWORD,
-    )
+    notifier = starttls_notifier(store, clock, smtp_starttls, tls_cert)
     notifier.enqueue([make_alert()])
     assert notifier.deliver_due().sent == 1
     assert len(smtp_starttls.messages) == 1
@@ -126,15 +138,7 @@ def test_wrong_password_is_permanent_and_never_logged(
     tls_cert: TlsCert,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    notifier = email_notifier(
-        store,
-        clock,
-        smtp_starttls.port,
-        starttls=True,
-        ca_file=str(tls_cert.cert),
-        username=USER,
-        password="wrong-pw-xyz",
-    )
+    notifier = starttls_notifier(store, clock, smtp_starttls, tls_cert, password="wrong-pw-xyz")
     notifier.enqueue([make_alert()])
     with caplog.at_level(logging.DEBUG):
         assert notifier.deliver_due().dead == 1

@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alerting.clock import ManualClock
+from alerting.errors import AlertingError
 from alerting.notify.pipeline import Notifier
+from alerting.notify.settings import DeliveryConfig
 from alerting.store import Store
 from tests import notify_fakes as fakes
 from tests.notify_fakes import (
@@ -27,10 +32,16 @@ store, clock, receiver, tls_cert = fakes.store, fakes.clock, fakes.receiver, fak
 SECRET = "whsec-test-0123456789"
 
 
-def hook(store: Store, clock: ManualClock, url: str, **cfg: Any) -> Notifier:
-    extra = {"delivery_config": cfg.pop("delivery_config")} if "delivery_config" in cfg else {}
+def hook(
+    store: Store,
+    clock: ManualClock,
+    url: str,
+    *,
+    delivery_config: DeliveryConfig | None = None,
+    **cfg: Any,
+) -> Notifier:
     channel = {"type": "webhook", "url": url, "timeout": "2s", **cfg}
-    return make_notifier(store, clock, {"siem": channel}, **extra)
+    return make_notifier(store, clock, {"siem": channel}, delivery_config=delivery_config)
 
 
 def test_body_is_the_alert_json_and_the_signature_verifies(
@@ -158,38 +169,26 @@ def test_receiver_down_then_up(store: Store, clock: ManualClock, receiver: HttpR
 def test_https_with_ca_file_keeps_verification_on(
     store: Store, clock: ManualClock, tls_cert: TlsCert
 ) -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.socket = tls_cert.server_context().wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-    thread.start()
+    server = HttpReceiver(Reply(204, ""), tls=tls_cert)
     try:
-        url = f"https://127.0.0.1:{server.server_address[1]}/hook"
+        url = server.url + "/hook"
         trusted = hook(store, clock, url, ca_file=str(tls_cert.cert))
         trusted.enqueue([make_alert()])
         assert trusted.deliver_due().sent == 1
-        assert len(bodies) == 1
+        assert len(server.requests) == 1
         untrusted = hook(store, clock, url)
         untrusted.enqueue([make_alert()])
         assert untrusted.deliver_due().dead == 1
-        assert len(bodies) == 1
+        assert len(server.requests) == 1
         (row,) = store.list_deliveries(("dead",))
         assert "CERTIFICATE_VERIFY_FAILED" in (row.last_error or "")
         assert "set ca_file" in (row.last_error or "")
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        server.close()
+
+
+def test_unreadable_ca_file_is_a_one_line_startup_error(
+    store: Store, clock: ManualClock, tmp_path: Path
+) -> None:
+    with pytest.raises(AlertingError, match=r"channel 'siem': cannot load ca_file .*missing\.pem"):
+        hook(store, clock, "https://127.0.0.1:1/hook", ca_file=str(tmp_path / "missing.pem"))

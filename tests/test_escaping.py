@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from jinja2 import DictLoader
 
+from alerting.jinja_env import make_environment
 from alerting.notify import escape
 from alerting.notify.render import MessageBuilder, Renderer
 from tests.notify_fakes import PROJECT_TEMPLATES, make_alert
@@ -106,6 +108,31 @@ def test_html_email_escapes_script_and_quotes(builder: MessageBuilder) -> None:
     assert "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=&#34;x()&#34;&gt;" in html
+
+
+def test_html_override_of_one_rule_is_escaped_too(tmp_path: Path) -> None:
+    # Autoescape is chosen by name in make_environment (``*.html.j2``), so a per-rule
+    # override gets it as well as the default template.
+    override = tmp_path / "rules" / "r1" / "email.html.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text("<p>{{ alert.summary }}</p>")
+    alert = make_alert(rule="r1", summary="<script>x()</script>")
+    html = MessageBuilder(Renderer(tmp_path)).email([alert]).html
+    assert html == "<p>&lt;script&gt;x()&lt;/script&gt;</p>"
+
+
+def test_make_environment_escapes_html_templates_only() -> None:
+    loader = DictLoader(dict.fromkeys(("a.html.j2", "a.htm", "a.json.j2", "a.txt.j2"), "{{ v }}"))
+    env = make_environment(loader, html_autoescape=True)
+    out = {n: env.get_template(n).render(v="<b>") for n in loader.mapping}
+    assert out == {
+        "a.html.j2": "&lt;b&gt;",
+        "a.htm": "&lt;b&gt;",
+        "a.json.j2": "<b>",
+        "a.txt.j2": "<b>",
+    }
+    plain = make_environment(loader)
+    assert plain.get_template("a.html.j2").render(v="<b>") == "<b>"
 
 
 def test_email_subject_is_one_line_whatever_the_values(builder: MessageBuilder) -> None:

@@ -11,7 +11,9 @@ import pytest
 
 from alerting import cli
 from alerting.clock import ManualClock
+from alerting.errors import AlertingError
 from alerting.notify.channels.file import FileSender
+from alerting.notify.outbox import retry_command
 from alerting.store import Store
 from tests import notify_fakes as fakes
 from tests.notify_fakes import START, closed_port, delivery, make_alert, make_notifier, states
@@ -226,3 +228,15 @@ def test_outbox_bad_config_is_one_clean_error(
     err = capsys.readouterr().err
     assert "config file not found" in err
     assert "Traceback" not in err
+
+
+def test_outbox_retry_refuses_a_sent_delivery(tmp_path: Path) -> None:
+    db = Store(tmp_path / "state.db")
+    alert = make_alert()
+    assert db.enqueue_alert(alert.fingerprint, alert.rule, alert.to_json(), ["siem"], START)
+    (row,) = db.list_deliveries(("pending",))
+    db.mark_sent(row.id, START)
+    with pytest.raises(AlertingError, match=f"delivery {row.id} was already sent"):
+        retry_command(db, row.id, ManualClock(START), io.StringIO())
+    assert db.outbox_counts() == {"pending": 0, "sent": 1, "dead": 0}
+    db.close()

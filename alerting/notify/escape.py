@@ -9,12 +9,13 @@ login request, so each target gets its own escaper: Slack mrkdwn (``& < >``, so
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from markupsafe import Markup
+
+from alerting import jsonutil
 
 ELLIPSIS = "…"
 ZWJ = "\u200d"
@@ -97,7 +98,7 @@ def _slack_safe_tree(value: Any) -> Any:
 
 def json_dumps(value: Any) -> str:
     """Compact JSON that is valid whatever the value (non-JSON types become strings)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return jsonutil.dumps(value)
 
 
 def tojson(value: Any) -> str:

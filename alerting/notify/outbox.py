@@ -66,26 +66,31 @@ def list_command(store: Store, out: IO[str]) -> int:
     return 0
 
 
+def _find(store: Store, delivery_id: int, states: tuple[str, ...]) -> Delivery | None:
+    return next((d for d in store.list_deliveries(states) if d.id == delivery_id), None)
+
+
 def retry_command(store: Store, delivery_id: int | None, clock: Clock, out: IO[str]) -> int:
     now = clock.time()
     if delivery_id is None:
-        dead = store.list_deliveries(("dead",))
+        with store.transaction():  # the listed rows are exactly the re-queued ones
+            dead = store.list_deliveries(("dead",))
+            count = store.retry_dead(now) if dead else 0
         if not dead:
             out.write("nothing to retry: no dead-lettered deliveries\n")
             return 0
-        count = store.retry_dead(now)
         for d in dead:
             out.write(f"re-queued delivery {d.id} ({d.channel}, rule {terminal_escape(d.rule)})\n")
         out.write(f"re-queued {count} dead deliveries; they are sent on the next delivery run\n")
         return 0
-    matches = [d for d in store.list_deliveries(("pending", "dead", "sent")) if d.id == delivery_id]
-    if not matches:
+    found = _find(store, delivery_id, ("pending", "dead"))
+    if found is None:
+        # Sent rows are the whole history: read them only to explain the refusal.
+        if _find(store, delivery_id, ("sent",)) is not None:
+            raise AlertingError(f"delivery {delivery_id} was already sent; nothing to retry")
         raise AlertingError(
             f"no delivery with id {delivery_id}: `alerting outbox list` shows the ids"
         )
-    found = matches[0]
-    if found.state == "sent":
-        raise AlertingError(f"delivery {delivery_id} was already sent; nothing to retry")
     store.retry_dead(now, delivery_id)
     out.write(
         f"re-queued delivery {delivery_id} ({found.channel}, rule "

@@ -63,6 +63,8 @@ SEVERITY_COLOR = {
 }
 MAX_LISTED_ALERTS = 20  # a grouped message lists this many, then "+N more"
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Tried in this order when a configured template name has no ``.j2`` (``template: siem``).
+_EXTENSIONS = (".json.j2", ".txt.j2", ".html.j2", ".j2")
 
 
 class TemplateError(AlertingError):
@@ -169,12 +171,8 @@ def _console_finalize(value: Any) -> Any:
     return escape.terminal_escape(value) if isinstance(value, str) else value
 
 
-def _is_html(name: str | None) -> bool:
-    return name is not None and ".htm" in Path(name).name.lower()
-
-
 def _environment(loader: FileSystemLoader, kind: str) -> ImmutableSandboxedEnvironment:
-    env = make_environment(loader)
+    env = make_environment(loader, html_autoescape=kind == "html")
     env.filters.update(
         cap=escape.cap,
         truncate_middle=escape.truncate_middle,
@@ -193,8 +191,6 @@ def _environment(loader: FileSystemLoader, kind: str) -> ImmutableSandboxedEnvir
         env.finalize = _console_finalize
     elif kind == "html":
         env.filters["tojson"] = escape.html_tojson
-        # select_autoescape(["html"]) does not match "email.html.j2", so decide by name.
-        env.autoescape = _is_html
     return env
 
 
@@ -203,7 +199,7 @@ def _kind(name: str) -> str:
         return "slack"
     if name.startswith("console"):
         return "console"
-    if _is_html(name):
+    if name.lower().endswith((".html.j2", ".htm.j2", ".html", ".htm")):
         return "html"
     return "text"
 
@@ -231,24 +227,31 @@ class Renderer:
         """Template names to try, most specific first."""
         names = [name]
         if not name.endswith(".j2"):
-            names = [name + ext for ext in _extensions()] + [name]
+            names = [name + ext for ext in _EXTENSIONS] + [name]
         out: list[str] = []
         if _RULE_ID.fullmatch(rule) and ".." not in rule:
             out.extend(f"rules/{rule}/{n}" for n in names)
         out.extend(names)
         return out
 
+    def load(self, path: str, kind: str) -> Template:
+        """The compiled template at ``path`` (relative to the templates folder).
+
+        Raises ``TemplateNotFound``, or ``TemplateError`` (file and line) for a syntax error.
+        """
+        try:
+            return self._envs[kind].get_template(path)
+        except TemplateSyntaxError as exc:
+            raise TemplateError(
+                Location(exc.filename or path, exc.lineno), exc.message or str(exc)
+            ) from None
+
     def find(self, name: str, rule: str) -> Template | None:
-        env = self._envs[_kind(name)]
         for candidate in self.candidates(name, rule):
             try:
-                return env.get_template(candidate)
+                return self.load(candidate, _kind(name))
             except TemplateNotFound:
                 continue
-            except TemplateSyntaxError as exc:
-                raise TemplateError(
-                    Location(exc.filename or candidate, exc.lineno), exc.message or str(exc)
-                ) from None
         return None
 
     def render(self, name: str, alerts: Sequence[Alert]) -> str | None:
@@ -271,10 +274,6 @@ class Renderer:
             raise TemplateError(
                 Location(where, _error_line(exc, filename)), f"{type(exc).__name__}: {exc}"
             ) from None
-
-
-def _extensions() -> tuple[str, ...]:
-    return (".json.j2", ".txt.j2", ".html.j2", ".j2")
 
 
 # ---------------------------------------------------------------------------- messages
@@ -466,13 +465,11 @@ def check_templates(templates_dir: Path, rule_ids: Sequence[str]) -> list[Proble
 
 def _check_one(renderer: Renderer, rel: str, rule: str) -> list[Problem]:
     name = Path(rel).name
-    env = renderer._envs[_kind(name)]
     try:
-        template = env.get_template(rel)
-    except TemplateSyntaxError as exc:
-        return [Problem(Location(exc.filename or rel, exc.lineno), exc.message or str(exc))]
+        template = renderer.load(rel, _kind(name))
+    except TemplateError as exc:
+        return [Problem(exc.location, exc.reason)]
     alert = sample_alert(rule)
-    problems = []
     for alerts in ([alert], [alert, sample_alert(rule)]):
         try:
             text = Renderer.render_template(template, render_context(alerts))
@@ -485,11 +482,10 @@ def _check_one(renderer: Renderer, rel: str, rule: str) -> list[Problem]:
                 else:
                     _parse_json_text(text)
             except (ValueError, TypeError) as exc:
-                problems.append(
+                return [
                     Problem(
                         Location(template.filename or rel),
                         f"does not render valid JSON ({exc}): build values with | tojson",
                     )
-                )
-                break
-    return problems
+                ]
+    return []

@@ -19,10 +19,8 @@ def _any_glob(patterns: Sequence[str], value: str) -> bool:
 
 
 def _group_value(group: dict[str, Any], key: str) -> str | None:
-    if key in group:
-        value = group[key]
-        return None if value is None else str(value)
-    return None
+    value = group.get(key)
+    return None if value is None else str(value)
 
 
 def matches(match: AlertMatch, alert: Alert) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
 from typing import IO, Protocol
 
 from alerting.alert import Alert
@@ -58,8 +59,6 @@ def parse_retry_after(value: str | None, now: float, default: float = 1.0) -> fl
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

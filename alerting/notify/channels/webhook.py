@@ -17,6 +17,7 @@ import httpx
 
 from alerting.alert import Alert
 from alerting.clock import Clock
+from alerting.errors import AlertingError
 from alerting.notify.channels.base import (
     PermanentError,
     RateLimited,
@@ -48,7 +49,15 @@ class WebhookSender:
         self.clock = clock
         verify: ssl.SSLContext | bool = True
         if config.ca_file:
-            verify = ssl.create_default_context(cafile=config.ca_file)
+            try:
+                verify = ssl.create_default_context(cafile=config.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                # At startup, so a wrong path stops the service with one line instead of
+                # a traceback (or every alert dead-lettering later).
+                raise AlertingError(
+                    f"channel {name!r}: cannot load ca_file {config.ca_file!r} ({exc}): "
+                    "point ca_file at a PEM CA bundle"
+                ) from None
         self._client = httpx.Client(
             verify=verify,
             timeout=config.timeout.total_seconds(),
