@@ -16,6 +16,19 @@ except ImportError:  # pragma: no cover - exercised where orjson does not instal
 
 JSONDecodeError: type[ValueError]
 
+
+def _stdlib_dumps(obj: Any, *, indent: bool, sort_keys: bool) -> str:
+    """The standard library's output in orjson's shape: compact, UTF-8, str fallback."""
+    return json.dumps(
+        obj,
+        indent=2 if indent else None,
+        sort_keys=sort_keys,
+        separators=None if indent else (",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+
+
 if orjson is not None:
     JSONDecodeError = orjson.JSONDecodeError
 
@@ -31,7 +44,7 @@ if orjson is not None:
         try:
             return orjson.dumps(obj, option=option, default=str).decode()
         except TypeError:  # e.g. integers beyond 64 bits; the stdlib copes
-            return json.dumps(obj, indent=2 if indent else None, sort_keys=sort_keys, default=str)
+            return _stdlib_dumps(obj, indent=indent, sort_keys=sort_keys)
 
 else:  # pragma: no cover
     JSONDecodeError = json.JSONDecodeError
@@ -40,11 +53,4 @@ else:  # pragma: no cover
         return json.loads(data)
 
     def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str:
-        return json.dumps(
-            obj,
-            indent=2 if indent else None,
-            sort_keys=sort_keys,
-            separators=None if indent else (",", ":"),
-            ensure_ascii=False,
-            default=str,
-        )
+        return _stdlib_dumps(obj, indent=indent, sort_keys=sort_keys)
