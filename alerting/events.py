@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +130,10 @@ class Event:
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, timestamp={self.raw.get('timestamp')!r})"
 
+    def complete(self) -> Event:
+        """This event with every field of ``raw`` (what an alert shows of it)."""
+        return self
+
 
 def _identify(raw: Any) -> tuple[int, str]:
     """(time in ns, id) of a raw event; raises ``EventError`` when it is unusable."""
@@ -153,12 +158,16 @@ def _identify(raw: Any) -> tuple[int, str]:
 
 
 class JsonEvent(Event):
-    """An event parsed by orjson from ``blob``, which it keeps: parsing ``blob`` again
-    gives an equal ``raw``. So the event can be held packed (``PackedEvent``) without
-    re-encoding, and unpacked when needed.
+    """An event parsed from ``blob``, which it keeps: parsing ``blob`` again gives an equal
+    ``raw``. So the event can be held packed (``PackedEvent``) without re-encoding, and
+    unpacked when needed.
+
+    ``partial``: ``raw`` holds only the top-level fields the rules read (decoded from
+    ``blob`` by ``LazyEvent.parsed``); ``blob`` is still the whole event, and
+    ``complete()`` gives it back in full for what alerts show.
     """
 
-    __slots__ = ("_packed", "blob")
+    __slots__ = ("_packed", "blob", "partial")
 
     def __init__(
         self,
@@ -167,12 +176,14 @@ class JsonEvent(Event):
         event_id: str,
         blob: bytes,
         packed: PackedEvent | None = None,
+        partial: bool = False,
     ) -> None:
         self.raw = raw
         self.time_ns = time_ns
         self.id = event_id
         self.blob = blob
         self._packed = packed
+        self.partial = partial
 
     @classmethod
     def from_json(cls, raw: Any, blob: bytes) -> JsonEvent:
@@ -185,6 +196,19 @@ class JsonEvent(Event):
         if packed is None:
             packed = self._packed = PackedEvent(self.blob, self.time_ns, self.id)
         return packed
+
+    def complete(self) -> Event:
+        if not self.partial:
+            return self
+        try:
+            return JsonEvent(jsonutil.loads(self.blob), self.time_ns, self.id, self.blob)
+        except ValueError:
+            # The projection decoder skips what it does not build, unchecked: a value
+            # orjson refuses there (e.g. 1e999) still parses with the standard library.
+            try:
+                return Event(json.loads(self.blob), self.time_ns, self.id)
+            except (ValueError, RecursionError):
+                return self  # nothing parses it whole: the alert shows the fields read
 
 
 class PackedEvent(Event):

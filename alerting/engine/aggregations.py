@@ -17,7 +17,9 @@ Common terms
     the hit just added; for a late hit it is the event that closes the window, which is
     what an in-order re-read (e.g. after a restart) picks too, so fingerprints are stable.
     *Events* of a firing are in order; past 100 only the first 50 and last 50 are kept
-    (``count`` stays exact, and the first/last event times stay right).
+    (``count`` stays exact, and the first/last event times stay right). They are held
+    events (``alerting.engine.held``): only the newest few of a series keep their full
+    JSON (alert samples); the rest keep the fields the rule's summary reads.
 
 threshold {count, within}
     After adding hit ``h``, take the held hits ``e >= h`` in order with ``e.time <
@@ -86,6 +88,7 @@ from alerting import jsonutil
 from alerting.durations import td_ns
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.geo import coordinate, haversine_km
+from alerting.engine.held import HeldEvent, Holder
 from alerting.engine.types import (
     Aggregation,
     AggregationSpec,
@@ -97,8 +100,8 @@ from alerting.engine.types import (
     ThresholdSpec,
     TravelSpec,
 )
-from alerting.engine.windows import Series, Windows
-from alerting.events import Event, JsonEvent, format_timestamp
+from alerting.engine.windows import KEEP_FULL, Series, Windows
+from alerting.events import Event, format_timestamp
 
 if TYPE_CHECKING:
     from alerting.store import Store
@@ -130,16 +133,20 @@ def build_aggregation(
     rule_id: str,
     max_entries: int = DEFAULT_MAX_ENTRIES,
     tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+    holder: Holder | None = None,
 ) -> Aggregation:
     """The aggregation for a rule's spec.
 
     Field paths (``field``, ``latitude``, ``longitude``) are compiled here; a bad one
     raises ``alerting.engine.fields.FieldPathError`` for the rule loader to locate.
+    ``holder`` makes the held events (what the rule's summary reads of them); without
+    one every held event keeps its full JSON.
     """
     kwargs: dict[str, Any] = {
         "rule_id": rule_id,
         "max_entries": max_entries,
         "tolerance_ns": tolerance_ns,
+        "holder": holder or Holder.full(),
     }
     if isinstance(spec, ThresholdSpec):
         return ThresholdAggregation(spec, **kwargs)
@@ -154,15 +161,23 @@ def build_aggregation(
     raise TypeError(f"unknown aggregation spec {type(spec).__name__}")
 
 
+def _travel_country_path(spec: TravelSpec) -> str:
+    """The country code next to the latitude (``geoip.country_code`` by default)."""
+    parent = spec.latitude.rpartition(".")[0]
+    if parent and not parent.startswith("$"):
+        return f"{parent}.country_code"
+    return "geoip.country_code"
+
+
 # ---------------------------------------------------------------------- helpers
 
 
-def _cap_events(hits: list[Hit]) -> list[Event]:
+def _cap_events(events: list[HeldEvent]) -> list[Event]:
     """Events in order, keeping the first and last halves past the cap."""
-    if len(hits) <= MAX_FIRING_EVENTS:
-        return [h.event for h in hits]
+    if len(events) <= MAX_FIRING_EVENTS:
+        return list(events)
     half = MAX_FIRING_EVENTS // 2
-    return [h.event for h in hits[:half]] + [h.event for h in hits[-half:]]
+    return [*events[:half], *events[-half:]]
 
 
 def _value_key(value: Any) -> str | None:
@@ -190,10 +205,13 @@ class _Windowed:
 
     kind = ""
 
-    def __init__(self, within_ns: int, windows: Windows[Any], *, tolerance_ns: int) -> None:
+    def __init__(
+        self, within_ns: int, windows: Windows[Any], *, tolerance_ns: int, holder: Holder
+    ) -> None:
         self._within = within_ns
         self._tolerance = tolerance_ns
         self._windows = windows
+        self._hold = holder.hold
 
     def evict(self, watermark_ns: int) -> None:
         self._windows.evict_before(watermark_ns - self._within - self._tolerance)
@@ -207,12 +225,12 @@ class _Windowed:
     def flush(self, store: Store) -> None:
         """Nothing persisted: windows are rebuilt by re-reading recent events."""
 
-    def _consume(self, group_key: str, series: Series, start: int, stop: int) -> list[Hit]:
-        hits = series.hits[start:stop]
+    def _consume(self, group_key: str, series: Series, start: int, stop: int) -> list[HeldEvent]:
+        events = series.events[start:stop]
         series.delete(start, stop)
-        self._windows.size -= len(hits)
+        self._windows.size -= len(events)
         self._windows.forget_if_empty(group_key, series)
-        return hits
+        return events
 
 
 # ---------------------------------------------------------------------- threshold
@@ -224,20 +242,26 @@ class ThresholdAggregation(_Windowed):
     kind = "threshold"
 
     def __init__(
-        self, spec: ThresholdSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+        self,
+        spec: ThresholdSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
     ) -> None:
         windows: Windows[Series] = Windows(
             Series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._count = spec.count
 
     def add(self, hit: Hit) -> list[Firing]:
         t = hit.event.time_ns
         windows = self._windows
-        series = windows.get(hit.group_key)
-        i = series.insert(t, hit, None)
+        series = windows.get(hit.group_key, hit.group)
+        i = series.insert(self._hold(hit.event), None)
         windows.size += 1
         times = series.times
         n = len(times)
@@ -262,9 +286,8 @@ class ThresholdAggregation(_Windowed):
         return firings
 
     def _fire(self, group_key: str, series: Series, start: int, stop: int) -> Firing:
-        hits = self._consume(group_key, series, start, stop)
-        trigger = hits[-1]
-        return Firing(group_key, trigger.group, trigger.event, _cap_events(hits), len(hits))
+        events = self._consume(group_key, series, start, stop)
+        return Firing(group_key, series.group, events[-1], _cap_events(events), len(events))
 
 
 # ---------------------------------------------------------------------- distinct
@@ -314,12 +337,18 @@ class DistinctAggregation(_Windowed):
     kind = "distinct"
 
     def __init__(
-        self, spec: DistinctSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+        self,
+        spec: DistinctSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
     ) -> None:
         windows: Windows[_DistinctSeries] = Windows(
             _DistinctSeries, rule_id=rule_id, kind=self.kind, max_entries=max_entries
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._count = spec.count
         self._get: Getter = compile_path(spec.field)
@@ -330,8 +359,8 @@ class DistinctAggregation(_Windowed):
             return []
         t = hit.event.time_ns
         windows = self._windows
-        series: _DistinctSeries = windows.get(hit.group_key)
-        i = series.insert(t, hit, values)
+        series: _DistinctSeries = windows.get(hit.group_key, hit.group)
+        i = series.insert(self._hold(hit.event), values)
         windows.size += 1
         times = series.times
         aux = series.aux
@@ -391,10 +420,9 @@ class DistinctAggregation(_Windowed):
             "values": sorted(counts)[:MAX_DISTINCT_VALUES],
             "distinct": len(counts),
         }
-        hits = self._consume(group_key, series, start, stop)
-        trigger = hits[-1]
+        events = self._consume(group_key, series, start, stop)
         return Firing(
-            group_key, trigger.group, trigger.event, _cap_events(hits), len(hits), details
+            group_key, series.group, events[-1], _cap_events(events), len(events), details
         )
 
 
@@ -407,21 +435,28 @@ class TravelAggregation(_Windowed):
     kind = "travel"
 
     def __init__(
-        self, spec: TravelSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+        self,
+        spec: TravelSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
     ) -> None:
         windows: Windows[Series] = Windows(
             Series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        # Held whole, whatever the summary reads: eviction keeps a group's logins only
+        # for the out-of-order tolerance (see evict), so few per group, and a rule over
+        # every login (two-thirds of DI traffic) would otherwise project each of them.
+        # A late login's neighbours and the places in the details are then whole too.
+        del holder
+        holder = Holder.full()
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._lat = compile_path(spec.latitude)
         self._lon = compile_path(spec.longitude)
-        parent = spec.latitude.rpartition(".")[0]
-        self._country = compile_path(
-            f"{parent}.country_code"
-            if parent and not parent.startswith("$")
-            else "geoip.country_code"
-        )
+        self._country = compile_path(_travel_country_path(spec))
         self._client_ip = compile_path("client_ip")
         # (object, latitude key, longitude key) when both paths are "obj.key" of one object
         self._pair: tuple[str, str, str] | None = None
@@ -461,35 +496,33 @@ class TravelAggregation(_Windowed):
             if lon is None:
                 return []
         windows = self._windows
-        series = windows.groups.get(hit.group_key) or windows.get(hit.group_key)
-        t = hit.event.time_ns
+        key = hit.group_key
+        series = windows.groups.get(key) or windows.get(key, hit.group)
+        held = self._hold(hit.event)
+        t = held.time_ns
         here = (lat, lon)
         times = series.times
         if not times or t > times[-1]:  # in order: append (Series.insert's own fast path)
-            event = hit.event
-            if type(event) is JsonEvent:
-                hit.event = event.packed()
-            if series.group is None:
-                series.group = hit.group
-            else:
-                hit.group = series.group
+            events = series.events
             times.append(t)
-            series.hits.append(hit)
+            events.append(held)
             series.aux.append(here)
             i = len(times) - 1
+            if i >= KEEP_FULL:
+                events[i - KEEP_FULL].slim()
         else:
-            i = series.insert(t, hit, here)
+            i = series.insert(held, here)
         windows.size += 1
         firings: list[Firing] = []
         aux = series.aux
         within = self._within
         # _judge's own first checks inline: most logins are from where the last one was
         if i > 0 and aux[i - 1] != here and t - times[i - 1] < within:
-            firing = self._judge(series, i - 1, i)
+            firing = self._judge(key, series, i - 1, i)
             if firing is not None:
                 firings.append(firing)
         if i < len(times) - 1 and aux[i + 1] != here and times[i + 1] - t < within:
-            firing = self._judge(series, i, i + 1)
+            firing = self._judge(key, series, i, i + 1)
             if firing is not None:
                 firings.append(firing)
         if windows.size > windows.max_entries:
@@ -513,7 +546,7 @@ class TravelAggregation(_Windowed):
                 series.delete(0, keep_from)
                 windows.size -= keep_from
 
-    def _judge(self, series: Series, a: int, b: int) -> Firing | None:
+    def _judge(self, group_key: str, series: Series, a: int, b: int) -> Firing | None:
         dt = series.times[b] - series.times[a]
         if dt >= self._within:
             return None
@@ -528,21 +561,20 @@ class TravelAggregation(_Windowed):
         speed = distance / (max(dt, _MINUTE_NS) / _HOUR_NS)
         if speed <= spec.max_speed_kmh:
             return None
-        first, second = series.hits[a], series.hits[b]
+        first, second = series.events[a], series.events[b]
         details = {
             "distance_km": round(distance, 1),
             "speed_kmh": round(speed, 1),
             "minutes": round(dt / _MINUTE_NS, 1),
-            "from": self._place(first.event, lat1, lon1),
-            "to": self._place(second.event, lat2, lon2),
+            "from": self._place(first, lat1, lon1),
+            "to": self._place(second, lat2, lon2),
         }
-        return Firing(
-            second.group_key, second.group, second.event, [first.event, second.event], 2, details
-        )
+        return Firing(group_key, series.group, second, [first, second], 2, details)
 
     def _place(self, event: Event, lat: float, lon: float) -> dict[str, Any]:
-        country = self._country(event.raw)
-        client_ip = self._client_ip(event.raw)
+        raw = event.raw
+        country = self._country(raw)
+        client_ip = self._client_ip(raw)
         return {
             "lat": lat,
             "lon": lon,
@@ -564,10 +596,10 @@ class _SequenceSeries(Series):
         super().__init__()
         self.have = [0] * steps
 
-    def insert(self, time_ns: int, hit: Hit, aux: Any) -> int:
+    def insert(self, event: HeldEvent, aux: Any) -> int:
         for k in aux:
             self.have[k] += 1
-        return super().insert(time_ns, hit, aux)
+        return super().insert(event, aux)
 
     def delete(self, start: int, stop: int) -> None:
         have = self.have
@@ -591,7 +623,13 @@ class SequenceAggregation(_Windowed):
     kind = "sequence"
 
     def __init__(
-        self, spec: SequenceSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+        self,
+        spec: SequenceSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
     ) -> None:
         steps = len(spec.steps)
         windows: Windows[_SequenceSeries] = Windows(
@@ -600,7 +638,7 @@ class SequenceAggregation(_Windowed):
             kind=self.kind,
             max_entries=max_entries,
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns)
+        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._counts = tuple(step.count for step in spec.steps)
         self._last = len(spec.steps) - 1
@@ -612,8 +650,8 @@ class SequenceAggregation(_Windowed):
             return []
         t = hit.event.time_ns
         windows = self._windows
-        series: _SequenceSeries = windows.get(hit.group_key)
-        i = series.insert(t, hit, steps)
+        series: _SequenceSeries = windows.get(hit.group_key, hit.group)
+        i = series.insert(self._hold(hit.event), steps)
         windows.size += 1
         n = len(series.times)
         firings: list[Firing] = []
@@ -675,13 +713,12 @@ class SequenceAggregation(_Windowed):
 
     def _fire(self, group_key: str, series: _SequenceSeries, chain: list[int]) -> Firing:
         order = sorted(chain)
-        hits = [series.hits[j] for j in order]
+        events = [series.events[j] for j in order]
         self._windows.size -= series.remove(order)
         self._windows.forget_if_empty(group_key, series)
-        trigger = hits[-1]
         details = {"steps": [{"selection": s.selection, "count": s.count} for s in self.spec.steps]}
         return Firing(
-            group_key, trigger.group, trigger.event, _cap_events(hits), len(hits), details
+            group_key, series.group, events[-1], _cap_events(events), len(events), details
         )
 
 
@@ -706,8 +743,16 @@ class NewValueAggregation:
     """Forgotten values are dropped from memory (and the store) at most once an hour."""
 
     def __init__(
-        self, spec: NewValueSpec, *, rule_id: str, max_entries: int, tolerance_ns: int
+        self,
+        spec: NewValueSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
     ) -> None:
+        # Holds no events: a firing carries only the event being processed, in full.
+        del holder
         self.spec = spec
         self.rule_id = rule_id
         self._get: Getter = compile_path(spec.field)

@@ -18,6 +18,7 @@ from alerting import jsonutil
 from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerprint
 from alerting.engine.aggregations import DEFAULT_MAX_ENTRIES, build_aggregation
 from alerting.engine.fields import MISSING, Getter, compile_path
+from alerting.engine.held import Holder, pick_samples
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import Aggregation, Firing, Hit
 from alerting.events import Event, format_timestamp
@@ -74,7 +75,10 @@ class _Runner:
         self.aggregation: Aggregation | None = None
         if rule.aggregation is not None:
             self.aggregation = build_aggregation(
-                rule.aggregation, rule_id=rule.id, max_entries=max_entries
+                rule.aggregation,
+                rule_id=rule.id,
+                max_entries=max_entries,
+                holder=Holder(rule.held_paths, hold_full=rule.hold_full),
             )
 
     def group(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -112,16 +116,18 @@ class _Runner:
             steps = tuple(i for i, pred in enumerate(self.steps) if pred(raw))
         return self.aggregation.add(Hit(event, key, group, steps))
 
-    def values(self, events: Sequence[Event]) -> Any:
-        """``values(path)`` for summaries: sorted distinct values across ``events``."""
+    def values(self, raws: Sequence[dict[str, Any]]) -> Any:
+        """``values(path)`` for summaries: sorted distinct values across the events'
+        ``raws`` (whole, or the projections of held events: the same for the paths the
+        summary names)."""
 
         def values(path: str) -> list[Any]:
             getter = self.value_getters.get(path)
             if getter is None:
                 getter = self.value_getters[path] = compile_path(path)
             seen: dict[str, Any] = {}
-            for event in events:
-                value = getter(event.raw)
+            for raw in raws:
+                value = getter(raw)
                 items = value if isinstance(value, list) else [value]
                 for item in items:
                     if item is MISSING or item is None:
@@ -324,10 +330,9 @@ class Engine:
         events = firing.events or [firing.trigger]
         first = min(events, key=lambda e: (e.time_ns, e.id))
         last = max(events, key=lambda e: (e.time_ns, e.id))
-        if len(events) > MAX_SAMPLE_EVENTS:
-            samples = [*events[: MAX_SAMPLE_EVENTS - 1], events[-1]]
-        else:
-            samples = list(events)
+        # The newest events still held in full (windows keep the newest few of a group
+        # whole), always with the trigger.
+        samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
         group = dict(firing.group)
         return Alert(
             rule=rule.id,
@@ -340,7 +345,7 @@ class Engine:
             event_ids=[e.id for e in events[:MAX_EVENT_IDS]],
             fingerprint=make_fingerprint(rule.id, group, firing.trigger.id),
             summary=self._summary(runner, firing, events, first, last),
-            events=[e.raw for e in samples],
+            events=[e.complete().raw for e in samples],
             tags=list(rule.tags),
             description=rule.description,
             suppressed=suppressed,
@@ -354,13 +359,21 @@ class Engine:
         if rule.summary is None:
             return fallback
         try:
+            # Parsed once for ``events`` and ``values``. Held events give their
+            # projections, which carry every field the template reads; a template that
+            # needs whole events holds them whole and gets them complete.
+            if rule.hold_full:
+                raws = [e.complete().raw for e in events]
+                first, last = first.complete(), last.complete()
+            else:
+                raws = [e.raw for e in events]
             text = rule.summary.render(
                 count=firing.count,
                 group=firing.group,
-                events=[e.raw for e in events],
+                events=raws,
                 first=first.raw,
                 last=last.raw,
-                values=runner.values(events),
+                values=runner.values(raws),
                 details=firing.details,
                 rule={"id": rule.id, "title": rule.title, "severity": rule.severity},
                 title=rule.title,

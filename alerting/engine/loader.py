@@ -30,6 +30,7 @@ from alerting.engine.conditions import (
     specialize_tree,
 )
 from alerting.engine.fields import FieldPathError, Getter, compile_path
+from alerting.engine.held import SummaryNeeds, summary_needs
 from alerting.engine.matchers import (
     Predicate,
     Residual,
@@ -312,7 +313,7 @@ class _Builder:
                 compiled.used.add(step.selection)
             steps = tuple(preds)
 
-        summary = self._summary(model.summary)
+        summary, needs = self._summary(model.summary)
         self._tests(model)
         if compiled.tree is None or self.problems:
             return None
@@ -343,6 +344,8 @@ class _Builder:
             aggregation=spec,
             realert_ns=td_ns(model.realert),
             summary=summary,
+            held_paths=needs.paths,
+            hold_full=needs.hold_full,
             step_predicates=steps,
             fields=list(model.fields),
             tests=list(model.tests),
@@ -362,9 +365,11 @@ class _Builder:
             self.error(where, str(exc))
             return None
 
-    def _summary(self, text: str | None) -> jinja2.Template | None:
+    def _summary(self, text: str | None) -> tuple[jinja2.Template | None, SummaryNeeds]:
+        """The compiled summary and what it reads of held events (fields or all)."""
+        none = SummaryNeeds()
         if text is None:
-            return None
+            return None, none
         base = self.doc.locate(("summary",))
         try:
             ast = _ENV.parse(text)
@@ -375,7 +380,7 @@ class _Builder:
             self.problems.append(
                 Problem(Location(base.path, line, None), f"summary template: {exc.message}")
             )
-            return None
+            return None, none
         unknown = sorted(meta.find_undeclared_variables(ast) - set(SUMMARY_VARIABLES))
         for name in unknown:
             hint = suggest(name, SUMMARY_VARIABLES) or (
@@ -383,8 +388,8 @@ class _Builder:
             )
             self.error(("summary",), f"summary template uses unknown variable {name!r}{hint}")
         if unknown:
-            return None
-        return _ENV.from_string(text)
+            return None, none
+        return _ENV.from_string(text), summary_needs(ast)
 
     def _source_lines(self) -> list[str]:
         """The file's text lines (read once, only to place a column in an error)."""

@@ -169,6 +169,11 @@ class CompiledRule:
     fields: list[str] = field(default_factory=list)
     tests: list[RuleTestCase] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    # What the summary (alerting.engine.held.summary_needs) and the aggregation's details
+    # (travel's places) read of held window events: the fields to keep, as keys from the
+    # event root, or every event in full.
+    held_paths: tuple[tuple[str, ...], ...] = ()
+    hold_full: bool = False
 
     @property
     def window_ns(self) -> int:

@@ -93,7 +93,9 @@ class Hit:
     """An event that matched the rule's condition, as an aggregation sees it.
 
     ``group_key`` is a canonical string of the group values (a dict key); ``steps`` holds
-    the indexes of the sequence steps whose selection matched (sequence rules only).
+    the indexes of the sequence steps whose selection matched (sequence rules only). A
+    hand-over only: windows keep the event (held slim), its payload and, per group, the
+    key and group dict in parallel lists, never the ``Hit`` itself.
     """
 
     event: Event
@@ -109,7 +111,9 @@ class Firing:
     group_key: str
     group: dict[str, Any]
     trigger: Event  # the event that made the condition true (fingerprint material)
-    events: list[Event]  # contributing events in event-time order (may be capped)
+    # Contributing events in event-time order (may be capped); held events are slim
+    # except the newest few of their series (alerting.engine.held).
+    events: list[Event]
     count: int  # how many events contributed (not capped)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. values, distance_km
 

@@ -1,9 +1,12 @@
 """Per-group event-time series: the storage under every windowed aggregation.
 
-A ``Series`` keeps one group's held hits sorted by ``(event time, event id)`` in parallel
-lists, so the common case (events arriving in order) is an ``append`` and only a late
-event pays for ``bisect`` + ``insert``. ``Windows`` maps group keys to series, counts the
-entries of the whole rule and enforces the per-rule memory cap.
+A ``Series`` keeps one group's held events sorted by ``(event time, event id)`` in
+parallel lists (times, events, one payload each), so the common case (events arriving in
+order) is an ``append`` and only a late event pays for ``bisect`` + ``insert``. The group
+dict is per series. Held events are slim (``alerting.engine.held``): only the newest
+``MAX_SAMPLE_EVENTS`` of a series keep their full JSON, for alert samples. ``Windows``
+maps group keys to series, counts the entries of the whole rule and enforces the per-rule
+memory cap.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
-from alerting.engine.types import Hit
-from alerting.events import JsonEvent
+from alerting.engine.held import MAX_SAMPLE_EVENTS, HeldEvent
 
 # The cap warning is reported under the aggregations' logger, where users configure it.
 logger = logging.getLogger("alerting.engine.aggregations")
@@ -24,57 +26,58 @@ logger = logging.getLogger("alerting.engine.aggregations")
 SHRINK_TO = 0.9
 """On hitting the cap, drop the oldest entries down to this fraction of it (amortised)."""
 
+KEEP_FULL = MAX_SAMPLE_EVENTS
+"""Entries per series that keep their full JSON: the newest, the alert's sample pool."""
+
 
 class Series:
-    """One group's held hits in ``(time, id)`` order, with one payload per hit."""
+    """One group's held events in ``(time, id)`` order, with one payload (aux) each.
 
-    __slots__ = ("aux", "group", "hits", "times")
+    ``times[i]`` is ``events[i].time_ns`` (the same int object). Only the newest
+    ``KEEP_FULL`` entries may hold their full JSON: an insert that pushes an entry out of
+    them slims it, and it stays slim (deleting newer entries leaves fewer full ones).
+    """
+
+    __slots__ = ("aux", "events", "group", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
-        self.hits: list[Hit] = []
+        self.events: list[HeldEvent] = []
         self.aux: list[Any] = []
-        self.group: dict[str, Any] | None = None  # shared by the held hits (equal anyway)
+        self.group: dict[str, Any] = {}  # the group's {path: value}, set by Windows.get
 
-    def insert(self, time_ns: int, hit: Hit, aux: Any) -> int:
-        """Insert in ``(time, id)`` order; returns the index. Appends when in order.
-
-        An event parsed by orjson is held packed (``PackedEvent``): same content, a
-        fraction of the memory and of the cache misses. The group dict is shared.
-        """
-        event = hit.event
-        if type(event) is JsonEvent:
-            hit.event = event.packed()
-        # One group key means one group: hold one dict for all of them, not one per hit.
-        if self.group is None:
-            self.group = hit.group
-        else:
-            hit.group = self.group
+    def insert(self, event: HeldEvent, aux: Any) -> int:
+        """Insert in ``(time, id)`` order; returns the index. Appends when in order."""
         times = self.times
-        if (
-            not times
-            or time_ns > times[-1]
-            or (time_ns == times[-1] and hit.event.id >= self.hits[-1].event.id)
-        ):
+        events = self.events
+        time_ns = event.time_ns
+        if not times or time_ns > times[-1] or (time_ns == times[-1] and event.id >= events[-1].id):
             times.append(time_ns)
-            self.hits.append(hit)
+            events.append(event)
             self.aux.append(aux)
-            return len(times) - 1
-        hits = self.hits
+            n = len(times)
+            if n > KEEP_FULL:
+                events[n - 1 - KEEP_FULL].slim()
+            return n - 1
         i = bisect_left(times, time_ns)
         end = bisect_right(times, time_ns, i)
-        event_id = hit.event.id
-        while i < end and hits[i].event.id <= event_id:
+        event_id = event.id
+        while i < end and events[i].id <= event_id:
             i += 1
         times.insert(i, time_ns)
-        hits.insert(i, hit)
+        events.insert(i, event)
         self.aux.insert(i, aux)
+        n = len(times)
+        if i < n - KEEP_FULL:
+            event.slim()  # late, behind KEEP_FULL newer entries: never a sample
+        elif n > KEEP_FULL:
+            events[n - 1 - KEEP_FULL].slim()
         return i
 
     def delete(self, start: int, stop: int) -> None:
-        """Remove entries ``[start, stop)`` (consumed hits)."""
+        """Remove entries ``[start, stop)`` (consumed or evicted)."""
         del self.times[start:stop]
-        del self.hits[start:stop]
+        del self.events[start:stop]
         del self.aux[start:stop]
 
     def remove(self, indexes: Iterable[int]) -> int:
@@ -86,7 +89,7 @@ class Series:
         dropped = set(drop)
         keep = [j for j in range(first, len(self.times)) if j not in dropped]
         self.times[first:] = [self.times[j] for j in keep]
-        self.hits[first:] = [self.hits[j] for j in keep]
+        self.events[first:] = [self.events[j] for j in keep]
         self.aux[first:] = [self.aux[j] for j in keep]
         return len(drop)
 
@@ -117,10 +120,12 @@ class Windows(Generic[S]):
         self.max_entries = max(1, max_entries)
         self._warned = False
 
-    def get(self, group_key: str) -> S:
+    def get(self, group_key: str, group: dict[str, Any]) -> S:
+        """The group's series, made on first use (holding ``group``, the group dict)."""
         series = self.groups.get(group_key)
         if series is None:
             series = self.groups[group_key] = self._factory()
+            series.group = group
         return series
 
     def forget_if_empty(self, group_key: str, series: S) -> None:

@@ -1,0 +1,409 @@
+"""Window entries held slim: an event keeps its full JSON only while it may be a sample.
+
+A window can hold a million events, and an alert reads few of them back: its ``events``
+samples (the newest ``MAX_SAMPLE_EVENTS`` contributing events) and whatever fields the
+rule's ``summary:`` template reads through ``first``, ``last`` and ``values(path)``.
+So a held event (``HeldEvent``) keeps its id, its time and
+
+* its full JSON bytes while it is among the newest ``MAX_SAMPLE_EVENTS`` of its series
+  (``Series`` drops them when newer entries push it out: ``slim()``), and
+* a *projection*: the fields the rule reads (``None`` when it reads none), kept for the
+  event's whole stay: taken while ``raw`` is hot (one lookup per field) and encoded at
+  once as one compact JSON list of values. ``raw`` of a slim event rebuilds the fields
+  nested as in the event. (Keeping the values until the event is slimmed and encoding
+  them then was measured slower: a long-lived tuple per entry costs the collector more
+  than the encoding saves.)
+
+Which fields a rule reads is decided once, at load, from the Jinja AST of its summary
+(``summary_needs``); a template that needs whole events (``events``, ``first`` used
+bare, a JSONPath ``values``) makes the rule hold every event in full, as before.
+``Holder`` builds held events for one rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar, Final
+
+from jinja2 import nodes
+
+from alerting import jsonutil
+from alerting.alert import MAX_SAMPLE_EVENTS
+from alerting.events import Event, JsonEvent, format_timestamp
+
+__all__ = [
+    "MAX_SAMPLE_EVENTS",
+    "HeldEvent",
+    "Holder",
+    "SummaryNeeds",
+    "held_in_full",
+    "pick_samples",
+    "summary_needs",
+]
+
+FieldPath = tuple[str, ...]
+"""A projected field as its keys from the event's root: ``("geoip", "country_code")``."""
+
+_ABSENT: Final = object()
+
+
+class _Keep(Enum):
+    """``HeldEvent._part`` of a rule that holds every event in full (never slimmed)."""
+
+    FULL = "full"
+
+
+class HeldEvent(Event):
+    """An event in a window: id, time, full JSON while it may be a sample, projection.
+
+    ``raw`` is the full event (a fresh dict parsed from the JSON bytes) while held in
+    full; afterwards a partial dict rebuilt from the projection: the projected fields
+    nested as in the event, plus ``id`` and ``timestamp`` (this object's id and time)
+    unless the projection carries the event's own.
+
+    ``_part`` is ``_Keep.FULL`` (a rule that holds events whole: never slimmed), None
+    (nothing projected) or the projection's JSON (see ``Holder``). A holder that
+    projects gives its events a subclass naming it, to rebuild ``raw`` with.
+    """
+
+    __slots__ = ("_full", "_part")
+
+    _holder: ClassVar[Holder | None] = None
+    _add_identity: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        time_ns: int,
+        event_id: str,
+        full: bytes | None,
+        part: bytes | _Keep | None,
+    ) -> None:
+        self.time_ns = time_ns
+        self.id = event_id
+        self._full = full
+        self._part = part
+
+    @property
+    def raw(self) -> dict[str, Any]:  # type: ignore[override]
+        full = self._full
+        if full is not None:
+            value: dict[str, Any] = jsonutil.loads(full)
+            return value
+        part = self._part
+        holder = self._holder
+        partial = holder.rebuild(part) if holder is not None and type(part) is bytes else {}
+        if self._add_identity:
+            if "id" not in partial:
+                partial["id"] = self.id
+            if "timestamp" not in partial:
+                partial["timestamp"] = format_timestamp(self.time_ns)
+        return partial
+
+    @property
+    def full(self) -> bool:
+        """Whether ``raw`` is the whole event (else the projection)."""
+        return self._full is not None
+
+    def slim(self) -> None:
+        """Drop the full JSON (keep the projection); no-op for a rule that holds full."""
+        if self._part is not _Keep.FULL:
+            self._full = None
+
+    def __repr__(self) -> str:
+        state = "full" if self._full is not None else "slim"
+        return f"HeldEvent(id={self.id!r}, time_ns={self.time_ns}, {state})"
+
+
+def held_in_full(event: Event) -> bool:
+    """Whether ``event.raw`` is the whole event (every event that is not held slim)."""
+    return event.full if isinstance(event, HeldEvent) else True
+
+
+def pick_samples(events: Sequence[Event], trigger: Event, limit: int) -> list[Event]:
+    """An alert's sample events: the newest of ``events`` still held in full, at most
+    ``limit``, in event-time order, always including ``trigger``.
+
+    ``events`` is in event-time order. The trigger is normally the newest event and held
+    in full; a late event can make an older, already slimmed entry the trigger, which
+    then goes in as held (its projection, id and timestamp) rather than be left out.
+    """
+    picked: list[Event] = []
+    has_trigger = False
+    for event in reversed(events):
+        if len(picked) >= limit:
+            break
+        if event is trigger:
+            picked.append(event)
+            has_trigger = True
+        elif held_in_full(event):
+            picked.append(event)
+    if not has_trigger and limit > 0:
+        picked = [*picked[: limit - 1], trigger]
+    picked.sort(key=lambda e: (e.time_ns, e.id))
+    return picked
+
+
+# The last plain event encoded, with its bytes: every rule holding the same event then
+# shares one bytes object. A tuple read once is consistent even across threads.
+_last_encoded: tuple[Event, bytes] | None = None
+
+
+def _full_json(event: Event) -> bytes:
+    """The event's whole JSON: the line it was parsed from, or ``raw`` encoded once."""
+    global _last_encoded
+    if type(event) is JsonEvent:
+        return event.blob
+    last = _last_encoded
+    if last is not None and last[0] is event:
+        return last[1]
+    blob = jsonutil.dumps(event.raw).encode()
+    _last_encoded = (event, blob)
+    return blob
+
+
+class Holder:
+    """Builds one rule's held events: full JSON plus the rule's projection.
+
+    ``paths`` are the fields to keep for an event's whole stay; ``hold_full`` keeps every
+    event in full instead (a summary that needs whole events).
+
+    Each path is followed through dicts. The value at its end is kept; so is a value
+    that is not a dict before the end (``changes`` for ``changes.field`` on a list), so
+    a template reading through it sees exactly what the event had; and when a key is
+    missing, the dicts before it are kept (partially), so ``last.resource is defined``
+    holds without ``resource.email``. The projection is the JSON list ``[value, ...]``
+    with one value per path when each ends at its last key (the usual case), else
+    ``[codes, value, ...]``: per path, ``d`` for a value at its first ``d`` keys, ``-d``
+    for the ``d``-th key missing (value null).
+    """
+
+    __slots__ = ("_cls", "_ends", "_fast", "hold_full", "paths")
+
+    def __init__(self, paths: Iterable[FieldPath] = (), *, hold_full: bool = False) -> None:
+        self.hold_full = hold_full
+        self.paths: tuple[FieldPath, ...] = () if hold_full else _minimal(paths)
+        self._ends = tuple(len(p) for p in self.paths)
+        self._fast = _compile_fast(self.paths) if self.paths else None
+        identity = any(p in (("id",), ("timestamp",)) for p in self.paths)
+        attrs = {"__slots__": (), "_holder": self, "_add_identity": not identity}
+        self._cls: type[HeldEvent] = (
+            type("ProjectedEvent", (HeldEvent,), attrs) if self.paths else HeldEvent
+        )
+
+    @classmethod
+    def full(cls) -> Holder:
+        """A holder that keeps every event in full (aggregations built without a rule)."""
+        return cls(hold_full=True)
+
+    def hold(self, event: Event) -> HeldEvent:
+        """The held form of ``event`` (being processed now: its ``raw`` is hot).
+
+        It starts in full; the series slims it once newer entries push it out of the
+        newest ``MAX_SAMPLE_EVENTS``.
+        """
+        full = event.blob if type(event) is JsonEvent else _full_json(event)
+        if self.hold_full:
+            return HeldEvent(event.time_ns, event.id, full, _Keep.FULL)
+        if not self.paths:
+            return HeldEvent(event.time_ns, event.id, full, None)
+        return self._cls(event.time_ns, event.id, full, self.project(event.raw))
+
+    def project(self, raw: dict[str, Any]) -> bytes:
+        """The projection of ``raw`` as JSON: ``[value, ...]`` or ``[codes, value, ...]``."""
+        fast = self._fast
+        if fast is not None:
+            try:
+                found = fast(raw)
+            except (KeyError, TypeError):
+                pass  # a key missing or a value that is no dict on the way: spell it out
+            else:
+                return jsonutil.dumps(found).encode()
+        codes: list[int] = []
+        values: list[Any] = [codes]
+        for path, end in zip(self.paths, self._ends, strict=True):
+            node = raw
+            for depth, key in enumerate(path, 1):
+                value = node.get(key, _ABSENT)
+                if value is _ABSENT:
+                    codes.append(-depth)
+                    values.append(None)
+                    break
+                if depth == end or type(value) is not dict:
+                    codes.append(depth)
+                    values.append(value)
+                    break
+                node = value
+        return jsonutil.dumps(values).encode()
+
+    def rebuild(self, data: bytes) -> dict[str, Any]:
+        """The partial event a slim projection stands for (nested as in the event)."""
+        items = jsonutil.loads(data)
+        if len(items) == len(self.paths):
+            codes, values = self._ends, items
+        else:
+            codes, values = items[0], items[1:]
+        out: dict[str, Any] = {}
+        for path, code, value in zip(self.paths, codes, values, strict=True):
+            node = out
+            for key in path[: abs(code) - 1]:  # the dicts on the way
+                node = node.setdefault(key, {})
+            if code > 0:
+                node[path[code - 1]] = value
+        return out
+
+
+def _compile_fast(paths: tuple[FieldPath, ...]) -> Callable[[dict[str, Any]], list[Any]]:
+    """``raw -> [value at each path]`` as one straight-line function (the hot path: every
+    held event of a projecting rule), raising KeyError or TypeError when a path does not
+    end at its last key (of JSON values, only a dict takes a text subscript).
+
+    Generated once per rule: a loop over the paths costs twice as much per event. The
+    source holds only generated names; the keys (rule text) are bound as constants in its
+    namespace, never spliced into it.
+    """
+    namespace: dict[str, Any] = {}
+    tops: dict[str, str] = {}  # top-level key -> local name
+    lines = []
+    items = []
+    for path in paths:
+        top = tops.get(path[0])
+        if top is None:
+            top = tops[path[0]] = f"t{len(tops)}"
+            namespace[f"k_{top}"] = path[0]
+            lines.append(f"    {top} = raw[k_{top}]")
+        expr = top
+        for key in path[1:]:
+            name = f"k{len(namespace)}"
+            namespace[name] = key
+            expr += f"[{name}]"
+        items.append(expr)
+    source = "def fast(raw):\n" + "\n".join(lines) + f"\n    return [{', '.join(items)}]\n"
+    exec(source, namespace)  # noqa: S102 - generated from names only (see above)
+    fast: Callable[[dict[str, Any]], list[Any]] = namespace["fast"]
+    return fast
+
+
+def _minimal(paths: Iterable[FieldPath]) -> tuple[FieldPath, ...]:
+    """Distinct paths, sorted, without those inside another one (kept whole anyway)."""
+    out: list[FieldPath] = []
+    for path in sorted(set(paths)):
+        if not path:
+            continue
+        if out and path[: len(out[-1])] == out[-1]:
+            continue  # sorted: a covering prefix comes right before what it covers
+        out.append(path)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------- summary analysis
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryNeeds:
+    """What a summary template reads of held events."""
+
+    paths: tuple[FieldPath, ...] = ()
+    hold_full: bool = False
+
+
+_EVENT_NAMES = frozenset({"first", "last"})
+# Jinja's getattr tries the Python attribute before the key (getitem falls back to it):
+# ``last.items`` is the dict method, whose result depends on every key, not one field.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+def summary_needs(template: nodes.Template) -> SummaryNeeds:
+    """The fields a summary reads from contributing events, from its parsed AST.
+
+    ``values('a.b')`` reads ``a.b``; ``first.geoip.country_code`` (or ``last['geoip']``)
+    reads that chain up to the first part that is not a constant name. Anything that
+    could see more than named fields — ``events`` at all, ``first``/``last`` used bare
+    (``{{ last }}``, ``last | tojson``, ``last.items()``), ``values`` with a computed or
+    JSONPath argument — needs whole events (``hold_full``). ``group``, ``count`` and
+    ``details`` need nothing held.
+    """
+    paths: set[FieldPath] = set()
+    full = False
+
+    def visit(node: nodes.Node) -> None:
+        nonlocal full
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            chain: list[nodes.Getattr | nodes.Getitem] = []
+            base: nodes.Node = node
+            while isinstance(base, nodes.Getattr | nodes.Getitem):
+                chain.append(base)
+                base = base.node
+            if isinstance(base, nodes.Name) and base.name in _EVENT_NAMES:
+                path: list[str] = []
+                for link in reversed(chain):  # from the event outwards
+                    key = _constant_key(link)
+                    if key is None or key in _DICT_ATTRIBUTES:
+                        break
+                    path.append(key)
+                if path:
+                    paths.add(tuple(path))
+                else:
+                    full = True
+                for link in chain:  # computed subscripts are expressions of their own
+                    if isinstance(link, nodes.Getitem):
+                        visit(link.arg)
+                return
+        elif isinstance(node, nodes.Name):
+            if node.ctx == "load" and (node.name in _EVENT_NAMES or node.name in _WHOLE):
+                full = True
+            return
+        elif isinstance(node, nodes.Call):
+            callee = node.node
+            if isinstance(callee, nodes.Name) and callee.name == "values":
+                path_arg = _values_path(node)
+                if path_arg is None:
+                    full = True
+                elif path_arg:
+                    paths.add(path_arg)
+                for child in node.iter_child_nodes():
+                    if child is not callee:
+                        visit(child)
+                return
+        for child in node.iter_child_nodes():
+            visit(child)
+
+    visit(template)
+    if full:
+        return SummaryNeeds(hold_full=True)
+    return SummaryNeeds(paths=_minimal(paths))
+
+
+_WHOLE = frozenset({"events", "values"})  # used other than as ``values('const')``
+
+
+def _constant_key(link: nodes.Getattr | nodes.Getitem) -> str | None:
+    if isinstance(link, nodes.Getattr):
+        return link.attr
+    arg = link.arg
+    if isinstance(arg, nodes.Const) and type(arg.value) is str:
+        return arg.value
+    return None
+
+
+def _values_path(call: nodes.Call) -> FieldPath | None:
+    """The path of ``values('a.b')``; None when it is not one constant dotted path.
+
+    An empty tuple: a constant that is no valid path (rendering fails the same way with
+    whole events or projections, so nothing needs holding for it).
+    """
+    if call.kwargs or call.dyn_args is not None or call.dyn_kwargs is not None:
+        return None
+    if len(call.args) != 1:
+        return None
+    arg = call.args[0]
+    if not isinstance(arg, nodes.Const) or type(arg.value) is not str:
+        return None
+    text = arg.value
+    if text.startswith("$"):
+        return None  # JSONPath can reach anywhere
+    parts = tuple(text.split("."))
+    if not text.strip() or any(not p for p in parts):
+        return ()
+    return parts
