@@ -11,8 +11,9 @@ import calendar
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from alerting import jsonutil
 from alerting.errors import EventError
@@ -125,7 +126,7 @@ class Event:
     @classmethod
     def from_raw(cls, raw: Any) -> Event:
         """Build an Event; raises ``EventError`` with the reason when it is unusable."""
-        return cls(raw, *_identify(raw))
+        return cls(raw, *identify(raw))
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, timestamp={self.raw.get('timestamp')!r})"
@@ -135,7 +136,7 @@ class Event:
         return self
 
 
-def _identify(raw: Any) -> tuple[int, str]:
+def identify(raw: Any) -> tuple[int, str]:
     """(time in ns, id) of a raw event; raises ``EventError`` when it is unusable."""
     if not isinstance(raw, dict):
         raise EventError(f"event is not a JSON object but {type(raw).__name__}")
@@ -188,7 +189,7 @@ class JsonEvent(Event):
     @classmethod
     def from_json(cls, raw: Any, blob: bytes) -> JsonEvent:
         """``Event.from_raw`` for ``raw = orjson.loads(blob)``."""
-        return cls(raw, *_identify(raw), blob)
+        return cls(raw, *identify(raw), blob)
 
     def packed(self) -> PackedEvent:
         """The same event held as bytes (made once: the buffer and windows share it)."""
@@ -235,6 +236,96 @@ class PackedEvent(Event):
     def unpacked(self) -> JsonEvent:
         """The event with ``raw`` parsed once, for evaluating it."""
         return JsonEvent(jsonutil.loads(self._blob), self.time_ns, self.id, self._blob, self)
+
+
+class LazyEvent(Event):
+    """An event read from a JSON line whose body is not decoded yet.
+
+    The reader decodes only its ``head``: the time, id and type, and the fields the rules'
+    conditions read (a fraction of a full parse). That is all a reorder buffer needs to
+    hold and order the event, and all an engine needs to tell whether any rule can match
+    it. The body is decoded on release, only for events some rule can match, and only as
+    far as the rules read (``parsed(project)``). Holding the line rather than a decoded
+    tree matters: a tree held while a thousand others are read goes cold, and touching or
+    freeing it later costs more than decoding. Only a full parse can tell that a line is
+    malformed somewhere the decoders skipped (e.g. invalid UTF-8 in an unrelated field),
+    so ``parsed()`` reports that through the reader's ``on_skip`` with the line, as the
+    reader would have.
+    """
+
+    __slots__ = ("_blob", "_reader", "head", "line")
+
+    def __init__(
+        self,
+        blob: bytes,
+        time_ns: int,
+        event_id: str,
+        head: dict[str, Any],
+        reader: LineParser,
+        line: int,
+    ) -> None:
+        self._blob = blob
+        self.time_ns = time_ns
+        self.id = event_id
+        self.head = head
+        self._reader = reader
+        self.line = line
+
+    @property
+    def raw(self) -> dict[str, Any]:  # type: ignore[override]
+        """The whole body, decoded again on each access (``parsed()`` keeps it)."""
+        event = self.parsed()
+        if event is None:
+            raise EventError(f"event {self.id} (line {self.line}) is malformed")
+        return event.raw
+
+    def parsed(self, project: Callable[[bytes], dict[str, Any]] | None = None) -> Event | None:
+        """The event with its body decoded; None (reported to ``on_skip``) if malformed.
+
+        ``project`` (``jsonutil.projection_decoder``) decodes only the fields the rules
+        read: the result is a partial ``JsonEvent`` (``complete()`` gives it whole).
+        """
+        blob = self._blob
+        if project is not None:
+            try:
+                raw = project(blob)
+            except ValueError:
+                pass  # the full parse below says why
+            else:
+                # The projection skips unread text unchecked: a line with invalid UTF-8
+                # anywhere is refused, as the full parse would refuse it.
+                if blob.isascii() or _is_utf8(blob):
+                    return JsonEvent(raw, self.time_ns, self.id, blob, None, True)
+        try:
+            raw = jsonutil.loads(blob)
+        except ValueError:
+            try:
+                raw = self._reader.parse(blob, self.line)
+            except EventError as exc:
+                self._reader.on_skip(str(exc))
+                return None
+            return Event(raw, self.time_ns, self.id)
+        return JsonEvent(raw, self.time_ns, self.id, blob)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class LineParser(Protocol):
+    """What a ``LazyEvent`` needs of the reader that made it."""
+
+    def parse(self, data: bytes, line: int) -> Any:
+        """Parse one line the careful way; raise ``EventError("file:LINE: reason")``."""
+        ...
+
+    def on_skip(self, message: str) -> None:
+        """Report a malformed record."""
+        ...
 
 
 def sort_key(event: Event) -> tuple[int, str]:

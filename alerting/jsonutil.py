@@ -2,17 +2,27 @@
 
 One place decides, so the hot path (replay, API pages) gets the fast parser and every
 caller gets the same behaviour: ``loads`` accepts str or bytes; ``dumps`` returns str.
+``projection_decoder`` builds only some fields of a JSON object (msgspec skips the rest
+without building it: a fraction of a full parse); where msgspec does not install there is
+none, and callers parse in full.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 try:
     import orjson
 except ImportError:  # pragma: no cover - exercised where orjson does not install
     orjson = None  # type: ignore[assignment]
+
+try:
+    import msgspec
+except ImportError:  # pragma: no cover - exercised where msgspec does not install
+    msgspec = None  # type: ignore[assignment]
 
 JSONDecodeError: type[ValueError]
 
@@ -32,8 +42,7 @@ def _stdlib_dumps(obj: Any, *, indent: bool, sort_keys: bool) -> str:
 if orjson is not None:
     JSONDecodeError = orjson.JSONDecodeError
 
-    def loads(data: str | bytes) -> Any:
-        return orjson.loads(data)
+    loads: Callable[[str | bytes], Any] = orjson.loads  # no wrapper: once per event
 
     def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str:
         option = 0
@@ -54,3 +63,20 @@ else:  # pragma: no cover
 
     def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str:
         return _stdlib_dumps(obj, indent=indent, sort_keys=sort_keys)
+
+
+@functools.lru_cache(maxsize=16)
+def projection_decoder(keys: frozenset[str]) -> Callable[[bytes], dict[str, Any]] | None:
+    """A decoder that builds only ``keys`` of a JSON object, as the dict a full parse would
+    give restricted to those keys (absent keys stay absent; the rest is skipped unbuilt).
+
+    Raises ``ValueError`` on malformed JSON or a value that is not an object. It does not
+    check text it skips (e.g. UTF-8 inside an unread field): callers that must reject such
+    a line check it themselves. None where msgspec does not install.
+    """
+    if msgspec is None:
+        return None
+    # A TypedDict with every field optional: msgspec builds exactly the keys present.
+    shape: Any = TypedDict("Projection", dict.fromkeys(sorted(keys), Any), total=False)  # type: ignore[misc]
+    decoder: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(shape)
+    return decoder.decode

@@ -30,7 +30,7 @@ from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
-from alerting.events import Event, JsonEvent, PackedEvent
+from alerting.events import Event, LazyEvent
 
 DEFAULT_LATENESS_NS = 10 * 60 * 1_000_000_000
 MAX_BUFFERED = 1_000_000
@@ -38,120 +38,82 @@ ADVANCE_EVERY = 10_000
 MAX_SKIP_WARNINGS = 20
 NS_PER_DAY = 86_400 * 1_000_000_000
 
-# (time, id, arrival number, event, unpack on release: a PackedEvent that can match)
-_Item = tuple[int, str, int, Event, bool]
-
-
-def _released(item: _Item) -> Event:
-    event = item[3]
-    return event.unpacked() if item[4] else event  # type: ignore[attr-defined]
+# (time, id, arrival number, event)
+_Item = tuple[int, str, int, Event]
 
 
 class ReorderBuffer:
-    """Releases events in ``(time, id)`` order once they are ``lateness`` behind the newest.
+    """Puts events in ``(time, id)`` order, releasing each once it is ``lateness`` behind
+    the newest arrival (or when more than ``max_items`` are held).
 
     An event older than the last released one cannot be put back in order; it is released
     at once and counted in ``late``. Exports are mostly in order, so an event that sorts
     after everything held is appended to a queue (O(1)); only the others go into a heap,
-    and the two are merged on release.
+    and the two are merged on release. ``ordered()`` is one generator with its state in
+    locals: this runs once per event of a replay.
     """
 
-    def __init__(
-        self,
-        lateness_ns: int = DEFAULT_LATENESS_NS,
-        max_items: int = MAX_BUFFERED,
-        *,
-        relevant: Callable[[Event], bool] | None = None,
-    ):
+    def __init__(self, lateness_ns: int = DEFAULT_LATENESS_NS, max_items: int = MAX_BUFFERED):
         self.lateness_ns = lateness_ns
         self.max_items = max_items
-        # relevant(event) False: no rule can match it, so it is released still packed
-        # (a PackedEvent) and never parsed again; see replay().
-        self._relevant = relevant
         self.late = 0
-        self.released_ns: int | None = None
-        self._released_id = ""  # with released_ns: the (time, id) of the last release
         self._run: deque[_Item] = deque()  # in (time, id, seq) order: appended only
         self._heap: list[_Item] = []  # the arrivals that did not sort last
-        self._newest: int | None = None
-        self._seq = 0
 
-    def push(self, event: Event) -> list[Event]:
-        """Add one event; return the events that are now ready, in order."""
-        t = event.time_ns
-        released = self.released_ns
-        if released is not None and (
-            t < released or (t == released and event.id < self._released_id)
-        ):
-            # It sorts before what already went out: it cannot be put back in order.
-            self.late += 1
-            return [event]
-        self._seq += 1
-        # Held packed (one bytes object) and parsed again on release: cheaper than
-        # walking a cold tree of objects later; same content.
-        item: _Item
-        if type(event) is JsonEvent:
-            relevant = self._relevant
-            unpack = relevant is None or relevant(event)
-            item = (t, event.id, self._seq, event.packed(), unpack)
-        else:
-            item = (t, event.id, self._seq, event, False)
+    def ordered(self, events: Iterable[Event]) -> Iterator[Event]:
+        """``events`` in ``(time, id)`` order as far as the lateness allows."""
+        lateness = self.lateness_ns
+        limit = self.max_items
         run = self._run
         heap = self._heap
-        if not run or item > run[-1]:
-            run.append(item)
-        else:
-            heapq.heappush(heap, item)
-        newest = self._newest
-        if newest is None or t > newest:
-            newest = self._newest = t
-        horizon = newest - self.lateness_ns
-        limit = self.max_items
-        if heap:
-            return self._release(horizon)
-        if run[0][0] > horizon and len(run) <= limit:
-            return []
+        append = run.append
         popleft = run.popleft
-        ready = []
-        while True:  # _released() inline: this is once per event
-            head = popleft()
-            ready.append(head[3].unpacked() if head[4] else head[3])  # type: ignore[attr-defined]
-            if not run or (run[0][0] > horizon and len(run) <= limit):
-                break
-        self.released_ns, self._released_id = ready[-1].time_ns, ready[-1].id
-        return ready
-
-    def _release(self, horizon: int) -> list[Event]:
-        """The general case of ``push``: merge the queue and the heap while ready."""
-        run = self._run
-        heap = self._heap
-        limit = self.max_items
-        total = len(run) + len(heap)
-        ready = []
-        while total:
-            from_heap = bool(heap) and (not run or heap[0] < run[0])
-            head = heap[0] if from_heap else run[0]
-            if head[0] > horizon and total <= limit:
-                break
-            if from_heap:
-                heapq.heappop(heap)
+        newest: int | None = None
+        released: int | None = None
+        released_id = ""
+        seq = 0
+        for event in events:
+            t = event.time_ns
+            if released is not None and (
+                t < released or (t == released and event.id < released_id)
+            ):
+                # It sorts before what already went out: it cannot be put back in order.
+                self.late += 1
+                yield event
+                continue
+            seq += 1
+            item = (t, event.id, seq, event)
+            if not run or item > run[-1]:
+                append(item)
             else:
-                run.popleft()
-            ready.append(_released(head))
-            total -= 1
-        if ready:
-            self.released_ns, self._released_id = ready[-1].time_ns, ready[-1].id
-        return ready
-
-    def drain(self) -> list[Event]:
-        """Everything still held, in order (at the end of the input)."""
-        self._heap.sort()
-        ready = [_released(item) for item in heapq.merge(self._run, self._heap)]
-        self._run.clear()
-        self._heap.clear()
-        if ready:
-            self.released_ns, self._released_id = ready[-1].time_ns, ready[-1].id
-        return ready
+                heapq.heappush(heap, item)
+            if newest is None or t > newest:
+                newest = t
+            horizon = newest - lateness
+            if heap:  # the general case: merge the queue and the heap while ready
+                total = len(run) + len(heap)
+                while total:
+                    from_heap = bool(heap) and (not run or heap[0] < run[0])
+                    head = heap[0] if from_heap else run[0]
+                    if head[0] > horizon and total <= limit:
+                        break
+                    if from_heap:
+                        heapq.heappop(heap)
+                    else:
+                        popleft()
+                    total -= 1
+                    released, released_id = head[0], head[1]
+                    yield head[3]
+                continue
+            while run and (run[0][0] <= horizon or len(run) > limit):
+                head = popleft()
+                released, released_id = head[0], head[1]
+                yield head[3]
+        heap.sort()
+        for item in heapq.merge(run, heap):
+            yield item[3]
+        run.clear()
+        heap.clear()
 
     def __len__(self) -> int:
         return len(self._run) + len(self._heap)
@@ -207,38 +169,46 @@ def replay(
     lateness_ns: int = DEFAULT_LATENESS_NS,
     progress: Callable[[ReplayResult], None] | None = None,
 ) -> ReplayResult:
-    """Run ``events`` through ``engine`` in event-time order; report each alert."""
-    result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
-    # Events no rule can match come out of the buffer still packed: process() would do
-    # nothing with them, so they are counted and never parsed a second time.
-    buffer = ReorderBuffer(lateness_ns, relevant=engine.can_match)
-    processed = 0
-    process = engine.process
-    per_rule = result.per_rule
+    """Run ``events`` through ``engine`` in event-time order; report each alert.
 
-    def run(ready: list[Event]) -> None:
-        nonlocal processed
-        for event in ready:
-            alerts = process(event) if type(event) is not PackedEvent else None
-            if alerts:
-                for alert in alerts:
-                    result.alerts += 1
-                    summary = per_rule[alert.rule]
-                    summary.alerts += 1
-                    summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
-                    on_alert(alert)
-            processed += 1
-            if processed % ADVANCE_EVERY == 0 and buffer.released_ns is not None:
-                engine.advance(buffer.released_ns)
+    ``events`` from ``read_for_replay(path, engine)`` are ``LazyEvent``s: one no rule can
+    match (told from its head) is counted and never held or decoded; the others are
+    decoded when the buffer releases them, only in the fields the rules read
+    (``Engine.fields_read``). One whose body turns out malformed is reported by its
+    reader and not counted as read.
+    """
+    result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
+    buffer = ReorderBuffer(lateness_ns)
+    process = engine.process
+    may_match = engine.may_match
+    fields = engine.fields_read()
+    project = jsonutil.projection_decoder(fields) if fields is not None else None
+    per_rule = result.per_rule
+    ignored = 0  # events no rule can match: read, counted, never held
+    ignored_first: int | None = None
+    ignored_last: int | None = None
+
+    def matchable(events: Iterable[Event]) -> Iterator[Event]:
+        nonlocal ignored, ignored_first, ignored_last
+        for event in events:
+            if type(event) is LazyEvent and not may_match(event.head):
+                ignored += 1
+                t = event.time_ns
+                if ignored_first is None or t < ignored_first:
+                    ignored_first = t
+                if ignored_last is None or t > ignored_last:
+                    ignored_last = t
+                continue
+            yield event
 
     # The per-event loop keeps its counters in locals and hands them to ``result`` when
     # progress is reported and at the end; the figures are the same, the loop faster.
     count = 0
+    malformed = 0
     first_ns: int | None = None
     last_ns: int | None = None
-    push = buffer.push
     with _fewer_gc_passes():
-        for event in events:
+        for event in buffer.ordered(matchable(events)):
             count += 1
             t = event.time_ns
             if first_ns is None:
@@ -247,18 +217,42 @@ def replay(
                 last_ns = t
             elif t < first_ns:
                 first_ns = t
-            ready = push(event)
-            if ready:
-                run(ready)
+            if count % ADVANCE_EVERY == 0:
+                engine.advance(last_ns)  # type: ignore[arg-type]  # the newest time evaluated
             if progress is not None and count % 4096 == 0:
                 result.events, result.first_ns, result.last_ns = count, first_ns, last_ns
                 progress(result)
-        run(buffer.drain())
-    result.events, result.first_ns, result.last_ns = count, first_ns, last_ns
+            if type(event) is LazyEvent:
+                parsed = event.parsed(project)
+                if parsed is None:
+                    malformed += 1
+                    continue
+                event = parsed
+            alerts = process(event)
+            if alerts:
+                for alert in alerts:
+                    result.alerts += 1
+                    summary = per_rule[alert.rule]
+                    summary.alerts += 1
+                    summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
+                    on_alert(alert)
+    times = [t for t in (first_ns, last_ns, ignored_first, ignored_last) if t is not None]
+    result.events = count - malformed + ignored
+    result.first_ns, result.last_ns = (min(times), max(times)) if times else (None, None)
     result.late = buffer.late
     for rule_id, stats in engine.stats.items():
         result.per_rule[rule_id].suppressed = stats.suppressed
     return result
+
+
+def read_for_replay(
+    path: str | Path, engine: Engine, *, on_skip: Callable[[str], None]
+) -> Iterator[Event]:
+    """The events of a file as ``replay(events, engine)`` reads them fastest: decoded
+    only in the fields ``engine``'s conditions read, the rest when needed."""
+    from alerting.source.files import read_events
+
+    return read_events(path, on_skip=on_skip, head=engine.condition_fields())
 
 
 def format_summary(result: ReplayResult) -> str:
@@ -318,8 +312,6 @@ class _Progress:
 
 def main(args: argparse.Namespace) -> int:
     """``alerting replay --events F [--rules DIR] [--output F] [--rule ID] [--notify]``."""
-    from alerting.source.files import read_events
-
     dirs = [Path(d) for d in (args.rules or ["rules"])]
     rules = _rules_for(load_rules(dirs), getattr(args, "only_rules", None))
     if not rules:
@@ -357,7 +349,7 @@ def main(args: argparse.Namespace) -> int:
                 if notifier is not None:
                     notifier.add(alert)
 
-            events = read_events(args.events, on_skip=on_skip)
+            events = read_for_replay(args.events, engine, on_skip=on_skip)
             try:
                 result = replay(events, engine, on_alert=on_alert, progress=progress)
             finally:

@@ -21,8 +21,7 @@ import time
 
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
-from alerting.replay import ReplayResult, replay
-from alerting.source.files import read_events
+from alerting.replay import ReplayResult, read_for_replay, replay
 from benchmarks.common import PACK_RULES, ROOT, Report, rss_bytes
 
 FLAT_GROWTH = 0.10
@@ -77,7 +76,7 @@ def run(events: int, every: int) -> Report:
     started = time.perf_counter()
     try:
         result = replay(
-            read_events("-", on_skip=lambda _m: None),
+            read_for_replay("-", engine, on_skip=lambda _m: None),
             engine,
             on_alert=on_alert,
             progress=progress,

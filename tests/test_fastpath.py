@@ -25,8 +25,15 @@ from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.matchers import compile_selection
 from alerting.errors import EventError
-from alerting.events import Event, JsonEvent, PackedEvent, format_timestamp, parse_timestamp
-from alerting.replay import ReorderBuffer, replay
+from alerting.events import (
+    Event,
+    JsonEvent,
+    LazyEvent,
+    PackedEvent,
+    format_timestamp,
+    parse_timestamp,
+)
+from alerting.replay import ReorderBuffer, read_for_replay, replay
 from alerting.source import files
 from alerting.source.files import read_events
 
@@ -367,73 +374,66 @@ def jittered(n: int, lateness_ns: int, seed: int) -> list[JsonEvent]:
     return [json_event(r) for _, r in keyed]
 
 
+def through(buffer: ReorderBuffer, events: list[Event]) -> list[tuple[str, str]]:
+    """Feed ``events`` one at a time; each step: ("in", id) on arrival, ("out", id) on
+    release, so the log shows when the buffer lets each event go."""
+    log: list[tuple[str, str]] = []
+
+    def arrivals() -> Any:
+        for event in events:
+            log.append(("in", event.id))
+            yield event
+
+    log.extend(("out", e.id) for e in buffer.ordered(arrivals()))
+    return log
+
+
+def released(log: list[tuple[str, str]]) -> list[str]:
+    return [event_id for kind, event_id in log if kind == "out"]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_events_shuffled_within_the_lateness_come_out_in_time_then_id_order(seed):
     lateness = 20 * S
     events = jittered(400, lateness, seed)
     assert [e.id for e in events] != [e.id for e in sorted(events, key=lambda e: (e.time_ns, e.id))]
     buffer = ReorderBuffer(lateness, 10_000)
-    out: list[Event] = []
-    for event in events:
-        out += buffer.push(event)
-    out += buffer.drain()
+    out = list(buffer.ordered(events))
     assert [(e.time_ns, e.id) for e in out] == sorted((e.time_ns, e.id) for e in events)
     assert buffer.late == 0
     assert len(buffer) == 0
-    assert all(isinstance(e, JsonEvent) for e in out)  # no ``relevant``: all unpacked
-    by_id = {e.id: e.raw for e in events}
-    assert all(e.raw == by_id[e.id] for e in out)
+    expected = sorted(events, key=lambda e: (e.time_ns, e.id))
+    assert all(a is b for a, b in zip(out, expected, strict=True))  # the same objects
 
 
 def test_an_event_later_than_the_lateness_is_emitted_at_once_and_counted():
     buffer = ReorderBuffer(60 * S, 1000)
-    first = json_event(raw_at(0, "a"))
-    assert buffer.push(first) == []
-    released = buffer.push(json_event(raw_at(600, "b")))  # 10 min on: "a" is released
-    assert [e.id for e in released] == ["a"]
-    straggler = json_event(raw_at(-5, "old", note="late"))
-    out = buffer.push(straggler)
-    assert [e.id for e in out] == ["old"]
-    assert out[0].raw["note"] == "late"
+    events = [
+        json_event(raw_at(0, "a")),
+        json_event(raw_at(600, "b")),  # 10 min on: "a" is released
+        json_event(raw_at(-5, "old", note="late")),
+    ]
+    log = through(buffer, events)
+    assert log == [
+        ("in", "a"),
+        ("in", "b"),
+        ("out", "a"),
+        ("in", "old"),
+        ("out", "old"),  # at once, not held
+        ("out", "b"),  # at the end of the input
+    ]
     assert buffer.late == 1
-    assert [e.id for e in buffer.drain()] == ["b"]
 
 
 def test_an_event_that_sorts_before_the_last_released_one_is_counted_late():
     buffer = ReorderBuffer(60 * S, 1000)
-    buffer.push(json_event(raw_at(0, "b")))
-    out = [e.id for e in buffer.push(json_event(raw_at(60, "z")))]  # exactly 60 s on
-    assert out == ["b"]
-    out += [e.id for e in buffer.push(json_event(raw_at(0, "a")))]
-    out += [e.id for e in buffer.drain()]
-    assert out == ["b", "a", "z"]
-    assert buffer.late == 1  # "a" sorts before "b", which was already released
-
-
-def test_events_the_relevance_test_rejects_pass_through_still_packed():
-    lateness = 10 * S
-    events = jittered(300, lateness, seed=7)
-    asked: list[str] = []
-
-    def relevant(event: Event) -> bool:
-        asked.append(event.id)
-        return event.raw["n"] % 3 == 0
-
-    buffer = ReorderBuffer(lateness, 10_000, relevant=relevant)
-    out: list[Event] = []
-    for event in events:
-        out += buffer.push(event)
-    out += buffer.drain()
-    assert sorted(asked) == sorted(e.id for e in events)  # asked once per event
-    assert [(e.time_ns, e.id) for e in out] == sorted((e.time_ns, e.id) for e in events)
-    kept = [e for e in out if e.raw["n"] % 3 == 0]
-    dropped = [e for e in out if e.raw["n"] % 3 != 0]
-    assert kept
-    assert dropped
-    assert all(type(e) is JsonEvent for e in kept)
-    assert all(type(e) is PackedEvent for e in dropped)
-    by_id = {e.id: e.raw for e in events}
-    assert all(e.raw == by_id[e.id] for e in out)
+    events = [
+        json_event(raw_at(0, "b")),
+        json_event(raw_at(60, "z")),  # exactly 60 s on: "b" goes
+        json_event(raw_at(0, "a")),  # same time as "b", but sorts before it
+    ]
+    assert released(through(buffer, events)) == ["b", "a", "z"]
+    assert buffer.late == 1
 
 
 @pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
@@ -445,10 +445,9 @@ def test_the_buffer_never_holds_more_than_max_items(order):
         random.Random(11).shuffle(events)
     buffer = ReorderBuffer(10**6 * S, 7)  # the lateness alone would hold everything
     out: list[Event] = []
-    for event in events:
-        out += buffer.push(event)
+    for event in buffer.ordered(events):
+        out.append(event)
         assert len(buffer) <= 7
-    out += buffer.drain()
     assert sorted(e.id for e in out) == sorted(e.id for e in events)  # each exactly once
     if order == "sorted":
         assert [e.id for e in out] == [e.id for e in events]
@@ -466,7 +465,7 @@ detection:
 """
 
 
-def test_replay_never_hands_irrelevant_events_to_the_engine(tmp_path):
+def test_replay_never_parses_events_no_rule_can_match(tmp_path, monkeypatch):
     (tmp_path / "r.yml").write_text(IRRELEVANT_RULE, encoding="utf-8")
     rules = load_rules([tmp_path])
     rng = random.Random(3)
@@ -483,9 +482,22 @@ def test_replay_never_hands_irrelevant_events_to_the_engine(tmp_path):
         return process(event)
 
     engine.process = recording  # type: ignore[method-assign]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(blob_of(r) for r in raws))
+    lazy = list(read_for_replay(path, engine, on_skip=pytest.fail))
+    assert all(type(e) is LazyEvent for e in lazy)  # the fields conditions read only
+    parsed: list[str] = []
+    real_parsed = LazyEvent.parsed
+
+    def counting(self: LazyEvent, project: Any = None) -> Event | None:
+        parsed.append(self.id)
+        return real_parsed(self, project)
+
+    monkeypatch.setattr(LazyEvent, "parsed", counting)
     got: list[Any] = []
-    result = replay([json_event(r) for r in raws], engine, on_alert=got.append)
+    result = replay(lazy, engine, on_alert=got.append)
     assert result.events == 500
+    assert sorted(parsed) == sorted(e.id for e in seen)  # the others were never parsed
     assert seen
     assert all(e.raw["event_type"] == "user_delete" for e in seen)
     assert len(seen) == sum(r["event_type"] == "user_delete" for r in raws)
@@ -566,6 +578,82 @@ def test_careful_path_gives_the_same_events_and_reports(mixed_file, monkeypatch)
     assert [(e.raw, e.id, e.time_ns) for e in events] == [
         (e.raw, e.id, e.time_ns) for e in fast_events
     ]
+
+
+def test_lazy_reading_gives_the_same_events_and_reports_once_parsed(mixed_file):
+    eager_events, eager_skipped = read_all(mixed_file)
+    skipped: list[str] = []
+    lazy = list(read_events(mixed_file, on_skip=skipped.append, head=frozenset()))
+    # Line 4's bad UTF-8 sits in a field the head decoder skips: found when parsed.
+    assert sum(type(e) is LazyEvent for e in lazy) == 5
+    events = [p for p in (e.parsed() if type(e) is LazyEvent else e for e in lazy) if p]
+    check_mixed(mixed_file, events, sorted(skipped, key=lambda m: int(m.split(":")[1])))
+    assert sorted(skipped) == sorted(eager_skipped)
+    assert [(e.raw, e.id, e.time_ns) for e in events] == [
+        (e.raw, e.id, e.time_ns) for e in eager_events
+    ]
+
+
+def projector(*fields: str) -> Any:
+    decode = jsonutil.projection_decoder(frozenset({"timestamp", "id", "event_type", *fields}))
+    assert decode is not None  # msgspec is installed here
+    return decode
+
+
+def test_lazy_events_decode_only_the_fields_asked_for(mixed_file):
+    eager_events, eager_skipped = read_all(mixed_file)
+    skipped: list[str] = []
+    lazy = list(read_events(mixed_file, on_skip=skipped.append, head=frozenset()))
+    project = projector("who")
+    events = [p for p in (e.parsed(project) if type(e) is LazyEvent else e for e in lazy) if p]
+    assert sorted(skipped) == sorted(eager_skipped)  # line 4 (bad UTF-8) refused all the same
+    assert [e.id for e in events] == [e.id for e in eager_events]
+    projected = [e for e in events if type(e) is JsonEvent and e.partial]
+    assert [e.id for e in projected] == ["g1", "g2", "g3", "g4"]
+    # Only the fields asked for, plus identity; absent ones stay absent (not null).
+    assert [sorted(e.raw) for e in projected] == [
+        sorted(k for k in g if k in {"who", "id", "timestamp", "event_type"})
+        for g in (GOOD_1, GOOD_2, GOOD_3, GOOD_4)
+    ]
+    assert [e.complete().raw for e in events] == [e.raw for e in eager_events]
+    assert [e.time_ns for e in events] == [e.time_ns for e in eager_events]
+
+
+def test_valid_utf8_beyond_ascii_is_projected_too(tmp_path):
+    path = tmp_path / "utf8.jsonl"
+    path.write_bytes(blob_of(GOOD_2))
+    [event] = read_events(path, on_skip=pytest.fail, head=frozenset())
+    parsed = event.parsed(projector("who"))  # type: ignore[attr-defined]
+    assert type(parsed) is JsonEvent
+    assert parsed.partial
+    assert parsed.raw == {k: GOOD_2[k] for k in ("id", "timestamp", "who")}
+
+
+def test_an_event_without_id_is_read_whole(tmp_path):
+    path = tmp_path / "noid.jsonl"
+    raw = {"timestamp": "2026-03-02T00:00:01Z", "event_type": "x", "big": "y" * 50}
+    path.write_bytes(blob_of(raw))
+    [event] = read_events(path, on_skip=pytest.fail, head=frozenset())
+    assert type(event) is JsonEvent  # the id is a hash of all of it: nothing to defer
+    assert event.id == Event.from_raw(raw).id
+    assert event.raw == raw
+
+
+def test_a_number_only_the_standard_library_reads_in_an_unread_field(tmp_path):
+    """orjson refuses 1e999; the projection skips the field unbuilt, so the event is
+    evaluated, and its alert shows it as the standard library reads it (infinity)."""
+    path = tmp_path / "inf.jsonl"
+    path.write_bytes(
+        b'{"id": "i", "timestamp": "2026-03-02T00:00:01Z", "x": 1e999}\n' + blob_of(GOOD_1)
+    )
+    lazy = list(read_events(path, on_skip=pytest.fail, head=frozenset()))
+    events = [e.parsed(projector()) for e in lazy]  # type: ignore[attr-defined]
+    assert [e.id for e in events if e] == ["i", "g1"]
+    assert events[0].complete().raw["x"] == float("inf")  # type: ignore[union-attr]
+    # Read whole (the service's files, `alerting test`), the line is refused and said so.
+    skipped: list[str] = []
+    assert [e.id for e in read_events(path, on_skip=skipped.append)] == ["g1"]
+    assert skipped == [f"{path}:1: invalid JSON (number is infinity when parsed as double)"]
 
 
 # ----------------------------------------------------------------- 5. end to end

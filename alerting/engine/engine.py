@@ -19,6 +19,7 @@ from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerp
 from alerting.engine.aggregations import DEFAULT_MAX_ENTRIES, build_aggregation
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.held import Holder, pick_samples
+from alerting.engine.reads import condition_fields, fields_read
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import Aggregation, Firing, Hit
 from alerting.events import Event, format_timestamp
@@ -276,15 +277,18 @@ class Engine:
         return out
 
     def can_match(self, event: Event) -> bool:
-        """Whether some rule's condition may hold for ``event``.
+        """Whether some rule's condition may hold for ``event`` (see ``may_match``)."""
+        return self.may_match(event.raw)
 
-        When it is False, ``process(event)`` would change nothing and return no alert, so
-        a caller holding many events (the replay's reorder buffer) may skip it. A
-        condition that raises counts as a match: ``process`` then reports the error.
+    def may_match(self, raw: dict[str, Any]) -> bool:
+        """Whether some rule's condition may hold for an event with these fields.
+
+        When it is False, ``process()`` would change nothing and return no alert, so a
+        caller holding many events (the replay) may skip the event. ``raw`` needs only the
+        fields the conditions read (``condition_fields``). A condition that raises counts
+        as a match: ``process`` then reports the error.
         """
-        raw = event.raw
-        plan = self._plan_for(raw)
-        for _runner, match in plan:
+        for _runner, match in self._plan_for(raw):
             if match is True:
                 return True
             try:
@@ -293,6 +297,21 @@ class Engine:
             except Exception:  # noqa: BLE001 - process() reports it
                 return True
         return False
+
+    def condition_fields(self) -> frozenset[str] | None:
+        """The top-level event fields the rules' conditions read (None: any field may be).
+
+        ``may_match`` on an event decoded in just these fields answers as on the whole.
+        """
+        return condition_fields(self.rules)
+
+    def fields_read(self) -> frozenset[str] | None:
+        """The top-level event fields the rules read (None: any field may be read).
+
+        ``process()`` gives the same results on events decoded in just these fields
+        (``JsonEvent.partial``); their alerts show them whole (``Event.complete``).
+        """
+        return fields_read(self.rules)
 
     def process_many(self, events: Iterable[Event]) -> list[Alert]:
         """Evaluate events in the given order; return all alerts raised."""

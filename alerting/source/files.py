@@ -10,6 +10,7 @@ because "0 alerts" from an empty input would read as "this rule never fires".
 from __future__ import annotations
 
 import codecs
+import functools
 import gzip
 import io
 import json
@@ -23,7 +24,7 @@ from typing import IO, Any
 
 from alerting import jsonutil
 from alerting.errors import AlertingError, EventError
-from alerting.events import Event, JsonEvent
+from alerting.events import Event, JsonEvent, LazyEvent, identify, parse_timestamp
 
 __all__ = ["MAX_LINE", "NoEventsError", "SkipCounter", "read_events"]
 
@@ -130,12 +131,21 @@ def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
         raise AlertingError(f"{name}: corrupt or truncated gzip data ({exc})") from None
 
 
-def read_events(path: str | Path, *, on_skip: Callable[[str], None]) -> Iterator[Event]:
+def read_events(
+    path: str | Path,
+    *,
+    on_skip: Callable[[str], None],
+    head: frozenset[str] | None = None,
+) -> Iterator[Event]:
     """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected).
 
     Malformed records are skipped through ``on_skip("file:LINE: reason")``; a file with
     no events raises ``NoEventsError``; a missing file or a broken JSON array raises
     ``AlertingError``.
+
+    ``head`` (a replay's hot path, where msgspec is installed): JSONL events come as
+    ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded;
+    ``parsed()`` decodes the rest, reporting a malformed body to ``on_skip`` then.
     """
     name = "<stdin>" if str(path) == "-" else str(path)
     stream, owned = _open(path, name)
@@ -145,7 +155,7 @@ def read_events(path: str | Path, *, on_skip: Callable[[str], None]) -> Iterator
         if first[:1] == b"[":
             records = _array_events(first, chunks, name, line, on_skip)
         else:
-            records = _jsonl_events(first, chunks, name, line, on_skip)
+            records = _jsonl_events(first, chunks, name, line, on_skip, head)
         for event in records:
             yield event
             yield from records  # the rest without a Python-level loop per event
@@ -177,32 +187,42 @@ def _first_content(chunks: Iterator[bytes]) -> tuple[bytes, int]:
 # ---------------------------------------------------------------------------- JSONL
 
 
-def _lines(first: bytes, chunks: Iterator[bytes], line: int) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes) per line; None for a line over ``MAX_LINE`` (never buffered)."""
-    pending = b""
-    skipping = False
-    for chunk in _chain(first, chunks):
-        if skipping:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                continue
-            yield line, None
-            line += 1
-            skipping = False
-            chunk = chunk[nl + 1 :]
-        data = pending + chunk if pending else chunk
-        parts = data.split(b"\n")
-        pending = parts.pop()
-        for part in parts:
-            yield line, (part if len(part) <= MAX_LINE else None)
-            line += 1
-        if len(pending) > MAX_LINE:
-            skipping = True
-            pending = b""
-    if skipping:
-        yield line, None
-    elif pending:
-        yield line, pending
+class _ChunkStream(io.RawIOBase):
+    """Byte chunks as a raw stream, so that a ``BufferedReader`` splits lines in C."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._pending or next(self._chunks, b"")
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(data))
+        view[:n] = data[:n]
+        self._pending = data[n:]
+        return n
+
+
+_LINE_LIMIT = MAX_LINE + 1  # a full line of MAX_LINE bytes plus its newline still fits
+
+
+def _line_reader(first: bytes, chunks: Iterator[bytes]) -> Callable[[], bytes]:
+    """``readline()`` over the chunks, in C: each call returns one line with its end
+    (``b""`` at the end of input), or a ``_LINE_LIMIT``-byte piece of a longer line."""
+    stream = io.BufferedReader(_ChunkStream(_chain(first, chunks)), buffer_size=_CHUNK)
+    return functools.partial(stream.readline, _LINE_LIMIT)
+
+
+def _too_long(data: bytes, readline: Callable[[], bytes]) -> bool:
+    """Whether ``data`` is the start of a line over ``MAX_LINE``; if so, read past it."""
+    if len(data) < _LINE_LIMIT or data[-1] == 10:  # 10: the newline
+        return False
+    while (more := readline()) and more[-1] != 10:
+        pass
+    return True
 
 
 def _chain(first: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -211,22 +231,70 @@ def _chain(first: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield from chunks
 
 
+class _LineReader:
+    """The careful parse of one line, shared by the reader and its ``LazyEvent``s."""
+
+    __slots__ = ("name", "on_skip")
+
+    def __init__(self, name: str, on_skip: Callable[[str], None]) -> None:
+        self.name = name
+        self.on_skip = on_skip
+
+    def parse(self, data: bytes, line: int) -> Any:
+        """The JSON value of a line; ``EventError("file:LINE: reason")`` if it has none."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventError(f"{self.name}:{line}: invalid UTF-8 at byte {exc.start + 1}") from None
+        try:
+            return jsonutil.loads(text)
+        except jsonutil.JSONDecodeError as exc:
+            raise EventError(f"{self.name}:{line}: invalid JSON ({_json_reason(exc)})") from None
+
+
 def _jsonl_events(
     first: bytes,
     chunks: Iterator[bytes],
     name: str,
     line: int,
     on_skip: Callable[[str], None],
+    head: frozenset[str] | None,
 ) -> Iterator[Event]:
-    # Hot path: orjson parses the line's bytes directly (it validates UTF-8 and skips
-    # JSON whitespace), so a good line costs one parse. Anything it rejects goes the
-    # careful way below, which says exactly why the line is skipped.
+    # Hot path, with a head: only those fields are decoded (LazyEvent); the body is
+    # parsed later, by whoever needs it. Otherwise orjson parses the line's bytes directly
+    # (it validates UTF-8 and skips JSON whitespace), so a good line costs one parse.
+    # Anything either rejects goes the careful way, which says exactly why the line is
+    # skipped.
+    reader = _LineReader(name, on_skip)
+    decode_head = jsonutil.projection_decoder(head | _IDENTITY) if head is not None else None
     loads = jsonutil.loads
     from_json = JsonEvent.from_json
     from_raw = Event.from_raw
     fast = _BYTES_JSON
-    for lineno, data in _lines(first, chunks, line):
-        if fast and data is not None:
+    readline = _line_reader(first, chunks)
+    lineno = line - 1
+    for data in iter(readline, b""):
+        lineno += 1
+        if len(data) == _LINE_LIMIT and _too_long(data, readline):
+            on_skip(f"{name}:{lineno}: line longer than 1 MiB")
+            continue
+        if decode_head is not None:
+            try:
+                fields = decode_head(data)
+            except ValueError:
+                pass  # the paths below say why, or find an event the head could not
+            else:
+                event_id = fields.get("id")
+                # No id: the whole event is needed, for its content hash.
+                if type(event_id) is str and event_id:
+                    try:
+                        time_ns = parse_timestamp(fields.get("timestamp"))  # type: ignore[arg-type]
+                    except ValueError:
+                        on_skip(f"{name}:{lineno}: {_unusable(fields)}")
+                    else:
+                        yield LazyEvent(data, time_ns, event_id, fields, reader, lineno)
+                    continue
+        if fast:
             try:
                 raw = loads(data)
             except ValueError:
@@ -239,26 +307,30 @@ def _jsonl_events(
                 else:
                     yield event
                 continue
-        if data is None:
-            on_skip(f"{name}:{lineno}: line longer than 1 MiB")
-            continue
         data = data.strip()
         if not data:
             continue
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            on_skip(f"{name}:{lineno}: invalid UTF-8 at byte {exc.start + 1}")
-            continue
-        try:
-            raw = loads(text)
-        except jsonutil.JSONDecodeError as exc:
-            on_skip(f"{name}:{lineno}: invalid JSON ({_json_reason(exc)})")
+            raw = reader.parse(data, lineno)
+        except EventError as exc:
+            on_skip(str(exc))
             continue
         try:
             yield from_raw(raw)
         except EventError as exc:
             on_skip(f"{name}:{lineno}: {exc}")
+
+
+_IDENTITY = frozenset({"timestamp", "id", "event_type"})
+
+
+def _unusable(raw: dict[str, Any]) -> str:
+    """Why ``identify`` refuses an event whose timestamp did not parse."""
+    try:
+        identify(raw)
+    except EventError as exc:
+        return str(exc)
+    return "unusable timestamp"  # not reached: identify() parses the same timestamp
 
 
 def _json_reason(exc: ValueError) -> str:

@@ -1,0 +1,100 @@
+"""Which top-level event fields the rules read: all a replay needs to decode of an event.
+
+A DI event is ~1 KB of JSON, and most of it (user agent, auth context, organization)
+no rule looks at. Decoding only the fields the rules read is half the cost of a full
+parse, so the replay asks the engine for them (``Engine.fields_read``) and the reader
+builds just those; alerts still show whole events (``Event.complete``).
+
+The answer is conservative: a path whose first field cannot be known (JSONPath recursive
+descent or a filter at the root) means "everything", and so does anything not
+understood.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from alerting.engine.rule import CompiledRule
+
+# $.name or $['name'] / $["name"] at the start of a JSONPath: its first field is known.
+_JSONPATH_FIRST = re.compile(r"""\$(?:\.([A-Za-z_@][\w@-]*)|\[(['"])(.+?)\2\])""")
+
+
+def first_field(path: str) -> str | None:
+    """The top-level field a field path starts at; None when it may start at any field."""
+    if not path.startswith("$"):
+        return path.split(".", 1)[0].strip()
+    m = _JSONPATH_FIRST.match(path)
+    if m is None:
+        return None
+    return m.group(1) or m.group(3)
+
+
+def _detection_paths(detection: dict[str, Any]) -> Iterator[str]:
+    for name, body in detection.items():
+        if name == "condition":
+            continue
+        for mapping in body if isinstance(body, list) else [body]:
+            if isinstance(mapping, dict):
+                for key in mapping:
+                    yield str(key).split("|", 1)[0].strip()
+
+
+def _first_fields(paths: Iterable[str]) -> set[str] | None:
+    fields: set[str] = set()
+    for path in paths:
+        first = first_field(path)
+        if not first:
+            return None
+        fields.add(first)
+    return fields
+
+
+def _aggregation_paths(rule: CompiledRule) -> Iterator[str]:
+    yield from (path for path, _getter in rule.group_by)
+    spec = rule.aggregation
+    for attr in ("field", "latitude", "longitude"):
+        value = getattr(spec, attr, None)
+        if isinstance(value, str):
+            yield value
+
+
+_IDENTITY = frozenset({"timestamp", "id", "event_type"})
+
+
+def condition_fields(rules: Iterable[CompiledRule]) -> frozenset[str] | None:
+    """The top-level fields the rules' conditions read (their detection selections,
+    sequence steps included), or None when they may read any field. An event decoded in
+    just these fields gets the same verdict from every condition as the whole event."""
+    fields = set(_IDENTITY)
+    for rule in rules:
+        found = _first_fields(_detection_paths(rule.model.detection))
+        if found is None:
+            return None
+        fields |= found
+    return frozenset(fields)
+
+
+def fields_read(rules: Iterable[CompiledRule]) -> frozenset[str] | None:
+    """The top-level fields the rules read at all, or None when they may read any field:
+    conditions, groups, aggregation fields, and what windows keep for a summary.
+
+    A summary reads window events through what the windows keep of them
+    (``CompiledRule.held_paths``, projected from the event as the engine saw it), so
+    those count; a summary that needs whole events gets them from the event's JSON,
+    not from what the engine decoded.
+    """
+    rules = list(rules)
+    fields = condition_fields(rules)
+    if fields is None:
+        return None
+    out = set(fields)
+    for rule in rules:
+        found = _first_fields(_aggregation_paths(rule))
+        if found is None:
+            return None
+        out |= found
+        out.update(parts[0] for parts in rule.held_paths if parts)
+    return frozenset(out)
