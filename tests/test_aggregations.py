@@ -522,6 +522,21 @@ def test_travel_only_compares_adjacent_logins() -> None:
     assert [ids(f) for f in feed(agg, hits)] == [["p1", "ny1"], ["ny2", "p2"]]
 
 
+def test_travel_keeps_few_logins_per_user_without_waiting_for_evict() -> None:
+    """A user's logins older than the tolerance behind their newest can no longer be a
+    neighbour (but the newest of them): a day of logins never piles up between evicts."""
+    agg = build_aggregation(TravelSpec(), rule_id="travel")
+    logins = [located(i * MIN, f"l{i}", PARIS) for i in range(24 * 60)]
+    assert feed(agg, logins) == []
+    assert agg.entries() <= 7  # the 5-minute tolerance at one login a minute, plus one
+    # A login late by less than the tolerance still meets its true neighbours.
+    late = located(24 * 60 * MIN - 3 * MIN + 30 * S, "late", NEW_YORK)
+    assert [ids(f) for f in agg.add(late)] == [
+        [f"l{24 * 60 - 3}", "late"],
+        ["late", f"l{24 * 60 - 2}"],
+    ]
+
+
 # ---------------------------------------------------------------------- sequence
 
 FAIL, OK = 0, 1

@@ -525,6 +525,10 @@ class TravelAggregation(_Windowed):
             firing = self._judge(key, series, i, i + 1)
             if firing is not None:
                 firings.append(firing)
+        if i > 1 and i == len(times) - 1 and times[1] < t - self._tolerance:
+            # The group's newest hit bounds its later ones too (out of order by at most
+            # the tolerance): trim now, while the entries are hot, not at the next evict.
+            self._trim(series, t - self._tolerance)
         if windows.size > windows.max_entries:
             windows.enforce_cap()
         return firings
@@ -538,13 +542,17 @@ class TravelAggregation(_Windowed):
         """
         super().evict(watermark_ns)
         cutoff = watermark_ns - self._tolerance
-        windows = self._windows
-        for series in windows.groups.values():
+        for series in self._windows.groups.values():
             times = series.times
             if len(times) > 1 and times[1] < cutoff:
-                keep_from = bisect_left(times, cutoff) - 1
-                series.delete(0, keep_from)
-                windows.size -= keep_from
+                self._trim(series, cutoff)
+
+    def _trim(self, series: Series, cutoff: int) -> None:
+        """Drop the hits before the latest one older than ``cutoff``."""
+        keep_from = bisect_left(series.times, cutoff) - 1
+        if keep_from > 0:
+            series.delete(0, keep_from)
+            self._windows.size -= keep_from
 
     def _judge(self, group_key: str, series: Series, a: int, b: int) -> Firing | None:
         dt = series.times[b] - series.times[a]
@@ -776,7 +784,8 @@ class NewValueAggregation:
         return f"new_value.learn_start.{self.rule_id}"
 
     def add(self, hit: Hit) -> list[Firing]:
-        values = field_values(self._get(hit.event.raw))
+        value = self._get(hit.event.raw)
+        values = (value,) if type(value) is str else field_values(value)  # str: the usual
         if not values:
             return []
         t = hit.event.time_ns

@@ -47,6 +47,7 @@ class _Runner:
     """One enabled rule at run time: its predicate, group extraction, windows, realert."""
 
     __slots__ = (
+        "_hit",
         "aggregation",
         "by",
         "by_paths",
@@ -74,6 +75,7 @@ class _Runner:
         self.dirty: set[str] = set()
         self.value_getters: dict[str, Getter] = {}
         self.aggregation: Aggregation | None = None
+        self._hit = Hit(Event({}, 0, ""), "", {})
         if rule.aggregation is not None:
             self.aggregation = build_aggregation(
                 rule.aggregation,
@@ -112,10 +114,15 @@ class _Runner:
         key, group = self.group(raw) if grouped is None else grouped
         if self.aggregation is None:
             return [Firing(key, group, event, [event], 1)]
-        steps: tuple[int, ...] = ()
+        # One Hit per runner, refilled: a hand-over that aggregations never keep (see
+        # Hit), and a fresh object per matching event is measurable on the replay path.
+        hit = self._hit
+        hit.event = event
+        hit.group_key = key
+        hit.group = group
         if self.steps:
-            steps = tuple(i for i, pred in enumerate(self.steps) if pred(raw))
-        return self.aggregation.add(Hit(event, key, group, steps))
+            hit.steps = tuple(i for i, pred in enumerate(self.steps) if pred(raw))
+        return self.aggregation.add(hit)
 
     def values(self, raws: Sequence[dict[str, Any]]) -> Any:
         """``values(path)`` for summaries: sorted distinct values across the events'
@@ -243,7 +250,13 @@ class Engine:
     def process(self, event: Event) -> list[Alert]:
         """Evaluate one event; return the alerts it raises (none during warm-up)."""
         raw = event.raw
-        plan = self._plan_for(raw)
+        et = raw.get("event_type")  # _plan_for inline: this runs once per event
+        if type(et) is str:
+            plan = self._type_cache.get(et)
+            if plan is None:
+                plan = self._plan(et)
+        else:
+            plan = self._plan_for(raw)
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
