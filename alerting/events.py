@@ -241,10 +241,11 @@ class PackedEvent(Event):
 class LazyEvent(Event):
     """An event read from a JSON line whose body is not decoded yet.
 
-    The reader decodes only its ``head``: the time, id and type, and the fields the rules'
+    The reader decodes only its head: the time, id and type, and the fields the rules'
     conditions read (a fraction of a full parse). That is all a reorder buffer needs to
     hold and order the event, and all an engine needs to tell whether any rule can match
-    it. The body is decoded on release, only for events some rule can match, and only as
+    it (``relevant``, decided by the reader while the head is hot; the head is not kept).
+    The body is decoded on release, only for events some rule can match, and only as
     far as the rules read (``parsed(project)``). Holding the line rather than a decoded
     tree matters: a tree held while a thousand others are read goes cold, and touching or
     freeing it later costs more than decoding. Only a full parse can tell that a line is
@@ -253,21 +254,21 @@ class LazyEvent(Event):
     reader would have.
     """
 
-    __slots__ = ("_blob", "_reader", "head", "line")
+    __slots__ = ("_blob", "_reader", "line", "relevant")
 
     def __init__(
         self,
         blob: bytes,
         time_ns: int,
         event_id: str,
-        head: dict[str, Any],
+        relevant: bool,
         reader: LineParser,
         line: int,
     ) -> None:
         self._blob = blob
         self.time_ns = time_ns
         self.id = event_id
-        self.head = head
+        self.relevant = relevant
         self._reader = reader
         self.line = line
 

@@ -57,60 +57,58 @@ class ReorderBuffer:
         self.lateness_ns = lateness_ns
         self.max_items = max_items
         self.late = 0
-        self._run: deque[_Item] = deque()  # in (time, id, seq) order: appended only
-        self._heap: list[_Item] = []  # the arrivals that did not sort last
+        self._run: deque[Event] = deque()
+        self._heap: list[_Item] = []
 
     def ordered(self, events: Iterable[Event]) -> Iterator[Event]:
         """``events`` in ``(time, id)`` order as far as the lateness allows."""
         lateness = self.lateness_ns
         limit = self.max_items
-        run = self._run
-        heap = self._heap
+        run = self._run  # events, in order: an arrival that sorts last is appended
+        heap = self._heap  # (time, id, arrival number, event) for the other arrivals
         append = run.append
         popleft = run.popleft
-        newest: int | None = None
-        released: int | None = None
-        released_id = ""
+        newest = last_t = released = -(1 << 62)  # before any event time
+        last_id = released_id = ""
         seq = 0
         for event in events:
             t = event.time_ns
-            if released is not None and (
-                t < released or (t == released and event.id < released_id)
-            ):
+            if t < released or (t == released and event.id < released_id):
                 # It sorts before what already went out: it cannot be put back in order.
                 self.late += 1
                 yield event
                 continue
-            seq += 1
-            item = (t, event.id, seq, event)
-            if not run or item > run[-1]:
-                append(item)
+            if t > last_t or (t == last_t and event.id >= last_id) or not run:
+                append(event)
+                last_t, last_id = t, event.id
             else:
-                heapq.heappush(heap, item)
-            if newest is None or t > newest:
+                seq += 1
+                heapq.heappush(heap, (t, event.id, seq, event))
+            if t > newest:
                 newest = t
             horizon = newest - lateness
             if heap:  # the general case: merge the queue and the heap while ready
                 total = len(run) + len(heap)
                 while total:
-                    from_heap = bool(heap) and (not run or heap[0] < run[0])
-                    head = heap[0] if from_heap else run[0]
-                    if head[0] > horizon and total <= limit:
-                        break
-                    if from_heap:
-                        heapq.heappop(heap)
+                    if run and (not heap or (run[0].time_ns, run[0].id) <= heap[0][:2]):
+                        if run[0].time_ns > horizon and total <= limit:
+                            break
+                        ready = popleft()
                     else:
-                        popleft()
+                        if heap[0][0] > horizon and total <= limit:
+                            break
+                        ready = heapq.heappop(heap)[3]
                     total -= 1
-                    released, released_id = head[0], head[1]
-                    yield head[3]
+                    released, released_id = ready.time_ns, ready.id
+                    yield ready
                 continue
-            while run and (run[0][0] <= horizon or len(run) > limit):
-                head = popleft()
-                released, released_id = head[0], head[1]
-                yield head[3]
+            while run and (run[0].time_ns <= horizon or len(run) > limit):
+                ready = popleft()
+                released, released_id = ready.time_ns, ready.id
+                yield ready
         heap.sort()
-        for item in heapq.merge(run, heap):
+        rest = [(e.time_ns, e.id, 0, e) for e in run]
+        for item in heapq.merge(rest, heap):
             yield item[3]
         run.clear()
         heap.clear()
@@ -172,15 +170,14 @@ def replay(
     """Run ``events`` through ``engine`` in event-time order; report each alert.
 
     ``events`` from ``read_for_replay(path, engine)`` are ``LazyEvent``s: one no rule can
-    match (told from its head) is counted and never held or decoded; the others are
-    decoded when the buffer releases them, only in the fields the rules read
+    match (told from its head, ``relevant``) is counted and never held or decoded; the
+    others are decoded when the buffer releases them, only in the fields the rules read
     (``Engine.fields_read``). One whose body turns out malformed is reported by its
     reader and not counted as read.
     """
     result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
     buffer = ReorderBuffer(lateness_ns)
     process = engine.process
-    may_match = engine.may_match
     fields = engine.fields_read()
     project = jsonutil.projection_decoder(fields) if fields is not None else None
     per_rule = result.per_rule
@@ -191,7 +188,7 @@ def replay(
     def matchable(events: Iterable[Event]) -> Iterator[Event]:
         nonlocal ignored, ignored_first, ignored_last
         for event in events:
-            if type(event) is LazyEvent and not may_match(event.head):
+            if type(event) is LazyEvent and not event.relevant:
                 ignored += 1
                 t = event.time_ns
                 if ignored_first is None or t < ignored_first:
@@ -252,7 +249,7 @@ def read_for_replay(
     only in the fields ``engine``'s conditions read, the rest when needed."""
     from alerting.source.files import read_events
 
-    return read_events(path, on_skip=on_skip, head=engine.condition_fields())
+    return read_events(path, on_skip=on_skip, head=engine.condition_fields(), keep=engine.may_match)
 
 
 def format_summary(result: ReplayResult) -> str:

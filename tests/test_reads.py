@@ -143,6 +143,6 @@ def test_the_head_gives_every_condition_the_verdict_of_the_whole_event(export):
     engine = Engine(load_rules([PACK]))
     heads = list(read_for_replay(export, engine, on_skip=pytest.fail))
     whole = {e.id: e for e in read_events(export, on_skip=pytest.fail)}
-    verdicts = [(engine.may_match(e.head), engine.can_match(whole[e.id])) for e in heads]
+    verdicts = [(e.relevant, engine.can_match(whole[e.id])) for e in heads]
     assert all(head == full for head, full in verdicts)
     assert {head for head, _ in verdicts} == {True, False}  # both kinds are in the traffic

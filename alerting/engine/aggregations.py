@@ -100,7 +100,7 @@ from alerting.engine.types import (
     ThresholdSpec,
     TravelSpec,
 )
-from alerting.engine.windows import KEEP_FULL, Series, Windows
+from alerting.engine.windows import Series, Windows
 from alerting.events import Event, format_timestamp
 
 if TYPE_CHECKING:
@@ -502,14 +502,11 @@ class TravelAggregation(_Windowed):
         t = held.time_ns
         here = (lat, lon)
         times = series.times
-        if not times or t > times[-1]:  # in order: append (Series.insert's own fast path)
-            events = series.events
-            times.append(t)
-            events.append(held)
+        if not times or t > times[-1]:  # in order: append (Series.insert's own fast path;
+            times.append(t)  # no slimming: travel holds its few logins whole, see __init__)
+            series.events.append(held)
             series.aux.append(here)
             i = len(times) - 1
-            if i >= KEEP_FULL:
-                events[i - KEEP_FULL].slim()
         else:
             i = series.insert(held, here)
         windows.size += 1

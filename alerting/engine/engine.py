@@ -31,6 +31,7 @@ logger = logging.getLogger("alerting.engine")
 
 MAX_SUMMARY_CHARS = 4000
 _TYPE_CACHE_LIMIT = 4096  # distinct event_type strings remembered (attacker-bounded)
+_GROUP_CACHE_LIMIT = 65_536  # one-field text groups remembered per rule (attacker-bounded)
 
 
 @dataclass(slots=True)
@@ -47,11 +48,12 @@ class _Runner:
     """One enabled rule at run time: its predicate, group extraction, windows, realert."""
 
     __slots__ = (
-        "_hit",
+        "_groups",
         "aggregation",
         "by",
         "by_paths",
         "dirty",
+        "hit",
         "last",
         "match",
         "order",
@@ -75,7 +77,8 @@ class _Runner:
         self.dirty: set[str] = set()
         self.value_getters: dict[str, Getter] = {}
         self.aggregation: Aggregation | None = None
-        self._hit = Hit(Event({}, 0, ""), "", {})
+        self.hit = Hit(Event({}, 0, ""), "", {})  # refilled for each matching event
+        self._groups: dict[str, tuple[str, dict[str, Any]]] = {}
         if rule.aggregation is not None:
             self.aggregation = build_aggregation(
                 rule.aggregation,
@@ -97,32 +100,25 @@ class _Runner:
         if len(by) == 1:
             path, getter = by[0]
             value = getter(raw)
-            if value is MISSING:
+            if type(value) is str:
+                # The usual group (a user): one (key, group) per value, made once. Groups
+                # are shared read-only anyway (windows hold one per series).
+                known = self._groups.get(value)
+                if known is not None:
+                    return known
+                if not value.startswith("\x00"):
+                    if len(self._groups) >= _GROUP_CACHE_LIMIT:
+                        self._groups.clear()  # values are attacker-chosen text: bounded
+                    known = self._groups[value] = (value, {path: value})
+                    return known
+            elif value is MISSING:
                 value = None
-            if type(value) is str and not value.startswith("\x00"):
-                return value, {path: value}
             return "\x00" + jsonutil.dumps([value], sort_keys=True), {path: value}
         group: dict[str, Any] = {}
         for path, getter in by:
             value = getter(raw)
             group[path] = None if value is MISSING else value
         return "\x00" + jsonutil.dumps(list(group.values()), sort_keys=True), group
-
-    def hit(self, event: Event, grouped: tuple[str, dict[str, Any]] | None = None) -> list[Firing]:
-        """Account a matching event; ``grouped`` is ``group(raw)`` when already known."""
-        raw = event.raw
-        key, group = self.group(raw) if grouped is None else grouped
-        if self.aggregation is None:
-            return [Firing(key, group, event, [event], 1)]
-        # One Hit per runner, refilled: a hand-over that aggregations never keep (see
-        # Hit), and a fresh object per matching event is measurable on the replay path.
-        hit = self._hit
-        hit.event = event
-        hit.group_key = key
-        hit.group = group
-        if self.steps:
-            hit.steps = tuple(i for i, pred in enumerate(self.steps) if pred(raw))
-        return self.aggregation.add(hit)
 
     def values(self, raws: Sequence[dict[str, Any]]) -> Any:
         """``values(path)`` for summaries: sorted distinct values across the events'
@@ -261,7 +257,7 @@ class Engine:
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
         last_paths: tuple[str, ...] | None = None
-        grouped: tuple[str, dict[str, Any]] | None = None
+        grouped: tuple[str, dict[str, Any]] = ("", {})  # set at the first match
         for runner, match in plan:
             try:
                 if match is not True and not match(raw):
@@ -270,7 +266,20 @@ class Engine:
                 if runner.by_paths != last_paths:
                     grouped = runner.group(raw)
                     last_paths = runner.by_paths
-                firings = runner.hit(event, grouped)
+                key, group = grouped
+                aggregation = runner.aggregation
+                if aggregation is None:
+                    firings = [Firing(key, group, event, [event], 1)]
+                else:
+                    # One Hit per runner, refilled: a hand-over that aggregations never
+                    # keep (see Hit); a fresh object per matching event is measurable.
+                    hit = runner.hit
+                    hit.event = event
+                    hit.group_key = key
+                    hit.group = group
+                    if runner.steps:
+                        hit.steps = tuple(i for i, pred in enumerate(runner.steps) if pred(raw))
+                    firings = aggregation.add(hit)
                 if not firings or self._warmup:
                     continue
                 for firing in firings:

@@ -136,6 +136,7 @@ def read_events(
     *,
     on_skip: Callable[[str], None],
     head: frozenset[str] | None = None,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[Event]:
     """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected).
 
@@ -145,7 +146,8 @@ def read_events(
 
     ``head`` (a replay's hot path, where msgspec is installed): JSONL events come as
     ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded;
-    ``parsed()`` decodes the rest, reporting a malformed body to ``on_skip`` then.
+    ``keep(head)`` sets their ``relevant`` flag (True without ``keep``); ``parsed()``
+    decodes the rest, reporting a malformed body to ``on_skip`` then.
     """
     name = "<stdin>" if str(path) == "-" else str(path)
     stream, owned = _open(path, name)
@@ -155,7 +157,7 @@ def read_events(
         if first[:1] == b"[":
             records = _array_events(first, chunks, name, line, on_skip)
         else:
-            records = _jsonl_events(first, chunks, name, line, on_skip, head)
+            records = _jsonl_events(first, chunks, name, line, on_skip, head, keep)
         for event in records:
             yield event
             yield from records  # the rest without a Python-level loop per event
@@ -259,6 +261,7 @@ def _jsonl_events(
     line: int,
     on_skip: Callable[[str], None],
     head: frozenset[str] | None,
+    keep: Callable[[dict[str, Any]], bool] | None,
 ) -> Iterator[Event]:
     # Hot path, with a head: only those fields are decoded (LazyEvent); the body is
     # parsed later, by whoever needs it. Otherwise orjson parses the line's bytes directly
@@ -292,7 +295,8 @@ def _jsonl_events(
                     except ValueError:
                         on_skip(f"{name}:{lineno}: {_unusable(fields)}")
                     else:
-                        yield LazyEvent(data, time_ns, event_id, fields, reader, lineno)
+                        relevant = keep is None or keep(fields)
+                        yield LazyEvent(data, time_ns, event_id, relevant, reader, lineno)
                     continue
         if fast:
             try:
