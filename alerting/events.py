@@ -40,24 +40,22 @@ def parse_timestamp(text: str) -> int:
     DI API's own convention). Raises ``ValueError`` naming the text on anything else.
     """
     # Hot path (every event): a minute already parsed in full, then "SS", an optional
-    # fraction and "Z" or nothing. Anything else, errors included, takes the full parse.
+    # fraction and "Z" (or nothing for whole seconds). Anything else, errors included,
+    # takes the full parse. Told apart by length: fewer steps than slicing the rest.
     if type(text) is str:
         base = _MINUTE_CACHE.get(text[:17])
         if base is not None:
-            rest = text[19:]
-            if not rest or rest == "Z" or rest == "z":
-                sec = text[17:19]
-                if len(sec) == 2 and sec.isdecimal():
-                    s = int(sec)
-                    if s <= 60:
-                        return base + s * _NS
-            elif rest[0] in ".," and rest[-1] in "Zz" and 3 <= len(rest) <= 11:
-                digits = text[17:19] + rest[1:-1]  # seconds and fraction as one number
-                if digits.isdecimal():
-                    k = len(rest) - 2
+            n = len(text)
+            if n > 21 and text[19] in ".," and text[n - 1] in "Zz":  # 1-9 fraction digits
+                digits = text[17:19] + text[20 : n - 1]  # seconds and fraction as one
+                if n <= 30 and digits.isdecimal():
                     value = int(digits)
-                    if value < _SECOND_LIMIT[k]:
-                        return base + value * _FRACTION_SCALE[k]
+                    if value < _SECOND_LIMIT[n - 21]:
+                        return base + value * _FRACTION_SCALE[n - 21]
+            elif n == 19 or (n == 20 and text[19] in "Zz"):  # whole seconds
+                sec = text[17:19]
+                if sec.isdecimal() and (s := int(sec)) <= 60:
+                    return base + s * _NS
     return _parse_timestamp_full(text)
 
 

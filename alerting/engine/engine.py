@@ -247,11 +247,8 @@ class Engine:
         """Evaluate one event; return the alerts it raises (none during warm-up)."""
         raw = event.raw
         et = raw.get("event_type")  # _plan_for inline: this runs once per event
-        if type(et) is str:
-            plan = self._type_cache.get(et)
-            if plan is None:
-                plan = self._plan(et)
-        else:
+        plan = self._type_cache.get(et) if type(et) is str else None
+        if plan is None:
             plan = self._plan_for(raw)
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
@@ -310,7 +307,11 @@ class Engine:
         fields the conditions read (``condition_fields``). A condition that raises counts
         as a match: ``process`` then reports the error.
         """
-        for _runner, match in self._plan_for(raw):
+        et = raw.get("event_type")  # _plan_for inline: this runs once per event read
+        plan = self._type_cache.get(et) if type(et) is str else None
+        if plan is None:
+            plan = self._plan_for(raw)
+        for _runner, match in plan:
             if match is True:
                 return True
             try:
