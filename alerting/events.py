@@ -246,10 +246,10 @@ class LazyEvent(Event):
     The body is decoded on release, only for events some rule can match, and only as
     far as the rules read (``parsed(project)``). Holding the line rather than a decoded
     tree matters: a tree held while a thousand others are read goes cold, and touching or
-    freeing it later costs more than decoding. Only a full parse can tell that a line is
-    malformed somewhere the decoders skipped (e.g. invalid UTF-8 in an unrelated field),
-    so ``parsed()`` reports that through the reader's ``on_skip`` with the line, as the
-    reader would have.
+    freeing it later costs more than decoding. The reader checks the whole line's UTF-8
+    and msgspec its syntax; where orjson is stricter still (a number beyond float range
+    in a field no head reads), ``parsed()`` reports it through the reader's ``on_skip``
+    with the line, as the reader would have.
     """
 
     __slots__ = ("_blob", "_reader", "line", "relevant")
@@ -290,11 +290,8 @@ class LazyEvent(Event):
                 raw = project(blob)
             except ValueError:
                 pass  # the full parse below says why
-            else:
-                # The projection skips unread text unchecked: a line with invalid UTF-8
-                # anywhere is refused, as the full parse would refuse it.
-                if blob.isascii() or _is_utf8(blob):
-                    return JsonEvent(raw, self.time_ns, self.id, blob, None, True)
+            else:  # (the reader checked the line's UTF-8, which this skips unread)
+                return JsonEvent(raw, self.time_ns, self.id, blob, None, True)
         try:
             raw = jsonutil.loads(blob)
         except ValueError:
@@ -305,14 +302,6 @@ class LazyEvent(Event):
                 return None
             return Event(raw, self.time_ns, self.id)
         return JsonEvent(raw, self.time_ns, self.id, blob)
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class LineParser(Protocol):

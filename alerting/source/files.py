@@ -288,8 +288,9 @@ def _jsonl_events(
                 pass  # the paths below say why, or find an event the head could not
             else:
                 event_id = fields.get("id")
-                # No id: the whole event is needed, for its content hash.
-                if type(event_id) is str and event_id:
+                # No id: the whole event is needed, for its content hash. The head decoder
+                # skips unread text unchecked, so UTF-8 is checked here (ASCII: at once).
+                if type(event_id) is str and event_id and (data.isascii() or _utf8(data)):
                     try:
                         time_ns = parse_timestamp(fields.get("timestamp"))  # type: ignore[arg-type]
                     except ValueError:
@@ -335,6 +336,14 @@ def _unusable(raw: dict[str, Any]) -> str:
     except EventError as exc:
         return str(exc)
     return "unusable timestamp"  # not reached: identify() parses the same timestamp
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _json_reason(exc: ValueError) -> str:
