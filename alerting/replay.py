@@ -217,7 +217,8 @@ def replay(
             if count % ADVANCE_EVERY == 0:
                 engine.advance(last_ns)  # type: ignore[arg-type]  # the newest time evaluated
             if progress is not None and count % 4096 == 0:
-                result.events, result.first_ns, result.last_ns = count, first_ns, last_ns
+                result.events = count + ignored - malformed
+                result.first_ns, result.last_ns = first_ns, last_ns
                 progress(result)
             if type(event) is LazyEvent:
                 parsed = event.parsed(project)

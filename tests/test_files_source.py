@@ -61,6 +61,18 @@ def test_jsonl_with_blank_lines_crlf_and_bom(tmp_path: Path) -> None:
     assert skipped == []
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_jsonl_after_more_than_a_chunk_of_blank_lines(tmp_path: Path, compress: bool) -> None:
+    """The first content byte sits past the first read: reading on from there, line
+    numbers included, is the same for a plain file (read on in place) and gzip."""
+    path = tmp_path / "events.jsonl"
+    data = b"\n" * 70_000 + b"   " + jsonl([raw(1)]) + b"{broken\n" + jsonl([raw(2)])
+    path.write_bytes(gzip.compress(data) if compress else data)
+    ids, skipped = read(path)
+    assert ids == ["ev000001", "ev000002"]
+    assert [message.split(" (")[0] for message in skipped] == [f"{path}:70002: invalid JSON"]
+
+
 def test_events_keep_raw_fields_and_nanosecond_time(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(jsonl([raw(1, geoip={"country_code": "FR"})]))

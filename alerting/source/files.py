@@ -157,7 +157,11 @@ def read_events(
         if first[:1] == b"[":
             records = _array_events(first, chunks, name, line, on_skip)
         else:
-            records = _jsonl_events(first, chunks, name, line, on_skip, head, keep)
+            # A regular file is read on from where its content starts; anything else
+            # (stdin, gzip) through the chunks already read.
+            regular = stream if stream is owned and type(stream) is io.BufferedReader else None
+            readline = _line_reader(first, chunks, regular)
+            records = _jsonl_events(readline, name, line, on_skip, head, keep)
         for event in records:
             yield event
             yield from records  # the rest without a Python-level loop per event
@@ -211,9 +215,18 @@ class _ChunkStream(io.RawIOBase):
 _LINE_LIMIT = MAX_LINE + 1  # a full line of MAX_LINE bytes plus its newline still fits
 
 
-def _line_reader(first: bytes, chunks: Iterator[bytes]) -> Callable[[], bytes]:
-    """``readline()`` over the chunks, in C: each call returns one line with its end
-    (``b""`` at the end of input), or a ``_LINE_LIMIT``-byte piece of a longer line."""
+def _line_reader(
+    first: bytes, chunks: Iterator[bytes], regular: io.BufferedReader | None
+) -> Callable[[], bytes]:
+    """``readline()`` from ``first`` on, in C: each call returns one line with its end
+    (``b""`` at the end of input), or a ``_LINE_LIMIT``-byte piece of a longer line.
+
+    ``regular``: the plain file the chunks came from, read on directly from where
+    ``first`` starts (no copy through the chunks).
+    """
+    if regular is not None:
+        regular.seek(regular.tell() - len(first))
+        return functools.partial(regular.readline, _LINE_LIMIT)
     stream = io.BufferedReader(_ChunkStream(_chain(first, chunks)), buffer_size=_CHUNK)
     return functools.partial(stream.readline, _LINE_LIMIT)
 
@@ -255,8 +268,7 @@ class _LineReader:
 
 
 def _jsonl_events(
-    first: bytes,
-    chunks: Iterator[bytes],
+    readline: Callable[[], bytes],
     name: str,
     line: int,
     on_skip: Callable[[str], None],
@@ -274,7 +286,6 @@ def _jsonl_events(
     from_json = JsonEvent.from_json
     from_raw = Event.from_raw
     fast = _BYTES_JSON
-    readline = _line_reader(first, chunks)
     lineno = line - 1
     for data in iter(readline, b""):
         lineno += 1
