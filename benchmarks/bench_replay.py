@@ -2,7 +2,7 @@
 
 All three read the same cached JSONL file (simulator traffic). The bare loop only reads
 lines and JSON-parses them (the floor for any Python replay); the replays run the real
-path of ``alerting replay``: ``read_events`` -> reorder buffer -> engine -> each alert
+path of ``alerting replay``: ``read_for_replay`` -> reorder buffer -> engine -> each alert
 serialised to JSON. Ratios are taken within one run, so the machine cancels out.
 
     python -m benchmarks.bench_replay [--events N] [--repeats R] [--profile]

@@ -33,6 +33,12 @@ def machine() -> dict[str, str]:
         parser = f"orjson {orjson.__version__}"
     except ImportError:  # pragma: no cover
         parser = "json (stdlib)"
+    try:
+        import msgspec
+
+        parser += f", msgspec {msgspec.__version__}"
+    except ImportError:  # pragma: no cover
+        parser += ", no msgspec (events parsed whole)"
     return {
         "cpu": cpu,
         "nproc": str(os.cpu_count()),
