@@ -158,15 +158,14 @@ def identify(raw: Any) -> tuple[int, str]:
 
 class JsonEvent(Event):
     """An event parsed from ``blob``, which it keeps: parsing ``blob`` again gives an equal
-    ``raw``. So the event can be held packed (``PackedEvent``) without re-encoding, and
-    unpacked when needed.
+    ``raw``, so windows can hold the line instead of the tree (no re-encoding).
 
     ``partial``: ``raw`` holds only the top-level fields the rules read (decoded from
     ``blob`` by ``LazyEvent.parsed``); ``blob`` is still the whole event, and
     ``complete()`` gives it back in full for what alerts show.
     """
 
-    __slots__ = ("_packed", "blob", "partial")
+    __slots__ = ("blob", "partial")
 
     def __init__(
         self,
@@ -174,27 +173,18 @@ class JsonEvent(Event):
         time_ns: int,
         event_id: str,
         blob: bytes,
-        packed: PackedEvent | None = None,
         partial: bool = False,
     ) -> None:
         self.raw = raw
         self.time_ns = time_ns
         self.id = event_id
         self.blob = blob
-        self._packed = packed
         self.partial = partial
 
     @classmethod
     def from_json(cls, raw: Any, blob: bytes) -> JsonEvent:
         """``Event.from_raw`` for ``raw = orjson.loads(blob)``."""
         return cls(raw, *identify(raw), blob)
-
-    def packed(self) -> PackedEvent:
-        """The same event held as bytes (made once: the buffer and windows share it)."""
-        packed = self._packed
-        if packed is None:
-            packed = self._packed = PackedEvent(self.blob, self.time_ns, self.id)
-        return packed
 
     def complete(self) -> Event:
         if not self.partial:
@@ -208,32 +198,6 @@ class JsonEvent(Event):
                 return Event(json.loads(self.blob), self.time_ns, self.id)
             except (ValueError, RecursionError):
                 return self  # nothing parses it whole: the alert shows the fields read
-
-
-class PackedEvent(Event):
-    """An event held for a while (reorder buffer, windows): ``raw`` kept as JSON bytes.
-
-    One bytes object instead of a tree of ~50 dicts and strings is ~4x less memory and,
-    more to the point, far fewer cache misses: a tree held while thousands of others are
-    parsed goes cold, and walking it later (matching, freeing) costs more than parsing it
-    again. Reading ``raw`` returns an equal, fresh dict.
-    """
-
-    __slots__ = ("_blob",)
-
-    def __init__(self, blob: bytes, time_ns: int, event_id: str) -> None:
-        self._blob = blob
-        self.time_ns = time_ns
-        self.id = event_id
-
-    @property
-    def raw(self) -> dict[str, Any]:  # type: ignore[override]
-        value: dict[str, Any] = jsonutil.loads(self._blob)
-        return value
-
-    def unpacked(self) -> JsonEvent:
-        """The event with ``raw`` parsed once, for evaluating it."""
-        return JsonEvent(jsonutil.loads(self._blob), self.time_ns, self.id, self._blob, self)
 
 
 class LazyEvent(Event):
@@ -291,7 +255,7 @@ class LazyEvent(Event):
             except ValueError:
                 pass  # the full parse below says why
             else:  # (the reader checked the line's UTF-8, which this skips unread)
-                return JsonEvent(raw, self.time_ns, self.id, blob, None, True)
+                return JsonEvent(raw, self.time_ns, self.id, blob, partial=True)
         try:
             raw = jsonutil.loads(blob)
         except ValueError:

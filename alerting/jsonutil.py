@@ -72,9 +72,10 @@ def projection_decoder(keys: frozenset[str]) -> Callable[[bytes], dict[str, Any]
 
     Raises ``ValueError`` on malformed JSON or a value that is not an object. It does not
     check text it skips (e.g. UTF-8 inside an unread field): callers that must reject such
-    a line check it themselves. None where msgspec does not install.
+    a line check it themselves. None where msgspec does not install, and for a key that
+    is not ASCII (msgspec 0.23 never matches one: the field would silently go missing).
     """
-    if msgspec is None:
+    if msgspec is None or not all(key.isascii() for key in keys):
         return None
     # A TypedDict with every field optional: msgspec builds exactly the keys present.
     shape: Any = TypedDict("Projection", dict.fromkeys(sorted(keys), Any), total=False)  # type: ignore[misc]

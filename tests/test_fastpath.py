@@ -1,10 +1,10 @@
 """The replay hot path (commit "a faster hot path") keeps every user-visible result.
 
-Covered: packed events round-trip; the per-event-type folding of conditions gives the
-verdict of the plain condition; the reorder buffer orders, counts late events, passes
-irrelevant events through unparsed and stays bounded; the bytes fast path of the JSONL
-reader yields and reports exactly what the careful path does; a shuffled simulator
-export replays to the same alerts as the sorted one.
+Covered: lazy and partly decoded events give back the whole event; the per-event-type
+folding of conditions gives the verdict of the plain condition; the reorder buffer
+orders, counts late events and stays bounded; a replay never decodes events no rule can
+match; the fast paths of the JSONL reader yield and report exactly what the careful
+path does; a shuffled simulator export replays to the same alerts as the sorted one.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from alerting.events import (
     Event,
     JsonEvent,
     LazyEvent,
-    PackedEvent,
     format_timestamp,
     parse_timestamp,
 )
@@ -50,11 +49,17 @@ def json_event(raw: dict[str, Any]) -> JsonEvent:
     return JsonEvent.from_json(jsonutil.loads(blob), blob)
 
 
+def projector(*fields: str) -> Any:
+    decode = jsonutil.projection_decoder(frozenset({"timestamp", "id", "event_type", *fields}))
+    assert decode is not None  # msgspec is installed here
+    return decode
+
+
 def raw_at(seconds: float, event_id: str, **fields: Any) -> dict[str, Any]:
     return {"id": event_id, "timestamp": format_timestamp(T0 + int(seconds * S)), **fields}
 
 
-# ----------------------------------------------------------------- 1. packed events
+# ----------------------------------------------------------------- 1. lazy and partial events
 
 NESTED = {
     "id": "evt-ü-1",
@@ -70,32 +75,39 @@ NESTED = {
 }
 
 
-def test_a_packed_event_round_trips_to_an_equal_raw_dict():
-    event = json_event(NESTED)
-    packed = event.packed()
-    assert isinstance(packed, PackedEvent)
-    assert packed.raw == NESTED
-    assert (packed.time_ns, packed.id) == (event.time_ns, event.id)
-    assert packed.time_ns == parse_timestamp(NESTED["timestamp"])
-    assert packed.id == "evt-ü-1"
-    assert packed.raw["initiated_by"]["groups"][1]["名前"] == ["日本語", "🙂"]
-    back = packed.unpacked()
-    assert isinstance(back, JsonEvent)
-    assert back.raw == NESTED
-    assert (back.time_ns, back.id) == (event.time_ns, event.id)
+def lazy_event(raw: dict[str, Any], tmp_path: Any) -> LazyEvent:
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(blob_of(raw))
+    [event] = read_events(path, on_skip=pytest.fail, head=frozenset())
+    assert type(event) is LazyEvent
+    return event
 
 
-def test_packed_raw_is_a_fresh_copy_each_time():
-    packed = json_event(NESTED).packed()
-    first = packed.raw
-    first["initiated_by"]["username"] = "mallory"
-    first["initiated_by"]["groups"].append("admins")
-    first["success"] = True
-    del first["note"]
-    second = packed.raw
-    assert second == NESTED
-    assert second is not first
-    assert packed.unpacked().raw == NESTED  # unpacking reads the bytes, not the mutated copy
+def test_a_lazy_event_decodes_to_an_equal_raw_dict(tmp_path):
+    event = lazy_event(NESTED, tmp_path)
+    assert event.time_ns == parse_timestamp(NESTED["timestamp"])
+    assert event.id == "evt-ü-1"
+    whole = event.parsed()
+    assert type(whole) is JsonEvent
+    assert not whole.partial
+    assert whole.raw == NESTED
+    assert whole.raw["initiated_by"]["groups"][1]["名前"] == ["日本語", "🙂"]
+    part = event.parsed(projector("initiated_by", "note"))
+    assert type(part) is JsonEvent
+    assert part.partial
+    assert part.raw == {
+        k: NESTED[k] for k in ("id", "timestamp", "event_type", "initiated_by", "note")
+    }
+    assert (part.time_ns, part.id) == (whole.time_ns, whole.id)
+    assert part.complete().raw == NESTED
+
+
+def test_a_partial_event_completes_from_its_line_not_from_a_mutated_raw(tmp_path):
+    part = lazy_event(NESTED, tmp_path).parsed(projector("initiated_by"))
+    assert part is not None
+    part.raw["initiated_by"]["username"] = "mallory"
+    part.raw["success"] = True
+    assert part.complete().raw == NESTED
 
 
 def test_an_event_without_id_gets_the_same_content_id_either_way():
@@ -103,7 +115,6 @@ def test_an_event_without_id_gets_the_same_content_id_either_way():
     event = json_event(raw)
     assert event.id == Event.from_raw(raw).id
     assert event.id.startswith("sha1:")
-    assert event.packed().id == event.id
 
 
 @pytest.mark.parametrize(
@@ -135,12 +146,20 @@ _JSON = st.recursive(
 
 @settings(max_examples=60, deadline=None)
 @given(fields=st.dictionaries(_TEXT, _JSON, max_size=6), seconds=st.integers(0, 10**6))
-def test_any_json_object_survives_packing(fields, seconds):
+def test_any_json_object_survives_projection_and_completion(fields, seconds):
     raw = {**fields, "id": "e1", "timestamp": format_timestamp(T0 + seconds * S)}
-    packed = json_event(raw).packed()
-    assert packed.raw == raw
-    assert packed.unpacked().raw == raw
-    assert packed.time_ns == T0 + seconds * S
+    blob = blob_of(raw)
+    some = sorted(k for k in fields if k.isascii())[:2]  # others: see the next test
+    part = JsonEvent(projector(*some)(blob), T0 + seconds * S, "e1", blob, partial=True)
+    assert part.raw == {k: v for k, v in raw.items() if k in {"id", "timestamp", *some}}
+    assert part.complete().raw == raw
+
+
+def test_a_field_name_beyond_ascii_is_decoded_whole():
+    """msgspec never matches a non-ASCII key of a projection: no projection then, rather
+    than an event that silently lacks the field."""
+    assert jsonutil.projection_decoder(frozenset({"id", "prénom"})) is None
+    assert jsonutil.projection_decoder(frozenset({"id", "prenom"})) is not None
 
 
 # ----------------------------------------------------------------- 2. specialisation
@@ -566,7 +585,6 @@ def test_fast_path_yields_the_valid_events_and_reports_each_bad_line(mixed_file)
     events, skipped = read_all(mixed_file)
     check_mixed(mixed_file, events, skipped)
     assert all(type(e) is JsonEvent for e in events)  # parsed once, from the bytes
-    assert all(e.packed().raw == e.raw for e in events)  # type: ignore[attr-defined]
 
 
 def test_careful_path_gives_the_same_events_and_reports(mixed_file, monkeypatch):
@@ -593,12 +611,6 @@ def test_lazy_reading_gives_the_same_events_and_reports_once_parsed(mixed_file):
     assert [(e.raw, e.id, e.time_ns) for e in events] == [
         (e.raw, e.id, e.time_ns) for e in eager_events
     ]
-
-
-def projector(*fields: str) -> Any:
-    decode = jsonutil.projection_decoder(frozenset({"timestamp", "id", "event_type", *fields}))
-    assert decode is not None  # msgspec is installed here
-    return decode
 
 
 def test_lazy_events_decode_only_the_fields_asked_for(mixed_file):

@@ -146,3 +146,25 @@ def test_the_head_gives_every_condition_the_verdict_of_the_whole_event(export):
     verdicts = [(e.relevant, engine.can_match(whole[e.id])) for e in heads]
     assert all(head == full for head, full in verdicts)
     assert {head for head, _ in verdicts} == {True, False}  # both kinds are in the traffic
+
+
+def test_a_rule_on_a_field_name_beyond_ascii_replays_as_on_whole_events(tmp_path):
+    rules = write_rule(
+        tmp_path,
+        """\
+        id: accents
+        title: Accents
+        severity: low
+        detection:
+          sel: {event_type: thing, "état": bloqué}
+        """,
+    )
+    path = tmp_path / "events.jsonl"
+    raws = [
+        {"id": f"e{i}", "timestamp": f"2026-03-02T00:00:0{i}Z", "event_type": "thing", "état": s}
+        for i, s in enumerate(["bloqué", "ouvert", "bloqué"])
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in raws), encoding="utf-8")
+    lazy = alerts_of(read_for_replay(path, Engine(rules), on_skip=pytest.fail), rules)
+    assert [a["event_ids"] for a in lazy] == [["e0"], ["e2"]]
+    assert lazy == alerts_of(read_events(path, on_skip=pytest.fail), rules)
