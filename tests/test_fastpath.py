@@ -22,8 +22,10 @@ from alerting import jsonutil
 from alerting.cli import main as cli_main
 from alerting.engine.conditions import And, Node, Not, Or, Ref, evaluate, specialize_tree
 from alerting.engine.engine import Engine
+from alerting.engine.fields import MISSING
 from alerting.engine.loader import load_rules
 from alerting.engine.matchers import compile_selection
+from alerting.engine.reads import flag_fields
 from alerting.errors import EventError
 from alerting.events import (
     Event,
@@ -262,19 +264,23 @@ def specialised_verdict(residual: Any, raw: dict[str, Any]) -> bool:
     return residual if isinstance(residual, bool) else bool(residual(raw))
 
 
-def test_every_rule_specialised_per_event_type_gives_the_plain_verdict(table_rules):
+def known_values(raw: dict[str, Any], *fields: str) -> dict[str, Any]:
+    return {f: raw.get(f, MISSING) for f in ("event_type", *fields)}
+
+
+def test_every_rule_specialised_per_known_fields_gives_the_plain_verdict(table_rules):
     events = table_events()
     matched = dict.fromkeys(RULE_DETECTIONS, 0)
     for rule in table_rules:
-        assert rule.for_type is not None
+        assert rule.specialize is not None
         for raw in events:
             plain = rule.condition(raw)
             matched[rule.id] += plain
-            et = raw.get("event_type")
-            if type(et) is not str:
+            if type(raw.get("event_type")) is not str:
                 continue  # the engine folds only for a text event_type
-            got = specialised_verdict(rule.for_type(et), raw)
-            assert got == plain, (rule.id, raw)
+            for fields in ((), ("success",), ("success", "mfa", "client_ip")):
+                got = specialised_verdict(rule.specialize(known_values(raw, *fields)), raw)
+                assert got == plain, (rule.id, fields, raw)
     # each rule matches some events and rejects some: the comparison is not vacuous
     assert matched.pop("contradiction") == 0  # `sel and other` on two types: never
     assert all(0 < count < len(events) for count in matched.values()), matched
@@ -302,6 +308,24 @@ def test_indexed_engine_gives_the_same_alerts_as_brute_force(table_rules):
     brute = [a.to_dict() for a in Engine(table_rules, use_index=False).process_many(events)]
     assert indexed == brute
     assert {a["rule"] for a in indexed} == set(RULE_DETECTIONS) - {"contradiction"}
+
+
+def test_plans_per_flag_values_give_the_alerts_of_full_conditions(table_rules):
+    """``success`` and ``mfa`` are tested only against plain booleans here, so the engine
+    keys its plans on their values too (null and absent alike); texts like "false" and
+    lists in a flag must still give the verdicts of the full conditions."""
+    assert flag_fields(table_rules) == ("mfa", "success")
+    raws = table_events(800, seed=4)
+    raws[7]["success"] = ["false"]  # unhashable: the plan per event type only
+    raws[9]["success"] = "FALSE"
+    events = [Event.from_raw(r) for r in raws if not isinstance(r.get("event_type"), list)]
+    indexed = Engine(table_rules)
+    plain = Engine(table_rules, use_index=False)
+    assert [a.to_dict() for a in indexed.process_many(events)] == [
+        a.to_dict() for a in plain.process_many(events)
+    ]
+    for event in events:
+        assert indexed.can_match(event) == plain.can_match(event), event.raw
 
 
 def test_a_list_valued_event_type_meets_the_same_rules_indexed_or_not(table_rules):
@@ -332,14 +356,16 @@ SELECTIONS = [
 @pytest.mark.parametrize("body", SELECTIONS, ids=[json.dumps(b) for b in SELECTIONS])
 def test_a_selection_specialised_per_event_type_gives_the_plain_verdict(body):
     selection = compile_selection("sel", body)
-    assert selection.for_type is not None
+    assert selection.specialize is not None
     outcomes = set()
     for raw in table_events(300, seed=3):
         et = raw.get("event_type")
         plain = selection.predicate(raw)
         outcomes.add(plain)
         if type(et) is str:
-            assert specialised_verdict(selection.for_type(et), raw) == plain, raw
+            for fields in ((), ("success",), ("success", "mfa")):
+                residual = selection.specialize(known_values(raw, *fields))
+                assert specialised_verdict(residual, raw) == plain, (fields, raw)
         if plain and selection.event_types is not None and not isinstance(et, list):
             assert type(et) is str  # a list meets every rule in full, not through the index
             assert et.lower() in selection.event_types

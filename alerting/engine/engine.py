@@ -19,7 +19,7 @@ from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerp
 from alerting.engine.aggregations import DEFAULT_MAX_ENTRIES, build_aggregation
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.held import Holder, pick_samples
-from alerting.engine.reads import condition_fields, fields_read
+from alerting.engine.reads import condition_fields, fields_read, flag_fields
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import Aggregation, Firing, Hit
 from alerting.events import Event, format_timestamp
@@ -169,6 +169,10 @@ class Engine:
         self._by_type: dict[str, list[_Runner]] = {}
         self._catch_all: tuple[_Runner, ...] = ()
         self._type_cache: dict[str, tuple[tuple[_Runner, Any], ...]] = {}
+        # Plans per (event_type, values of the flag fields): see _plan_for.
+        self._flags = flag_fields(self.rules) if use_index else ()
+        self._probe = ("event_type", *self._flags)
+        self._plans: dict[tuple[Any, ...], tuple[tuple[_Runner, Any], ...]] = {}
         self._catch_all_plan: tuple[tuple[_Runner, Any], ...] = ()
         self._every_plan: tuple[tuple[_Runner, Any], ...] = ()
         self._warmup = False
@@ -212,16 +216,36 @@ class Engine:
         runners = self._indexed(event_type)
         if len(self._type_cache) >= _TYPE_CACHE_LIMIT:
             return tuple((r, r.match) for r in runners)
+        found = self._type_cache[event_type] = self._specialized(
+            runners, {"event_type": event_type}
+        )
+        return found
+
+    def _specialized(
+        self, runners: tuple[_Runner, ...], known: dict[str, Any]
+    ) -> tuple[tuple[_Runner, Any], ...]:
+        """Each runner's condition partly evaluated for ``known`` field values; the
+        runners it rules out left out."""
         plan = []
         for runner in runners:
-            for_type = runner.rule.for_type if self._use_index else None
+            specialize = runner.rule.specialize if self._use_index else None
             try:
-                residual = runner.match if for_type is None else for_type(event_type)
+                residual = runner.match if specialize is None else specialize(known)
             except Exception:  # noqa: BLE001 - no shortcut then: the full condition decides
                 residual = runner.match
             if residual is not False:
                 plan.append((runner, residual))
-        found = self._type_cache[event_type] = tuple(plan)
+        return tuple(plan)
+
+    def _plan_known(self, key: tuple[Any, ...]) -> tuple[tuple[_Runner, Any], ...]:
+        """The plan for events whose ``event_type`` and flag fields have these values."""
+        event_type = key[0]
+        if len(self._plans) >= _TYPE_CACHE_LIMIT:
+            return self._plan(event_type)  # attacker-chosen values: per type only, then
+        known = {"event_type": event_type}
+        for field, value in zip(self._flags, key[1:], strict=True):
+            known[field] = MISSING if value is None else value  # the same verdict: see flag_fields
+        found = self._plans[key] = self._specialized(self._indexed(event_type), known)
         return found
 
     def candidates(self, event: Event) -> list[str]:
@@ -236,20 +260,27 @@ class Engine:
     # ----------------------------------------------------------------- processing
 
     def _plan_for(self, raw: dict[str, Any]) -> tuple[tuple[_Runner, Any], ...]:
-        """The (runner, condition left to check) pairs an event must go through."""
+        """The (runner, condition left to check) pairs an event must go through.
+
+        Plans are cached per event type and values of the flag fields (``success``,
+        ``mfa``, ...): most events then meet only the rules they match, with nothing
+        left to check. A flag that holds a list or an object (no cache key) falls back
+        to the plan per event type.
+        """
         et = raw.get("event_type")
         if type(et) is str:
-            plan = self._type_cache.get(et)
-            return self._plan(et) if plan is None else plan
+            key = tuple(map(raw.get, self._probe))
+            try:
+                plan = self._plans.get(key)
+            except TypeError:  # unhashable: a list or object where a flag should be
+                return self._plan(et)
+            return self._plan_known(key) if plan is None else plan
         return self._catch_all_plan if et is None else self._every_plan
 
     def process(self, event: Event) -> list[Alert]:
         """Evaluate one event; return the alerts it raises (none during warm-up)."""
         raw = event.raw
-        et = raw.get("event_type")  # _plan_for inline: this runs once per event
-        plan = self._type_cache.get(et) if type(et) is str else None
-        if plan is None:
-            plan = self._plan_for(raw)
+        plan = self._plan_for(raw)
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
@@ -307,11 +338,7 @@ class Engine:
         fields the conditions read (``condition_fields``). A condition that raises counts
         as a match: ``process`` then reports the error.
         """
-        et = raw.get("event_type")  # _plan_for inline: this runs once per event read
-        plan = self._type_cache.get(et) if type(et) is str else None
-        if plan is None:
-            plan = self._plan_for(raw)
-        for _runner, match in plan:
+        for _runner, match in self._plan_for(raw):
             if match is True:
                 return True
             try:

@@ -10,7 +10,7 @@ and drafts can live in sub-directories.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +200,8 @@ class _Builder:
                 continue
             out.selections[name] = selection.predicate
             out.selection_types[name] = selection.event_types
-            if selection.for_type is not None:
-                out.specializers[name] = selection.for_type
+            if selection.specialize is not None:
+                out.specializers[name] = selection.specialize
         if not names:
             self.error(("detection",), "detection has no selections: add at least one")
             return out
@@ -336,7 +336,7 @@ class _Builder:
             path=self.path,
             model=model,
             condition=compile_tree(compiled.tree, compiled.selections),
-            for_type=_for_type(compiled.tree, compiled.selections, compiled.specializers),
+            specialize=_specializer(compiled.tree, compiled.selections, compiled.specializers),
             condition_text=compiled.condition_text,
             event_types=required_event_types(compiled.tree, compiled.selection_types),
             selections=dict(compiled.selections),
@@ -430,19 +430,20 @@ class _Builder:
                 self.error(where, exc.message)
 
 
-def _for_type(
+def _specializer(
     tree: Node, selections: Mapping[str, Predicate], specializers: Mapping[str, Specializer]
-) -> Callable[[str], Residual]:
-    """The rule's condition partly evaluated for one ``event_type`` text (engine index)."""
+) -> Specializer:
+    """The rule's condition partly evaluated for known top-level field values (the
+    engine's per-event-type plans; see ``matchers.Specializer``)."""
 
-    def for_type(event_type: str) -> Residual:
+    def specialize(known: Mapping[str, Any]) -> Residual:
         def residual(name: str) -> Residual:
-            specialize = specializers.get(name)
-            return specialize(event_type) if specialize is not None else selections[name]
+            part = specializers.get(name)
+            return part(known) if part is not None else selections[name]
 
         return specialize_tree(tree, residual)
 
-    return for_type
+    return specialize
 
 
 def _sequence_steps(data: dict[str, Any]) -> list[str]:

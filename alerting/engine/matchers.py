@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -23,7 +23,9 @@ Predicate = Callable[[dict[str, Any]], bool]
 ValueTest = Callable[[Any], bool]
 Residual = Predicate | bool
 """A predicate partly evaluated: ``True``/``False`` when decided, else what remains."""
-Specializer = Callable[[str], Residual]
+Specializer = Callable[[Mapping[str, Any]], Residual]
+"""A condition partly evaluated for known values of some top-level fields (``known``:
+field -> value, ``MISSING`` for a field the event lacks); see ``_map_specializer``."""
 
 STRING_MODIFIERS = ("contains", "startswith", "endswith")
 TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists")
@@ -64,9 +66,9 @@ class CompiledSelection:
     predicate: Predicate
     event_types: frozenset[str] | None
     fields: tuple[str, ...]
-    for_type: Specializer | None = None
-    """What is left to check once ``event_type`` is known to be a given text: ``True``
-    or ``False`` when that decides it, else a predicate over the other entries."""
+    specialize: Specializer | None = None
+    """What is left to check once some top-level fields (``event_type``, flags) are known:
+    ``True`` or ``False`` when that decides it, else a predicate over the other entries."""
 
 
 # --------------------------------------------------------------------------- wildcards
@@ -548,40 +550,42 @@ def _compile_map(
 
 
 def _map_specializer(entries: list[tuple[str, Predicate]]) -> Specializer:
-    """Partial evaluation of an AND of entries for a known ``event_type`` text.
+    """Partial evaluation of an AND of entries for known values of some top-level fields.
 
-    An ``event_type`` entry reads nothing but that one key, so its result for the event
-    is its result on ``{"event_type": text}``: a constant. The engine asks this once per
-    distinct event type and then checks only the entries that are left.
+    An entry on a one-key field path reads nothing but that key, so once the event's
+    value there is known its result is a constant: its result on a dict holding just the
+    known values. The engine asks this once per distinct combination of known values
+    (event type, flags such as ``success``) and then checks only the entries left.
     """
-    typed = [pred for field, pred in entries if field == "event_type"]
-    others = [pred for field, pred in entries if field != "event_type"]
-    rest: Residual = _and(others) if others else True
 
-    def for_type(event_type: str) -> Residual:
-        probe = {"event_type": event_type}
-        for pred in typed:
-            if not pred(probe):
-                return False
-        return rest
+    def specialize(known: Mapping[str, Any]) -> Residual:
+        probe = {k: v for k, v in known.items() if v is not MISSING}
+        rest: list[Predicate] = []
+        for field, pred in entries:
+            if field in known:
+                if not pred(probe):
+                    return False
+            else:
+                rest.append(pred)
+        return _and(rest) if rest else True
 
-    return for_type
+    return specialize
 
 
 def _or_specializer(parts: list[Specializer]) -> Specializer:
     """Partial evaluation of an OR of mappings (a list selection)."""
 
-    def for_type(event_type: str) -> Residual:
+    def specialize(known: Mapping[str, Any]) -> Residual:
         left: list[Predicate] = []
         for part in parts:
-            residual = part(event_type)
+            residual = part(known)
             if residual is True:
                 return True
             if residual is not False:
                 left.append(residual)
         return _or(left) if left else False
 
-    return for_type
+    return specialize
 
 
 def _and(preds: list[Predicate]) -> Predicate:
@@ -629,8 +633,8 @@ def _or(preds: list[Predicate]) -> Predicate:
 def compile_selection(name: str, body: Any) -> CompiledSelection:
     """Compile a named selection; raises ``SelectionError`` with a path inside it."""
     if isinstance(body, dict):
-        pred, types, map_fields, for_type = _compile_map(body, ())
-        return CompiledSelection(name, pred, types, tuple(map_fields), for_type)
+        pred, types, map_fields, specialize = _compile_map(body, ())
+        return CompiledSelection(name, pred, types, tuple(map_fields), specialize)
     if isinstance(body, list):
         if not body:
             raise SelectionError("an empty selection matches nothing: add field: value entries")

@@ -98,3 +98,26 @@ def fields_read(rules: Iterable[CompiledRule]) -> frozenset[str] | None:
         out |= found
         out.update(parts[0] for parts in rule.held_paths if parts)
     return frozenset(out)
+
+
+def flag_fields(rules: Iterable[CompiledRule]) -> tuple[str, ...]:
+    """Top-level fields that every condition entry on them tests against plain booleans
+    (``success: false``), sorted. Their values are few, and a null one decides those
+    entries as an absent one does, so the engine can partly evaluate each rule's
+    condition per combination of their values, as it does per event type."""
+    flags: set[str] = set()
+    other: set[str] = set()
+    for rule in rules:
+        for name, body in rule.model.detection.items():
+            if name == "condition":
+                continue
+            for mapping in body if isinstance(body, list) else [body]:
+                if not isinstance(mapping, dict):
+                    continue
+                for key, value in mapping.items():
+                    field, _, mods = str(key).partition("|")
+                    field = field.strip()
+                    values = value if isinstance(value, list) else [value]
+                    plain = not mods and bool(values) and all(isinstance(v, bool) for v in values)
+                    (flags if plain else other).add(field)
+    return tuple(sorted(f for f in flags - other if "." not in f and not f.startswith("$")))

@@ -8,7 +8,6 @@ a ``CompiledRule``: everything precompiled so the engine does no parsing per eve
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.durations import Duration, parse_duration_ns, td_ns
 from alerting.engine.fields import Getter
-from alerting.engine.matchers import Predicate, Residual
+from alerting.engine.matchers import Predicate, Specializer
 from alerting.engine.types import (
     AggregationSpec,
     DistinctSpec,
@@ -163,9 +162,10 @@ class CompiledRule:
     realert_ns: int
     summary: Template | None
     step_predicates: tuple[Predicate, ...] = ()
-    # The condition partly evaluated for a known event_type text (the engine's index):
-    # True/False when that decides it, else what is left to check. None: no shortcut.
-    for_type: Callable[[str], Residual] | None = None
+    # The condition partly evaluated for known top-level field values (the engine's
+    # plans): True/False when that decides it, else what is left to check. None: no
+    # shortcut.
+    specialize: Specializer | None = None
     fields: list[str] = field(default_factory=list)
     tests: list[RuleTestCase] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
