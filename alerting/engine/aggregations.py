@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
@@ -206,11 +206,20 @@ class _Windowed:
     kind = ""
 
     def __init__(
-        self, within_ns: int, windows: Windows[Any], *, tolerance_ns: int, holder: Holder
+        self,
+        within_ns: int,
+        series: Callable[[], Series],
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
     ) -> None:
         self._within = within_ns
         self._tolerance = tolerance_ns
-        self._windows = windows
+        self._windows: Windows[Any] = Windows(
+            series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
+        )
         self._hold = holder.hold
 
     def evict(self, watermark_ns: int) -> None:
@@ -250,10 +259,14 @@ class ThresholdAggregation(_Windowed):
         tolerance_ns: int,
         holder: Holder,
     ) -> None:
-        windows: Windows[Series] = Windows(
-            Series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
+        super().__init__(
+            td_ns(spec.within),
+            Series,
+            rule_id=rule_id,
+            max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=holder,
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._count = spec.count
 
@@ -345,10 +358,14 @@ class DistinctAggregation(_Windowed):
         tolerance_ns: int,
         holder: Holder,
     ) -> None:
-        windows: Windows[_DistinctSeries] = Windows(
-            _DistinctSeries, rule_id=rule_id, kind=self.kind, max_entries=max_entries
+        super().__init__(
+            td_ns(spec.within),
+            _DistinctSeries,
+            rule_id=rule_id,
+            max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=holder,
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._count = spec.count
         self._get: Getter = compile_path(spec.field)
@@ -443,16 +460,20 @@ class TravelAggregation(_Windowed):
         tolerance_ns: int,
         holder: Holder,
     ) -> None:
-        windows: Windows[Series] = Windows(
-            Series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
-        )
-        # Held whole, whatever the summary reads: eviction keeps a group's logins only
-        # for the out-of-order tolerance (see evict), so few per group, and a rule over
-        # every login (two-thirds of DI traffic) would otherwise project each of them.
-        # A late login's neighbours and the places in the details are then whole too.
+        # Held whole, whatever the summary reads (the rule's holder is not used): eviction
+        # keeps a group's logins only for the out-of-order tolerance (see evict), so few
+        # per group, and a rule over every login (two-thirds of DI traffic) would
+        # otherwise project each of them. A late login's neighbours and the places in
+        # the details are then whole too.
         del holder
-        holder = Holder.full()
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
+        super().__init__(
+            td_ns(spec.within),
+            Series,
+            rule_id=rule_id,
+            max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=Holder.full(),
+        )
         self.spec = spec
         self._lat = compile_path(spec.latitude)
         self._lon = compile_path(spec.longitude)
@@ -637,13 +658,14 @@ class SequenceAggregation(_Windowed):
         holder: Holder,
     ) -> None:
         steps = len(spec.steps)
-        windows: Windows[_SequenceSeries] = Windows(
+        super().__init__(
+            td_ns(spec.within),
             lambda: _SequenceSeries(steps),
             rule_id=rule_id,
-            kind=self.kind,
             max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=holder,
         )
-        super().__init__(td_ns(spec.within), windows, tolerance_ns=tolerance_ns, holder=holder)
         self.spec = spec
         self._counts = tuple(step.count for step in spec.steps)
         self._last = len(spec.steps) - 1

@@ -32,14 +32,20 @@ def first_field(path: str) -> str | None:
     return m.group(1) or m.group(3)
 
 
-def _detection_paths(detection: dict[str, Any]) -> Iterator[str]:
+def _detection_entries(detection: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(field path, modifiers, value) of every entry of every selection."""
     for name, body in detection.items():
         if name == "condition":
             continue
         for mapping in body if isinstance(body, list) else [body]:
             if isinstance(mapping, dict):
-                for key in mapping:
-                    yield str(key).split("|", 1)[0].strip()
+                for key, value in mapping.items():
+                    field, _, mods = str(key).partition("|")
+                    yield field.strip(), mods, value
+
+
+def _detection_paths(detection: dict[str, Any]) -> Iterator[str]:
+    return (field for field, _mods, _value in _detection_entries(detection))
 
 
 def _first_fields(paths: Iterable[str]) -> set[str] | None:
@@ -108,16 +114,8 @@ def flag_fields(rules: Iterable[CompiledRule]) -> tuple[str, ...]:
     flags: set[str] = set()
     other: set[str] = set()
     for rule in rules:
-        for name, body in rule.model.detection.items():
-            if name == "condition":
-                continue
-            for mapping in body if isinstance(body, list) else [body]:
-                if not isinstance(mapping, dict):
-                    continue
-                for key, value in mapping.items():
-                    field, _, mods = str(key).partition("|")
-                    field = field.strip()
-                    values = value if isinstance(value, list) else [value]
-                    plain = not mods and bool(values) and all(isinstance(v, bool) for v in values)
-                    (flags if plain else other).add(field)
+        for field, mods, value in _detection_entries(rule.model.detection):
+            values = value if isinstance(value, list) else [value]
+            plain = not mods and bool(values) and all(isinstance(v, bool) for v in values)
+            (flags if plain else other).add(field)
     return tuple(sorted(f for f in flags - other if "." not in f and not f.startswith("$")))
