@@ -80,6 +80,7 @@ Late events, eviction, memory
 from __future__ import annotations
 
 import logging
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -88,7 +89,7 @@ from alerting import jsonutil
 from alerting.durations import td_ns
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.geo import coordinate, haversine_km
-from alerting.engine.held import HeldEvent, Holder
+from alerting.engine.held import HeldEvent, Holder, event_json
 from alerting.engine.types import (
     Aggregation,
     AggregationSpec,
@@ -100,8 +101,8 @@ from alerting.engine.types import (
     ThresholdSpec,
     TravelSpec,
 )
-from alerting.engine.windows import Series, Windows
-from alerting.events import Event, format_timestamp
+from alerting.engine.windows import GroupSeries, Series, Windows
+from alerting.events import Event, JsonEvent, format_timestamp
 
 if TYPE_CHECKING:
     from alerting.store import Store
@@ -208,7 +209,7 @@ class _Windowed:
     def __init__(
         self,
         within_ns: int,
-        series: Callable[[], Series],
+        series: Callable[[], GroupSeries],
         *,
         rule_id: str,
         max_entries: int,
@@ -446,6 +447,59 @@ class DistinctAggregation(_Windowed):
 # ---------------------------------------------------------------------- travel
 
 
+class _Logins:
+    """One group's located logins in ``(time, id)`` order, as parallel columns.
+
+    Travel holds every login of a group for the out-of-order tolerance (two-thirds of DI
+    traffic is logins), and what a login holds is freed long after, cold: a cost per
+    object. So a login keeps its time, its id and its line, with the coordinates unboxed
+    in arrays; a ``HeldEvent`` is made only for the two logins of a firing.
+    """
+
+    __slots__ = ("blobs", "group", "ids", "lats", "lons", "times")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.ids: list[str] = []
+        self.blobs: list[bytes] = []
+        self.lats = array("d")
+        self.lons = array("d")
+        self.group: dict[str, Any] = {}  # the group's {path: value}, set by Windows.get
+
+    def insert(self, time_ns: int, event_id: str, blob: bytes, lat: float, lon: float) -> int:
+        """Insert a login that does not sort last (late); returns its index."""
+        times, ids = self.times, self.ids
+        i = bisect_left(times, time_ns)
+        end = bisect_right(times, time_ns, i)
+        while i < end and ids[i] <= event_id:
+            i += 1
+        times.insert(i, time_ns)
+        ids.insert(i, event_id)
+        self.blobs.insert(i, blob)
+        self.lats.insert(i, lat)
+        self.lons.insert(i, lon)
+        return i
+
+    def event(self, i: int) -> HeldEvent:
+        """Login ``i`` as an event (whole)."""
+        return HeldEvent.whole(self.times[i], self.ids[i], self.blobs[i])
+
+    def delete(self, start: int, stop: int) -> None:
+        """Remove logins ``[start, stop)``."""
+        del self.times[start:stop]
+        del self.ids[start:stop]
+        del self.blobs[start:stop]
+        del self.lats[start:stop]
+        del self.lons[start:stop]
+
+    def drop_before(self, cutoff_ns: int) -> int:
+        """Drop logins older than ``cutoff_ns``; returns how many."""
+        k = bisect_left(self.times, cutoff_ns)
+        if k:
+            self.delete(0, k)
+        return k
+
+
 class TravelAggregation(_Windowed):
     """Adjacent located hits too far apart for the time between them (docstring: travel)."""
 
@@ -460,19 +514,17 @@ class TravelAggregation(_Windowed):
         tolerance_ns: int,
         holder: Holder,
     ) -> None:
-        # Held whole, whatever the summary reads (the rule's holder is not used): eviction
-        # keeps a group's logins only for the out-of-order tolerance (see evict), so few
-        # per group, and a rule over every login (two-thirds of DI traffic) would
-        # otherwise project each of them. A late login's neighbours and the places in
-        # the details are then whole too.
-        del holder
+        # Logins are held whole, whatever the summary reads (the rule's holder is not
+        # used): eviction keeps a group's logins only for the out-of-order tolerance (see
+        # evict), so few per group, and a late login's neighbours and the places in the
+        # details are then whole too.
         super().__init__(
             td_ns(spec.within),
-            Series,
+            _Logins,
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
-            holder=Holder.full(),
+            holder=holder,
         )
         self.spec = spec
         self._lat = compile_path(spec.latitude)
@@ -491,7 +543,8 @@ class TravelAggregation(_Windowed):
             self._pair = (lat_parts[0], lat_parts[1], lon_parts[1])
 
     def add(self, hit: Hit) -> list[Firing]:
-        raw = hit.event.raw
+        event = hit.event
+        raw = event.raw
         pair = self._pair
         lat: Any = None
         lon: Any = None
@@ -518,35 +571,38 @@ class TravelAggregation(_Windowed):
                 return []
         windows = self._windows
         key = hit.group_key
-        series = windows.groups.get(key) or windows.get(key, hit.group)
-        held = self._hold(hit.event)
-        t = held.time_ns
-        here = (lat, lon)
-        times = series.times
-        if not times or t > times[-1]:  # in order: append (Series.insert's own fast path;
-            times.append(t)  # no slimming: travel holds its few logins whole, see __init__)
-            series.events.append(held)
-            series.aux.append(here)
+        logins: _Logins = windows.groups.get(key) or windows.get(key, hit.group)
+        t = event.time_ns
+        blob = event.blob if type(event) is JsonEvent else event_json(event)
+        times = logins.times
+        lats = logins.lats
+        lons = logins.lons
+        if not times or t > times[-1]:  # in order: append (the usual case)
+            times.append(t)
+            logins.ids.append(event.id)
+            logins.blobs.append(blob)
+            lats.append(lat)
+            lons.append(lon)
             i = len(times) - 1
         else:
-            i = series.insert(held, here)
+            i = logins.insert(t, event.id, blob, lat, lon)
         windows.size += 1
         firings: list[Firing] = []
-        aux = series.aux
         within = self._within
         # _judge's own first checks inline: most logins are from where the last one was
-        if i > 0 and aux[i - 1] != here and t - times[i - 1] < within:
-            firing = self._judge(key, series, i - 1, i)
+        if i > 0 and (lats[i - 1] != lat or lons[i - 1] != lon) and t - times[i - 1] < within:
+            firing = self._judge(key, logins, i - 1, i)
             if firing is not None:
                 firings.append(firing)
-        if i < len(times) - 1 and aux[i + 1] != here and times[i + 1] - t < within:
-            firing = self._judge(key, series, i, i + 1)
+        last = len(times) - 1
+        if i < last and (lats[i + 1] != lat or lons[i + 1] != lon) and times[i + 1] - t < within:
+            firing = self._judge(key, logins, i, i + 1)
             if firing is not None:
                 firings.append(firing)
-        if i > 1 and i == len(times) - 1 and times[1] < t - self._tolerance:
+        if i > 1 and i == last and times[1] < t - self._tolerance:
             # The group's newest hit bounds its later ones too (out of order by at most
             # the tolerance): trim now, while the entries are hot, not at the next evict.
-            self._trim(series, t - self._tolerance)
+            self._trim(logins, t - self._tolerance)
         if windows.size > windows.max_entries:
             windows.enforce_cap()
         return firings
@@ -560,26 +616,25 @@ class TravelAggregation(_Windowed):
         """
         super().evict(watermark_ns)
         cutoff = watermark_ns - self._tolerance
-        for series in self._windows.groups.values():
-            times = series.times
+        for logins in self._windows.groups.values():
+            times = logins.times
             if len(times) > 1 and times[1] < cutoff:
-                self._trim(series, cutoff)
+                self._trim(logins, cutoff)
 
-    def _trim(self, series: Series, cutoff: int) -> None:
+    def _trim(self, logins: _Logins, cutoff: int) -> None:
         """Drop the hits before the latest one older than ``cutoff``."""
-        keep_from = bisect_left(series.times, cutoff) - 1
+        keep_from = bisect_left(logins.times, cutoff) - 1
         if keep_from > 0:
-            series.delete(0, keep_from)
+            logins.delete(0, keep_from)
             self._windows.size -= keep_from
 
-    def _judge(self, group_key: str, series: Series, a: int, b: int) -> Firing | None:
-        dt = series.times[b] - series.times[a]
+    def _judge(self, group_key: str, logins: _Logins, a: int, b: int) -> Firing | None:
+        dt = logins.times[b] - logins.times[a]
         if dt >= self._within:
             return None
-        here, there = series.aux[a], series.aux[b]
-        if here == there:  # the usual case: same place, distance 0 never fires
+        lat1, lon1, lat2, lon2 = logins.lats[a], logins.lons[a], logins.lats[b], logins.lons[b]
+        if lat1 == lat2 and lon1 == lon2:  # the usual case: same place, distance 0
             return None
-        (lat1, lon1), (lat2, lon2) = here, there
         distance = haversine_km(lat1, lon1, lat2, lon2)
         spec = self.spec
         if distance < spec.min_distance_km:
@@ -587,7 +642,7 @@ class TravelAggregation(_Windowed):
         speed = distance / (max(dt, _MINUTE_NS) / _HOUR_NS)
         if speed <= spec.max_speed_kmh:
             return None
-        first, second = series.events[a], series.events[b]
+        first, second = logins.event(a), logins.event(b)
         details = {
             "distance_km": round(distance, 1),
             "speed_kmh": round(speed, 1),
@@ -595,7 +650,7 @@ class TravelAggregation(_Windowed):
             "from": self._place(first, lat1, lon1),
             "to": self._place(second, lat2, lon2),
         }
-        return Firing(group_key, series.group, second, [first, second], 2, details)
+        return Firing(group_key, logins.group, second, [first, second], 2, details)
 
     def _place(self, event: Event, lat: float, lon: float) -> dict[str, Any]:
         raw = event.raw

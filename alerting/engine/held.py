@@ -38,6 +38,7 @@ __all__ = [
     "HeldEvent",
     "Holder",
     "SummaryNeeds",
+    "event_json",
     "held_in_full",
     "pick_samples",
     "summary_needs",
@@ -101,6 +102,11 @@ class HeldEvent(Event):
                 partial["timestamp"] = format_timestamp(self.time_ns)
         return partial
 
+    @classmethod
+    def whole(cls, time_ns: int, event_id: str, full: bytes) -> HeldEvent:
+        """An entry kept whole for its whole stay (never slimmed)."""
+        return cls(time_ns, event_id, full, _Keep.FULL)
+
     @property
     def full(self) -> bool:
         """Whether ``raw`` is the whole event (else the projection)."""
@@ -150,7 +156,7 @@ def pick_samples(events: Sequence[Event], trigger: Event, limit: int) -> list[Ev
 _last_encoded: tuple[Event, bytes] | None = None
 
 
-def _full_json(event: Event) -> bytes:
+def event_json(event: Event) -> bytes:
     """The event's whole JSON: the line it was parsed from, or ``raw`` encoded once."""
     global _last_encoded
     if type(event) is JsonEvent:
@@ -203,7 +209,7 @@ class Holder:
         It starts in full; the series slims it once newer entries push it out of the
         newest ``MAX_SAMPLE_EVENTS``.
         """
-        full = event.blob if type(event) is JsonEvent else _full_json(event)
+        full = event.blob if type(event) is JsonEvent else event_json(event)
         if self.hold_full:
             return HeldEvent(event.time_ns, event.id, full, _Keep.FULL)
         if not self.paths:

@@ -16,7 +16,7 @@ import itertools
 import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from alerting.engine.held import MAX_SAMPLE_EVENTS, HeldEvent
 
@@ -101,7 +101,18 @@ class Series:
         return k
 
 
-S = TypeVar("S", bound=Series)
+class GroupSeries(Protocol):
+    """What ``Windows`` needs of a group's series (``Series``, or travel's own columns)."""
+
+    times: list[int]
+    group: dict[str, Any]
+
+    def drop_before(self, cutoff_ns: int) -> int:
+        """Drop entries older than ``cutoff_ns``; returns how many."""
+        ...
+
+
+S = TypeVar("S", bound=GroupSeries)
 
 
 class Windows(Generic[S]):
