@@ -172,10 +172,12 @@ def replay(
     ``events`` from ``read_for_replay(path, engine)`` are ``LazyEvent``s: one no rule can
     match (told from its head, ``relevant``) is counted and never held or decoded; the
     others are decoded when the buffer releases them, only in the fields the rules read
-    (``Engine.fields_read``). One whose body turns out malformed is reported by its
-    reader and not counted as read.
+    (``Engine.fields_read``), and go through the rules ``engine`` routed their head to
+    (``RoutedEvents``). One whose body turns out malformed is reported by its reader and
+    not counted as read.
     """
     result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
+    routed = type(events) is RoutedEvents and events.engine is engine
     buffer = ReorderBuffer(lateness_ns)
     process = engine.process
     fields = engine.fields_read()
@@ -225,8 +227,9 @@ def replay(
                 if parsed is None:
                     malformed += 1
                     continue
-                event = parsed
-            alerts = process(event)
+                alerts = process(parsed, event.relevant if routed else None)
+            else:
+                alerts = process(event)
             if alerts:
                 for alert in alerts:
                     result.alerts += 1
@@ -243,14 +246,28 @@ def replay(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class RoutedEvents:
+    """Events read for ``engine``: a ``LazyEvent``'s ``relevant`` is ``engine.route()`` of
+    its head, which ``replay`` hands back to ``engine`` with the event (no second
+    lookup)."""
+
+    events: Iterator[Event]
+    engine: Engine
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events
+
+
 def read_for_replay(
     path: str | Path, engine: Engine, *, on_skip: Callable[[str], None]
-) -> Iterator[Event]:
+) -> RoutedEvents:
     """The events of a file as ``replay(events, engine)`` reads them fastest: decoded
     only in the fields ``engine``'s conditions read, the rest when needed."""
     from alerting.source.files import read_events
 
-    return read_events(path, on_skip=on_skip, head=engine.condition_fields(), keep=engine.may_match)
+    head = engine.condition_fields()
+    return RoutedEvents(read_events(path, on_skip=on_skip, head=head, keep=engine.route), engine)
 
 
 def format_summary(result: ReplayResult) -> str:

@@ -522,9 +522,9 @@ def test_replay_never_parses_events_no_rule_can_match(tmp_path, monkeypatch):
     seen: list[Event] = []
     process = engine.process
 
-    def recording(event: Event) -> Any:
+    def recording(event: Event, route: Any = None) -> Any:
         seen.append(event)
-        return process(event)
+        return process(event, route)
 
     engine.process = recording  # type: ignore[method-assign]
     path = tmp_path / "events.jsonl"

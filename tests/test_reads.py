@@ -127,6 +127,44 @@ def test_projected_events_raise_the_same_alerts_as_whole_ones(export):
     assert any(set(sample) - fields for sample in samples)
 
 
+def counted_routes(engine: Engine, monkeypatch) -> list[int]:
+    """How many times ``engine`` looks up which rules an event goes through."""
+    lookups = [0]
+    find = engine._plan_for
+
+    def counting(raw):
+        lookups[0] += 1
+        return find(raw)
+
+    monkeypatch.setattr(engine, "_plan_for", counting)
+    return lookups
+
+
+def test_replay_routes_each_event_once_from_its_head(export, monkeypatch):
+    rules = load_rules([PACK])
+    whole = alerts_of(read_events(export, on_skip=pytest.fail), rules)
+    engine = Engine(rules)
+    lookups = counted_routes(engine, monkeypatch)
+    got: list = []
+    result = replay(
+        read_for_replay(export, engine, on_skip=pytest.fail), engine, on_alert=got.append
+    )
+    assert [a.to_dict() for a in got] == whole
+    assert lookups[0] == result.events  # at the head, never again in process()
+
+
+def test_events_read_for_another_engine_are_routed_again(export, monkeypatch):
+    rules = load_rules([PACK])
+    whole = alerts_of(read_events(export, on_skip=pytest.fail), rules)
+    other = read_for_replay(export, Engine(rules), on_skip=pytest.fail)
+    engine = Engine(rules)
+    lookups = counted_routes(engine, monkeypatch)
+    got: list = []
+    result = replay(other, engine, on_alert=got.append)
+    assert [a.to_dict() for a in got] == whole
+    assert 0 < lookups[0] < result.events  # the events some rule of the other can match
+
+
 def test_without_msgspec_replay_reads_whole_events_with_the_same_alerts(export, monkeypatch):
     from alerting import jsonutil
     from alerting.events import JsonEvent
@@ -143,9 +181,11 @@ def test_the_head_gives_every_condition_the_verdict_of_the_whole_event(export):
     engine = Engine(load_rules([PACK]))
     heads = list(read_for_replay(export, engine, on_skip=pytest.fail))
     whole = {e.id: e for e in read_events(export, on_skip=pytest.fail)}
-    verdicts = [(e.relevant, engine.can_match(whole[e.id])) for e in heads]
+    verdicts = [(bool(e.relevant), engine.can_match(whole[e.id])) for e in heads]
     assert all(head == full for head, full in verdicts)
     assert {head for head, _ in verdicts} == {True, False}  # both kinds are in the traffic
+    # ... and the same rules to go through, which replay hands back to the engine
+    assert all(e.relevant == engine.route(whole[e.id].raw) for e in heads)
 
 
 def test_a_rule_on_a_field_name_beyond_ascii_replays_as_on_whole_events(tmp_path):

@@ -143,6 +143,10 @@ class _Runner:
         return values
 
 
+Route = tuple[tuple[_Runner, Any], ...]
+"""The (runner, what is left of its condition to check) pairs an event goes through."""
+
+
 def default_summary(title: str, group: dict[str, Any], count: int) -> str:
     """``Title: alice (10 events)`` — what a rule without ``summary:`` says."""
     noun = "event" if count == 1 else "events"
@@ -168,13 +172,13 @@ class Engine:
         self._use_index = use_index
         self._by_type: dict[str, list[_Runner]] = {}
         self._catch_all: tuple[_Runner, ...] = ()
-        self._type_cache: dict[str, tuple[tuple[_Runner, Any], ...]] = {}
+        self._type_cache: dict[str, Route] = {}
         # Plans per (event_type, values of the flag fields): see _plan_for.
         self._flags = flag_fields(self.rules) if use_index else ()
         self._probe = ("event_type", *self._flags)
-        self._plans: dict[tuple[Any, ...], tuple[tuple[_Runner, Any], ...]] = {}
-        self._catch_all_plan: tuple[tuple[_Runner, Any], ...] = ()
-        self._every_plan: tuple[tuple[_Runner, Any], ...] = ()
+        self._plans: dict[tuple[Any, ...], Route] = {}
+        self._catch_all_plan: Route = ()
+        self._every_plan: Route = ()
         self._warmup = False
         self._build_index()
         if store is not None:
@@ -202,7 +206,7 @@ class Engine:
         specific = self._by_type.get(event_type.lower(), [])
         return tuple(sorted((*specific, *self._catch_all), key=lambda r: r.order))
 
-    def _plan(self, event_type: str) -> tuple[tuple[_Runner, Any], ...]:
+    def _plan(self, event_type: str) -> Route:
         """(runner, what is left of its condition) for events of this exact type.
 
         Each condition is partly evaluated for the type: a rule it rules out is left out,
@@ -221,9 +225,7 @@ class Engine:
         )
         return found
 
-    def _specialized(
-        self, runners: tuple[_Runner, ...], known: dict[str, Any]
-    ) -> tuple[tuple[_Runner, Any], ...]:
+    def _specialized(self, runners: tuple[_Runner, ...], known: dict[str, Any]) -> Route:
         """Each runner's condition partly evaluated for ``known`` field values; the
         runners it rules out left out."""
         plan = []
@@ -237,7 +239,7 @@ class Engine:
                 plan.append((runner, residual))
         return tuple(plan)
 
-    def _plan_known(self, key: tuple[Any, ...]) -> tuple[tuple[_Runner, Any], ...]:
+    def _plan_known(self, key: tuple[Any, ...]) -> Route:
         """The plan for events whose ``event_type`` and flag fields have these values."""
         event_type = key[0]
         if len(self._plans) >= _TYPE_CACHE_LIMIT:
@@ -259,7 +261,7 @@ class Engine:
 
     # ----------------------------------------------------------------- processing
 
-    def _plan_for(self, raw: dict[str, Any]) -> tuple[tuple[_Runner, Any], ...]:
+    def _plan_for(self, raw: dict[str, Any]) -> Route:
         """The (runner, condition left to check) pairs an event must go through.
 
         Plans are cached per event type and values of the flag fields (``success``,
@@ -277,10 +279,13 @@ class Engine:
             return self._plan_known(key) if plan is None else plan
         return self._catch_all_plan if et is None else self._every_plan
 
-    def process(self, event: Event) -> list[Alert]:
-        """Evaluate one event; return the alerts it raises (none during warm-up)."""
+    def process(self, event: Event, route: Route | None = None) -> list[Alert]:
+        """Evaluate one event; return the alerts it raises (none during warm-up).
+
+        ``route``: what this engine's ``route()`` gave for the event's fields, if asked.
+        """
         raw = event.raw
-        plan = self._plan_for(raw)
+        plan = self._plan_for(raw) if route is None else route
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
@@ -338,15 +343,23 @@ class Engine:
         fields the conditions read (``condition_fields``). A condition that raises counts
         as a match: ``process`` then reports the error.
         """
-        for _runner, match in self._plan_for(raw):
+        return self.route(raw) is not None
+
+    def route(self, raw: dict[str, Any]) -> Route | None:
+        """The rules an event with these fields goes through, None when ``may_match`` is
+        False. A caller that reads the fields ahead (the replay's reader, from the head)
+        hands the route back to ``process`` with the event, which then skips finding it
+        again."""
+        plan = self._plan_for(raw)
+        for _runner, match in plan:
             if match is True:
-                return True
+                return plan
             try:
                 if match(raw):
-                    return True
+                    return plan
             except Exception:  # noqa: BLE001 - process() reports it
-                return True
-        return False
+                return plan
+        return None
 
     def condition_fields(self) -> frozenset[str] | None:
         """The top-level event fields the rules' conditions read (None: any field may be).

@@ -136,7 +136,7 @@ def read_events(
     *,
     on_skip: Callable[[str], None],
     head: frozenset[str] | None = None,
-    keep: Callable[[dict[str, Any]], bool] | None = None,
+    keep: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Iterator[Event]:
     """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected).
 
@@ -146,8 +146,9 @@ def read_events(
 
     ``head`` (a replay's hot path, where msgspec is installed): JSONL events come as
     ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded;
-    ``keep(head)`` sets their ``relevant`` flag (True without ``keep``); ``parsed()``
-    decodes the rest, reporting a malformed body to ``on_skip`` then.
+    what ``keep(head)`` returns is their ``relevant`` (falsy: no rule can match; True
+    without ``keep``); ``parsed()`` decodes the rest, reporting a malformed body to
+    ``on_skip`` then.
     """
     name = "<stdin>" if str(path) == "-" else str(path)
     stream, owned = _open(path, name)
@@ -273,7 +274,7 @@ def _jsonl_events(
     line: int,
     on_skip: Callable[[str], None],
     head: frozenset[str] | None,
-    keep: Callable[[dict[str, Any]], bool] | None,
+    keep: Callable[[dict[str, Any]], Any] | None,
 ) -> Iterator[Event]:
     # Hot path, with a head: only those fields are decoded (LazyEvent); the body is
     # parsed later, by whoever needs it. Otherwise orjson parses the line's bytes directly
@@ -307,7 +308,7 @@ def _jsonl_events(
                     except ValueError:
                         on_skip(f"{name}:{lineno}: {_unusable(fields)}")
                     else:
-                        relevant = keep is None or keep(fields)
+                        relevant = True if keep is None else keep(fields)
                         yield LazyEvent(data, time_ns, event_id, relevant, reader, lineno)
                     continue
         if fast:
