@@ -206,8 +206,8 @@ class LazyEvent(Event):
     The reader decodes only its head: the time, id and type, and the fields the rules'
     conditions read (a fraction of a full parse). That is all a reorder buffer needs to
     hold and order the event, and all an engine needs to tell whether any rule can match
-    it (``relevant``, decided by the reader while the head is hot; the head is not kept:
-    falsy when no rule can match, else what the engine said, e.g. its route for the event).
+    it (decided by the reader while the head is hot, ``HeadFilter``; the head is not kept:
+    ``verdict`` is what the filter said, e.g. the engine's route for the event).
     The body is decoded on release, only for events some rule can match, and only as
     far as the rules read (``parsed(project)``). Holding the line rather than a decoded
     tree matters: a tree held while a thousand others are read goes cold, and touching or
@@ -217,21 +217,21 @@ class LazyEvent(Event):
     with the line, as the reader would have.
     """
 
-    __slots__ = ("_blob", "_reader", "line", "relevant")
+    __slots__ = ("_blob", "_reader", "line", "verdict")
 
     def __init__(
         self,
         blob: bytes,
         time_ns: int,
         event_id: str,
-        relevant: Any,
+        verdict: Any,
         reader: LineParser,
         line: int,
     ) -> None:
         self._blob = blob
         self.time_ns = time_ns
         self.id = event_id
-        self.relevant = relevant
+        self.verdict = verdict
         self._reader = reader
         self.line = line
 

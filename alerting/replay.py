@@ -31,6 +31,7 @@ from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
 from alerting.events import Event, LazyEvent
+from alerting.source.files import HeadFilter, read_events
 
 DEFAULT_LATENESS_NS = 10 * 60 * 1_000_000_000
 MAX_BUFFERED = 1_000_000
@@ -169,36 +170,22 @@ def replay(
 ) -> ReplayResult:
     """Run ``events`` through ``engine`` in event-time order; report each alert.
 
-    ``events`` from ``read_for_replay(path, engine)`` are ``LazyEvent``s: one no rule can
-    match (told from its head, ``relevant``) is counted and never held or decoded; the
-    others are decoded when the buffer releases them, only in the fields the rules read
-    (``Engine.fields_read``), and go through the rules ``engine`` routed their head to
-    (``RoutedEvents``). One whose body turns out malformed is reported by its reader and
-    not counted as read.
+    ``events`` from ``read_for_replay(path, engine)`` (``RoutedEvents``) leave out, and
+    count, the events no rule can match (told from their head): those are never held or
+    decoded. The others are ``LazyEvent``s, decoded when the buffer releases them, only
+    in the fields the rules read (``Engine.fields_read``), and they go through the rules
+    ``engine`` routed their head to. One whose body turns out malformed is reported by
+    its reader and not counted as read.
     """
     result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
     routed = type(events) is RoutedEvents and events.engine is engine
+    # (other events: nothing was left out, an empty tally)
+    unmatched = events.unmatched if type(events) is RoutedEvents else HeadFilter(bool)
     buffer = ReorderBuffer(lateness_ns)
     process = engine.process
     fields = engine.fields_read()
     project = jsonutil.projection_decoder(fields) if fields is not None else None
     per_rule = result.per_rule
-    ignored = 0  # events no rule can match: read, counted, never held
-    ignored_first: int | None = None
-    ignored_last: int | None = None
-
-    def matchable(events: Iterable[Event]) -> Iterator[Event]:
-        nonlocal ignored, ignored_first, ignored_last
-        for event in events:
-            if type(event) is LazyEvent and not event.relevant:
-                ignored += 1
-                t = event.time_ns
-                if ignored_first is None or t < ignored_first:
-                    ignored_first = t
-                if ignored_last is None or t > ignored_last:
-                    ignored_last = t
-                continue
-            yield event
 
     # The per-event loop keeps its counters in locals and hands them to ``result`` when
     # progress is reported and at the end; the figures are the same, the loop faster.
@@ -207,7 +194,7 @@ def replay(
     first_ns: int | None = None
     last_ns: int | None = None
     with _fewer_gc_passes():
-        for event in buffer.ordered(matchable(events)):
+        for event in buffer.ordered(events):
             count += 1
             t = event.time_ns
             if first_ns is None:
@@ -219,7 +206,7 @@ def replay(
             if count % ADVANCE_EVERY == 0:
                 engine.advance(last_ns)  # type: ignore[arg-type]  # the newest time evaluated
             if progress is not None and count % 4096 == 0:
-                result.events = count + ignored - malformed
+                result.events = count + unmatched.dropped - malformed
                 result.first_ns, result.last_ns = first_ns, last_ns
                 progress(result)
             if type(event) is LazyEvent:
@@ -227,7 +214,7 @@ def replay(
                 if parsed is None:
                     malformed += 1
                     continue
-                alerts = process(parsed, event.relevant if routed else None)
+                alerts = process(parsed, event.verdict if routed else None)
             else:
                 alerts = process(event)
             if alerts:
@@ -237,8 +224,9 @@ def replay(
                     summary.alerts += 1
                     summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
                     on_alert(alert)
-    times = [t for t in (first_ns, last_ns, ignored_first, ignored_last) if t is not None]
-    result.events = count - malformed + ignored
+    spans = (first_ns, last_ns, unmatched.first_ns, unmatched.last_ns)
+    times = [t for t in spans if t is not None]
+    result.events = count - malformed + unmatched.dropped
     result.first_ns, result.last_ns = (min(times), max(times)) if times else (None, None)
     result.late = buffer.late
     for rule_id, stats in engine.stats.items():
@@ -248,12 +236,13 @@ def replay(
 
 @dataclass(frozen=True, slots=True)
 class RoutedEvents:
-    """Events read for ``engine``: a ``LazyEvent``'s ``relevant`` is ``engine.route()`` of
+    """Events read for ``engine``: a ``LazyEvent``'s ``verdict`` is ``engine.route()`` of
     its head, which ``replay`` hands back to ``engine`` with the event (no second
-    lookup)."""
+    lookup). The events no rule can match are left out and counted in ``unmatched``."""
 
     events: Iterator[Event]
     engine: Engine
+    unmatched: HeadFilter
 
     def __iter__(self) -> Iterator[Event]:
         return self.events
@@ -264,10 +253,10 @@ def read_for_replay(
 ) -> RoutedEvents:
     """The events of a file as ``replay(events, engine)`` reads them fastest: decoded
     only in the fields ``engine``'s conditions read, the rest when needed."""
-    from alerting.source.files import read_events
-
+    keep = HeadFilter(engine.route)
     head = engine.condition_fields()
-    return RoutedEvents(read_events(path, on_skip=on_skip, head=head, keep=engine.route), engine)
+    events = read_events(path, on_skip=on_skip, head=head, keep=keep)
+    return RoutedEvents(events, engine, keep)
 
 
 def format_summary(result: ReplayResult) -> str:

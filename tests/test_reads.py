@@ -179,13 +179,19 @@ def test_without_msgspec_replay_reads_whole_events_with_the_same_alerts(export, 
 
 def test_the_head_gives_every_condition_the_verdict_of_the_whole_event(export):
     engine = Engine(load_rules([PACK]))
-    heads = list(read_for_replay(export, engine, on_skip=pytest.fail))
+    read = read_for_replay(export, engine, on_skip=pytest.fail)
+    heads = list(read)
     whole = {e.id: e for e in read_events(export, on_skip=pytest.fail)}
-    verdicts = [(bool(e.relevant), engine.can_match(whole[e.id])) for e in heads]
-    assert all(head == full for head, full in verdicts)
-    assert {head for head, _ in verdicts} == {True, False}  # both kinds are in the traffic
-    # ... and the same rules to go through, which replay hands back to the engine
-    assert all(e.relevant == engine.route(whole[e.id].raw) for e in heads)
+    # The events left out are exactly those no rule can match, whole...
+    kept = {e.id for e in heads}
+    left_out = [e for e in whole.values() if e.id not in kept]
+    assert read.unmatched.dropped == len(left_out) > 0  # a third of DI traffic
+    assert not any(engine.can_match(e) for e in left_out)
+    assert all(engine.can_match(whole[e.id]) for e in heads)
+    times = [e.time_ns for e in left_out]
+    assert (read.unmatched.first_ns, read.unmatched.last_ns) == (min(times), max(times))
+    # ... and the others carry the rules to go through, which replay hands back
+    assert all(e.verdict == engine.route(whole[e.id].raw) for e in heads)
 
 
 def test_a_rule_on_a_field_name_beyond_ascii_replays_as_on_whole_events(tmp_path):

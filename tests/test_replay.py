@@ -243,6 +243,15 @@ def test_events_no_rule_can_match_never_make_others_late(tmp_path, rules_dir, ca
     assert "1.0 hours of events" in out  # its time still counts for the span
 
 
+def test_a_file_no_rule_can_match_is_read_in_full_without_alerts(tmp_path, rules_dir, capsys):
+    """Events left out from their head still count: the file is not 'empty'."""
+    records = [raw_event(60 * i, i, event_type="user_create") for i in range(30)]
+    code, out, err = replay_cli(capsys, write_jsonl(tmp_path / "e.jsonl", records), rules_dir)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "30 events read, 0 skipped (malformed), 0 late"
+    assert "0 alerts over 0.5 hours of events" in out
+
+
 def test_replay_and_rule_tests_agree(tmp_path, rules_dir):
     """The same events give the same alerts through `alerting test` and the replay path."""
     records = []

@@ -19,6 +19,7 @@ import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,12 +132,28 @@ def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
         raise AlertingError(f"{name}: corrupt or truncated gzip data ({exc})") from None
 
 
+@dataclass(slots=True)
+class HeadFilter:
+    """Which JSONL events a reader yields, told from their head alone (``read_events``).
+
+    ``verdict(head)`` falsy: the event is counted here, with its time span, and never
+    yielded (no rule can match it: nothing to hold or decode). Otherwise the event is
+    yielded as a ``LazyEvent`` whose ``verdict`` is what this returned (the replay keeps
+    the engine's route for it there).
+    """
+
+    verdict: Callable[[dict[str, Any]], Any]
+    dropped: int = 0
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+
 def read_events(
     path: str | Path,
     *,
     on_skip: Callable[[str], None],
     head: frozenset[str] | None = None,
-    keep: Callable[[dict[str, Any]], Any] | None = None,
+    keep: HeadFilter | None = None,
 ) -> Iterator[Event]:
     """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected).
 
@@ -145,10 +162,9 @@ def read_events(
     ``AlertingError``.
 
     ``head`` (a replay's hot path, where msgspec is installed): JSONL events come as
-    ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded;
-    what ``keep(head)`` returns is their ``relevant`` (falsy: no rule can match; True
-    without ``keep``); ``parsed()`` decodes the rest, reporting a malformed body to
-    ``on_skip`` then.
+    ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded,
+    and only those ``keep`` lets through (it counts the others); ``parsed()`` decodes the
+    rest, reporting a malformed body to ``on_skip`` then.
     """
     name = "<stdin>" if str(path) == "-" else str(path)
     stream, owned = _open(path, name)
@@ -168,6 +184,8 @@ def read_events(
             yield from records  # the rest without a Python-level loop per event
             break
         else:
+            if keep is not None and keep.dropped:
+                return  # events, none of which ``keep`` lets through
             raise NoEventsError(
                 f"{name}: no events found; an empty input would read as 'no alerts'"
             )
@@ -274,7 +292,7 @@ def _jsonl_events(
     line: int,
     on_skip: Callable[[str], None],
     head: frozenset[str] | None,
-    keep: Callable[[dict[str, Any]], Any] | None,
+    keep: HeadFilter | None,
 ) -> Iterator[Event]:
     # Hot path, with a head: only those fields are decoded (LazyEvent); the body is
     # parsed later, by whoever needs it. Otherwise orjson parses the line's bytes directly
@@ -283,6 +301,9 @@ def _jsonl_events(
     # skipped.
     reader = _LineReader(name, on_skip)
     decode_head = jsonutil.projection_decoder(head | _IDENTITY) if head is not None else None
+    if keep is None:
+        keep = HeadFilter(_every)
+    verdict_of = keep.verdict
     loads = jsonutil.loads
     from_json = JsonEvent.from_json
     from_raw = Event.from_raw
@@ -308,8 +329,15 @@ def _jsonl_events(
                     except ValueError:
                         on_skip(f"{name}:{lineno}: {_unusable(fields)}")
                     else:
-                        relevant = True if keep is None else keep(fields)
-                        yield LazyEvent(data, time_ns, event_id, relevant, reader, lineno)
+                        verdict = verdict_of(fields)
+                        if verdict:
+                            yield LazyEvent(data, time_ns, event_id, verdict, reader, lineno)
+                        else:  # no rule can match it: counted, never held or decoded
+                            keep.dropped += 1
+                            if keep.first_ns is None or time_ns < keep.first_ns:
+                                keep.first_ns = time_ns
+                            if keep.last_ns is None or time_ns > keep.last_ns:
+                                keep.last_ns = time_ns
                     continue
         if fast:
             try:
@@ -339,6 +367,10 @@ def _jsonl_events(
 
 
 _IDENTITY = frozenset({"timestamp", "id", "event_type"})
+
+
+def _every(_head: dict[str, Any]) -> bool:
+    return True
 
 
 def _unusable(raw: dict[str, Any]) -> str:
