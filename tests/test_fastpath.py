@@ -22,7 +22,7 @@ from alerting import jsonutil
 from alerting.cli import main as cli_main
 from alerting.engine.conditions import And, Node, Not, Or, Ref, evaluate, specialize_tree
 from alerting.engine.engine import Engine
-from alerting.engine.fields import MISSING
+from alerting.engine.fields import MISSING, compile_values
 from alerting.engine.loader import load_rules
 from alerting.engine.matchers import compile_selection
 from alerting.engine.reads import flag_fields
@@ -326,6 +326,17 @@ def test_plans_per_flag_values_give_the_alerts_of_full_conditions(table_rules):
     ]
     for event in events:
         assert indexed.can_match(event) == plain.can_match(event), event.raw
+
+
+@given(
+    keys=st.lists(st.text(max_size=12), max_size=6, unique=True),
+    present=st.dictionaries(st.text(max_size=12), st.integers() | st.none(), max_size=6),
+)
+def test_the_plan_key_reads_each_flag_as_dict_get_does(keys, present):
+    """The generated key function: any field names (rule text: quotes, newlines) are
+    constants, never code."""
+    raw = {**present, **{k: i for i, k in enumerate(keys[::2])}}
+    assert compile_values(tuple(keys))(raw) == tuple(map(raw.get, keys))
 
 
 def test_a_list_valued_event_type_meets_the_same_rules_indexed_or_not(table_rules):

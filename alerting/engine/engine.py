@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from alerting import jsonutil
 from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerprint
 from alerting.engine.aggregations import DEFAULT_MAX_ENTRIES, build_aggregation
-from alerting.engine.fields import MISSING, Getter, compile_path
+from alerting.engine.fields import MISSING, Getter, compile_path, compile_values
 from alerting.engine.held import Holder, pick_samples
 from alerting.engine.reads import condition_fields, fields_read, flag_fields
 from alerting.engine.rule import CompiledRule
@@ -175,7 +175,7 @@ class Engine:
         self._type_cache: dict[str, Route] = {}
         # Plans per (event_type, values of the flag fields): see _plan_for.
         self._flags = flag_fields(self.rules) if use_index else ()
-        self._probe = ("event_type", *self._flags)
+        self._probe = compile_values(("event_type", *self._flags))
         self._plans: dict[tuple[Any, ...], Route] = {}
         self._catch_all_plan: Route = ()
         self._every_plan: Route = ()
@@ -271,7 +271,7 @@ class Engine:
         """
         et = raw.get("event_type")
         if type(et) is str:
-            key = tuple(map(raw.get, self._probe))
+            key = self._probe(raw)
             try:
                 plan = self._plans.get(key)
             except TypeError:  # unhashable: a list or object where a flag should be

@@ -65,6 +65,19 @@ def compile_path(path: str) -> Getter:
     return get_n
 
 
+def compile_values(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``raw -> (raw.get(key) for each key)`` as one straight-line function: twice as
+    fast as ``tuple(map(raw.get, keys))``, for a lookup made on every event. The keys
+    (rule text) are bound as constants in its namespace, never spliced into its source.
+    """
+    namespace: dict[str, Any] = {f"k{i}": key for i, key in enumerate(keys)}
+    items = "".join(f"g(k{i}), " for i in range(len(keys)))
+    source = f"def values(raw):\n    g = raw.get\n    return ({items})\n"
+    exec(source, namespace)  # noqa: S102 - generated from names only (see above)
+    values: Callable[[dict[str, Any]], tuple[Any, ...]] = namespace["values"]
+    return values
+
+
 def _compile_jsonpath(path: str) -> Getter:
     try:
         from jsonpath_ng.ext import parse
