@@ -32,6 +32,7 @@ logger = logging.getLogger("alerting.engine")
 MAX_SUMMARY_CHARS = 4000
 _TYPE_CACHE_LIMIT = 4096  # distinct event_type strings remembered (attacker-bounded)
 _GROUP_CACHE_LIMIT = 65_536  # one-field text groups remembered per rule (attacker-bounded)
+_UNGROUPED: tuple[str, dict[str, Any]] = ("", {})  # (key, group) of a rule without group_by
 
 
 @dataclass(slots=True)
@@ -96,7 +97,7 @@ class _Runner:
         """
         by = self.by
         if not by:
-            return "", {}
+            return _UNGROUPED
         if len(by) == 1:
             path, getter = by[0]
             value = getter(raw)
@@ -290,7 +291,7 @@ class Engine:
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
         last_paths: tuple[str, ...] | None = None
-        grouped: tuple[str, dict[str, Any]] = ("", {})  # set at the first match
+        grouped = _UNGROUPED  # set at the first match
         for runner, match in plan:
             try:
                 if match is not True and not match(raw):
