@@ -26,7 +26,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Figures and targets, ~10 minutes; `make bench BENCH_FLAGS=--quick` takes ~1 minute.
+# Figures and targets, ~5 minutes; `make bench BENCH_FLAGS=--quick` takes ~1 minute.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all $(BENCH_FLAGS)
 
