@@ -537,6 +537,25 @@ def test_travel_keeps_few_logins_per_user_without_waiting_for_evict() -> None:
     ]
 
 
+def test_travel_past_its_cap_drops_the_oldest_logins_and_still_judges(caplog) -> None:
+    agg = build_aggregation(
+        TravelSpec(), rule_id="travel", max_entries=10, tolerance_ns=24 * 3600 * S
+    )
+    logins = [
+        hit(i * MIN, f"l{i}", group=f"u{i % 3}", geoip={"latitude": 48.8, "longitude": 2.3})
+        for i in range(50)
+    ]
+    with caplog.at_level(logging.WARNING):
+        assert feed(agg, logins) == []
+    assert agg.entries() <= 10
+    assert "max_entries=10" in caplog.records[0].getMessage()
+    # What is left is still in order and whole: a jump from the newest login fires.
+    jump = hit(50 * MIN, "ny", group="u2", geoip={"latitude": 40.7, "longitude": -74.0})
+    [firing] = agg.add(jump)
+    assert ids(firing) == ["l47", "ny"]
+    assert firing.events[0].raw["id"] == "l47"
+
+
 # ---------------------------------------------------------------------- sequence
 
 FAIL, OK = 0, 1
