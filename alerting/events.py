@@ -256,7 +256,7 @@ class LazyEvent(Event):
             except ValueError:
                 pass  # the full parse below says why
             else:  # (the reader checked the line's UTF-8, which this skips unread)
-                return JsonEvent(raw, self.time_ns, self.id, blob, True)  # (positional: faster)
+                return JsonEvent(raw, self.time_ns, self.id, blob, True)  # no keyword: no dict
         try:
             raw = jsonutil.loads(blob)
         except ValueError:

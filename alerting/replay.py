@@ -177,10 +177,13 @@ def replay(
     ``engine`` routed their head to. One whose body turns out malformed is reported by
     its reader and not counted as read.
     """
-    result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
-    routed = type(events) is RoutedEvents and events.engine is engine
+    routed = type(events) is RoutedEvents
+    if routed and events.engine is not engine:  # type: ignore[attr-defined]
+        # Its reader left out what that engine's rules cannot match, maybe not these.
+        raise ValueError("events read for another engine: use read_for_replay(path, engine)")
     # (other events: nothing was left out, an empty tally)
     unmatched = events.unmatched if type(events) is RoutedEvents else HeadFilter(bool)
+    result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
     buffer = ReorderBuffer(lateness_ns)
     process = engine.process
     fields = engine.fields_read()
