@@ -35,9 +35,17 @@ class Alert:
     description: str = ""
     # Alerts of the same rule and group that realert held back since the previous one.
     suppressed: int = 0
+    # Where on-call looks next: the rule's ``references`` (links) and ``runbook``.
+    references: list[str] = field(default_factory=list)
+    runbook: str = ""
+    # The JumpCloud org the events belong to (the trigger event's ``organization``), and
+    # its display name from ``source.org_names`` ("" when none is configured).
+    organization: str = ""
+    organization_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The alert JSON contract (DESIGN section 5), plus tags/description/suppressed."""
+        """The alert JSON contract (DESIGN section 5), plus tags/description/suppressed
+        and the additive references/runbook/organization/organization_name."""
         return {
             "rule": self.rule,
             "title": self.title,
@@ -53,6 +61,10 @@ class Alert:
             "tags": self.tags,
             "description": self.description,
             "suppressed": self.suppressed,
+            "references": self.references,
+            "runbook": self.runbook,
+            "organization": self.organization,
+            "organization_name": self.organization_name,
         }
 
     def to_json(self) -> str:
@@ -75,6 +87,10 @@ class Alert:
             tags=list(data.get("tags") or []),
             description=data.get("description", ""),
             suppressed=int(data.get("suppressed", 0)),
+            references=[str(r) for r in data.get("references") or []],
+            runbook=str(data.get("runbook") or ""),
+            organization=str(data.get("organization") or ""),
+            organization_name=str(data.get("organization_name") or ""),
         )
 
     @property

@@ -53,6 +53,7 @@ from alerting.yamlfile import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_TOKEN_URL",
     "REGION_BASE_URLS",
     "SECRET_KEYS",
     "Config",
@@ -76,7 +77,17 @@ REGION_BASE_URLS = {
     "in": "https://api.in.jumpcloud.com",
 }
 
-SECRET_KEYS = ("api_key", "bearer_token", "password", "token", "webhook_url", "secret")
+DEFAULT_TOKEN_URL = "https://admin-oauth.id.jumpcloud.com/oauth2/token"  # noqa: S105 - a URL
+
+SECRET_KEYS = (
+    "api_key",
+    "bearer_token",
+    "client_secret",
+    "password",
+    "token",
+    "webhook_url",
+    "secret",
+)
 """Keys whose value is a secret; each also accepts ``<key>_file`` (a mounted secret)."""
 _FILE_KEYS = {f"{k}_file": k for k in SECRET_KEYS}
 
@@ -120,7 +131,13 @@ class SourceConfig(_Model):
     base_url: str = DEFAULT_BASE_URL
     api_key: SecretStr | None = None
     bearer_token: SecretStr | None = None
+    # A service account: the client-credentials grant fetches (and refreshes) the token.
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    token_url: str = DEFAULT_TOKEN_URL
     org_id: list[str] = Field(default_factory=list)
+    # MSP mode: display names of the org ids, shown in alerts and matchable by routes.
+    org_names: dict[str, str] = Field(default_factory=dict)
     services: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
     poll_interval: Duration = timedelta(seconds=60)
     lag: Duration = timedelta(minutes=2)
@@ -134,7 +151,7 @@ class SourceConfig(_Model):
 
     _services = field_validator("services", mode="before")(one_or_many)
 
-    @field_validator("api_key", "bearer_token", mode="before")
+    @field_validator("api_key", "bearer_token", "client_id", "client_secret", mode="before")
     @classmethod
     def _empty_secret_is_unset(cls, value: Any) -> Any:
         """``${JUMPCLOUD_API_KEY:-}`` with the variable unset means "no key"."""
@@ -182,6 +199,29 @@ class SourceConfig(_Model):
             "http:// is allowed only for 127.0.0.1/localhost"
         )
 
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("https://") and len(value) > len("https://"):
+            return value
+        if value.startswith("http://") and is_loopback_url(value):
+            return value  # the simulator's token endpoint (tests); never the real one
+        raise ValueError(
+            f"token_url {value!r} must be an https:// URL (default {DEFAULT_TOKEN_URL}); "
+            "http:// is allowed only for 127.0.0.1/localhost"
+        )
+
+    @field_validator("org_names", mode="before")
+    @classmethod
+    def _org_names(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @property
+    def multi_org(self) -> bool:
+        """MSP mode: several orgs in one stream, so alerts group by organization."""
+        return len(self.org_id) > 1
+
     @field_validator("poll_interval")
     @classmethod
     def _poll_positive(cls, value: timedelta) -> timedelta:
@@ -194,18 +234,37 @@ class SourceConfig(_Model):
 
     @model_validator(mode="after")
     def _kind_needs(self) -> SourceConfig:
+        if (self.client_id is None) != (self.client_secret is None):
+            given, missing = (
+                ("client_id", "client_secret")
+                if self.client_secret is None
+                else ("client_secret", "client_id")
+            )
+            raise ValueError(
+                f"{given} needs {missing} too: a service account signs in with both "
+                f"(client_secret_file: a file holding the secret)"
+            )
         if self.kind == "jumpcloud":
-            if self.api_key is None and self.bearer_token is None:
+            ways = [
+                name
+                for name, value in (
+                    ("api_key", self.api_key),
+                    ("bearer_token", self.bearer_token),
+                    ("client_id/client_secret", self.client_secret),
+                )
+                if value is not None
+            ]
+            if not ways:
                 raise ValueError(
                     "kind jumpcloud needs credentials: set api_key: ${JUMPCLOUD_API_KEY} and "
                     "export JUMPCLOUD_API_KEY (or api_key_file: a file holding the key), "
-                    "or bearer_token for a service account"
+                    "or client_id + client_secret for a service account"
                 )
-            if self.api_key is not None and self.bearer_token is not None:
-                raise ValueError("set only one of api_key or bearer_token, not both")
-            if self.bearer_token is not None and not self.org_id:
+            if len(ways) > 1:
+                raise ValueError(f"set only one of {' or '.join(ways)}, not several")
+            if ways[0] != "api_key" and not self.org_id:
                 raise ValueError(
-                    "bearer_token (service account) needs org_id: set org_id: "
+                    f"{ways[0].split('/')[0]} (service account) needs org_id: set org_id: "
                     "${JUMPCLOUD_ORG_ID} and export JUMPCLOUD_ORG_ID"
                 )
         if self.kind == "file" and self.path is None:

@@ -44,6 +44,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-" + MASK),
     # Authorization: Bearer <token>
     (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\1" + MASK),
+    # Authorization: Basic <base64 id:secret> (the OAuth token request)
+    (re.compile(r"(\bbasic\s+)[A-Za-z0-9+/=]{8,}", re.I), r"\1" + MASK),
     # x-api-key: <key>, 'x-api-key': '<key>', api_key=<key>, "token": "<t>", secret=..., password=...
     (
         re.compile(

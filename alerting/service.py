@@ -265,12 +265,18 @@ class Service:
 
         assert self.store is not None
         self.rules = list(load_rules([Path(p) for p in self.config.rules.paths]))
-        self.engine = Engine(self.rules, store=self.store)  # restores realert + baselines
+        # restores realert + baselines
+        self.engine = Engine(self.rules, store=self.store, **self._engine_options())
+
+    def _engine_options(self) -> dict[str, Any]:
+        """MSP mode (several org ids): group every rule by organization, name the orgs."""
+        src = self.config.source
+        return {"group_by_organization": src.multi_org, "org_names": dict(src.org_names)}
 
     def _reset_engine(self) -> None:
         from alerting.engine.engine import Engine
 
-        self.engine = Engine(self.rules, store=self.db)
+        self.engine = Engine(self.rules, store=self.db, **self._engine_options())
         self._match_counts = {}
 
     def _build_notifier(self) -> None:
@@ -326,11 +332,23 @@ class Service:
             self.source_name = "simulator"
             self.source_desc = f"the embedded DI simulator at {self.simulator.url}"
         else:
+            from alerting.source.oauth import ClientCredentials
+
             org_ids = list(src.org_id)
+            tokens = None
+            if src.client_id is not None and src.client_secret is not None:
+                tokens = ClientCredentials(
+                    src.token_url,
+                    src.client_id,
+                    src.client_secret.get_secret_value(),
+                    clock=self.clock,
+                    timeout=src.timeout.total_seconds(),
+                )
             self.client = DIClient(
                 src.base_url,
                 api_key=_secret(src.api_key),
                 bearer_token=_secret(src.bearer_token),
+                token_source=tokens,
                 org_ids=org_ids,
                 **common,
             )

@@ -61,6 +61,11 @@ CONTRACT = {
     "tags",
     "description",
     "suppressed",
+    # additive (issue 18): where to look next, and which org
+    "references",
+    "runbook",
+    "organization",
+    "organization_name",
 }
 
 

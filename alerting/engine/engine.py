@@ -8,8 +8,9 @@ Tests, replay and the service all drive this one class, so they agree by constru
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ MAX_SUMMARY_CHARS = 4000
 _TYPE_CACHE_LIMIT = 4096  # distinct event_type strings remembered (attacker-bounded)
 _GROUP_CACHE_LIMIT = 65_536  # one-field text groups remembered per rule (attacker-bounded)
 _UNGROUPED: tuple[str, dict[str, Any]] = ("", {})  # (key, group) of a rule without group_by
+ORGANIZATION = "organization"  # the DI event field naming the customer org (MSP mode)
 
 
 @dataclass(slots=True)
@@ -144,6 +146,14 @@ class _Runner:
         return values
 
 
+def _with_organization(rule: CompiledRule) -> CompiledRule:
+    """The rule grouping by ``organization`` too (kept last; once if already there)."""
+    if any(path == ORGANIZATION for path, _getter in rule.group_by):
+        return rule
+    by = [*rule.group_by, (ORGANIZATION, compile_path(ORGANIZATION))]
+    return dataclasses.replace(rule, group_by=by)
+
+
 Route = tuple[tuple[_Runner, Any], ...]
 """The (runner, what is left of its condition to check) pairs an event goes through."""
 
@@ -165,8 +175,16 @@ class Engine:
         store: Store | None = None,
         max_entries_per_rule: int = DEFAULT_MAX_ENTRIES,
         use_index: bool = True,
+        group_by_organization: bool = False,
+        org_names: Mapping[str, str] | None = None,
     ) -> None:
+        """``group_by_organization`` (MSP mode, several orgs in one stream): every rule's
+        group gains the event's ``organization``, so the same user name in two customer
+        orgs is two groups. ``org_names`` maps org ids to the display name alerts carry."""
         self.rules = [r for r in rules if r.enabled]
+        if group_by_organization:
+            self.rules = [_with_organization(r) for r in self.rules]
+        self._org_names = dict(org_names or {})
         self._runners = [
             _Runner(rule, i, max_entries_per_rule) for i, rule in enumerate(self.rules)
         ]
@@ -417,6 +435,12 @@ class Engine:
         # whole), always with the trigger.
         samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
         group = dict(firing.group)
+        sample_raws = [e.complete().raw for e in samples]
+        organization = group.get(ORGANIZATION)
+        if organization is None:  # the trigger is among the samples, completed there
+            at = next((i for i, e in enumerate(samples) if e is firing.trigger), -1)
+            organization = sample_raws[at].get(ORGANIZATION) if sample_raws else None
+        organization = organization if isinstance(organization, str) else ""
         return Alert(
             rule=rule.id,
             title=rule.title,
@@ -428,10 +452,14 @@ class Engine:
             event_ids=[e.id for e in events[:MAX_EVENT_IDS]],
             fingerprint=make_fingerprint(rule.id, group, firing.trigger.id),
             summary=self._summary(runner, firing, events, first, last),
-            events=[e.complete().raw for e in samples],
+            events=sample_raws,
             tags=list(rule.tags),
             description=rule.description,
             suppressed=suppressed,
+            references=list(rule.references),
+            runbook=rule.runbook,
+            organization=organization,
+            organization_name=self._org_names.get(organization, ""),
         )
 
     def _summary(

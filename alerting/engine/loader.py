@@ -349,6 +349,8 @@ class _Builder:
             step_predicates=steps,
             fields=list(model.fields),
             tests=list(model.tests),
+            references=list(model.references),
+            runbook=model.runbook.strip(),
             notes=notes,
         )
 

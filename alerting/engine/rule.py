@@ -103,6 +103,8 @@ class RuleModel(_Model):
     tags: list[str] = Field(default_factory=list)
     author: str | None = None
     references: list[str] = Field(default_factory=list)
+    # What on-call does next: a URL or a short text; shown in every message.
+    runbook: str = ""
     falsepositives: list[str] = Field(default_factory=list)
     enabled: bool = True
     detection: dict[str, Any]
@@ -168,6 +170,8 @@ class CompiledRule:
     specialize: Specializer | None = None
     fields: list[str] = field(default_factory=list)
     tests: list[RuleTestCase] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    runbook: str = ""
     notes: list[Problem] = field(default_factory=list)
     # What the summary (alerting.engine.held.summary_needs) and the aggregation's details
     # (travel's places) read of held window events: the fields to keep, as keys from the

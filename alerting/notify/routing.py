@@ -1,7 +1,8 @@
 """Which channels an alert goes to: ordered routes, first match wins unless ``continue``.
 
-``AlertMatch`` keys are ANDed; within a key a list is OR. ``rule``, ``tags`` and
-``group`` values are shell-style globs (``admin-*``), compared case-sensitively.
+``AlertMatch`` keys are ANDed; within a key a list is OR. ``rule``, ``tags``, ``group``
+and ``organization`` values are shell-style globs (``admin-*``), compared
+case-sensitively; ``organization`` fits the org id or its display name.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def matches(match: AlertMatch, alert: Alert) -> bool:
     if match.severity and alert.severity not in match.severity:
         return False
     if match.tags and not any(_any_glob(match.tags, tag) for tag in alert.tags):
+        return False
+    if match.organization and not any(
+        name and _any_glob(match.organization, name)
+        for name in (alert.organization, alert.organization_name)
+    ):
         return False
     for key, wanted in match.group.items():
         value = _group_value(alert.group, key)

@@ -25,7 +25,8 @@ class _Model(BaseModel):
 class AlertMatch(_Model):
     """Which alerts a route or silence applies to; every given key must match.
 
-    ``rule`` and ``group`` values are glob patterns (``admin-*``); lists are OR.
+    ``rule``, ``group`` and ``organization`` values are glob patterns (``admin-*``);
+    lists are OR. ``organization`` matches the org id or its ``source.org_names`` name.
     """
 
     rule: list[str] = Field(default_factory=list)
@@ -34,8 +35,9 @@ class AlertMatch(_Model):
     )
     tags: list[str] = Field(default_factory=list)
     group: dict[str, str | list[str]] = Field(default_factory=dict)
+    organization: list[str] = Field(default_factory=list)
 
-    _lists = field_validator("rule", "severity", "tags", mode="before")(one_or_many)
+    _lists = field_validator("rule", "severity", "tags", "organization", mode="before")(one_or_many)
 
 
 class SlackChannel(_Model):

@@ -33,6 +33,7 @@ from alerting.errors import AlertingError, EventError, SourceError
 from alerting.events import Event, format_timestamp, sort_key
 from alerting.netutil import is_loopback_host
 from alerting.source.files import NoEventsError, SkipCounter, read_events
+from alerting.source.oauth import TokenRejected, TokenSource, TokenUnavailable
 from alerting.store import Store
 
 __all__ = [
@@ -157,6 +158,7 @@ class DIClient:
         *,
         api_key: str | None = None,
         bearer_token: str | None = None,
+        token_source: TokenSource | None = None,
         org_ids: Sequence[str] = (),
         services: Sequence[str] = ("all",),
         page_limit: int = 10000,
@@ -180,13 +182,13 @@ class DIClient:
                 f"source.base_url {base_url!r} uses plain http: the API key would travel "
                 "unencrypted; use https"
             )
-        if bool(api_key) == bool(bearer_token):
+        if sum(map(bool, (api_key, bearer_token, token_source))) != 1:
             raise SourceError(
-                "source: set exactly one of source.api_key (JUMPCLOUD_API_KEY) or a bearer "
-                "token for the DI API"
+                "source: set exactly one of source.api_key (JUMPCLOUD_API_KEY), "
+                "source.bearer_token or source.client_id + client_secret for the DI API"
             )
         self._org_ids = [o for o in org_ids if o]
-        if bearer_token and not self._org_ids:
+        if (bearer_token or token_source) and not self._org_ids:
             raise SourceError(
                 "source.org_id is required with bearer-token (service account) authentication"
             )
@@ -203,7 +205,8 @@ class DIClient:
         self.requests = 0
         self.retries = 0
         self.last_request_id: str | None = None
-        self._bearer = bool(bearer_token)
+        self._bearer = bool(bearer_token or token_source)
+        self._tokens = token_source
         self._secret = (api_key or bearer_token or "").strip()
         self._random = random.Random(seed)
         self._bucket = _TokenBucket(rate_limit, clock)
@@ -212,9 +215,9 @@ class DIClient:
             ("Accept", "application/json"),
             ("Content-Type", "application/json"),
         ]
-        if self._bearer:
+        if bearer_token:
             headers.append(("Authorization", f"Bearer {self._secret}"))
-        else:
+        elif api_key:
             headers.append(("x-api-key", self._secret))
         headers.extend(("x-org-id", org) for org in self._org_ids)
         self._http = httpx.Client(
@@ -282,6 +285,8 @@ class DIClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._tokens is not None:
+            self._tokens.close()
 
     def __enter__(self) -> DIClient:
         return self
@@ -296,12 +301,14 @@ class DIClient:
         url = self.base_url + path
         body = jsonutil.dumps(query).encode()
         attempt = 0
+        refreshed = False  # a service-account token gets one fresh try after a 401
         while True:
+            headers = self._auth_headers()
             self._bucket.acquire()
             self.requests += 1
             retry_after: float | None = None
             try:
-                response = self._http.post(url, content=body)
+                response = self._http.post(url, content=body, headers=headers)
             except httpx.TimeoutException:
                 failure = f"no response within {self.timeout:g}s (timeout)"
             except httpx.TransportError as exc:
@@ -311,6 +318,13 @@ class DIClient:
                 status = response.status_code
                 if status == 200:
                     return response
+                if status == 401 and self._tokens is not None and not refreshed:
+                    log.info(
+                        "DI API %s: the service-account token was refused; fetching a new one", path
+                    )
+                    self._tokens.invalidate()
+                    refreshed = True
+                    continue
                 if status not in RETRYABLE:
                     raise self._fatal(response)
                 failure = f"HTTP {status}{self._describe(response)}"
@@ -340,13 +354,29 @@ class DIClient:
             )
             self.clock.sleep(wait)
 
+    def _auth_headers(self) -> dict[str, str] | None:
+        """A service account's current ``Authorization`` (fetched or refreshed as due)."""
+        if self._tokens is None:
+            return None
+        try:
+            token = self._tokens.token()
+        except TokenRejected as exc:
+            raise SourceAuthError(str(exc), 401) from None
+        except TokenUnavailable as exc:
+            raise SourceUnavailable(str(exc)) from None
+        return {"Authorization": f"Bearer {token}"}
+
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(max, base * 2^(n-1)))."""
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return self._random.uniform(0.0, ceiling)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        token = self._tokens.current if self._tokens is not None else None
+        for secret in (self._secret, token):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     def _api_message(self, response: httpx.Response) -> str:
         try:
@@ -370,6 +400,13 @@ class DIClient:
         status = response.status_code
         rid = response.headers.get("x-request-id", "?")
         if status == 401:
+            if self._tokens is not None:
+                return SourceAuthError(
+                    "JumpCloud rejected the service account's token (401 Unauthorized) even "
+                    "after fetching a new one: check the service account's role and "
+                    "source.org_id",
+                    401,
+                )
             if self._bearer:
                 return SourceAuthError(
                     "JumpCloud rejected the bearer token (401 Unauthorized): check the "

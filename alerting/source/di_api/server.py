@@ -1,21 +1,26 @@
 """The HTTP side of the DI API: listening, authentication, faults, request records.
 
 ``DIApiServer`` owns the socket and the thread, checks the API key (or Bearer token and
-``x-org-id``), applies the request faults (forced statuses, rate limits, errors, slow
+``x-org-id``), serves the OAuth client-credentials token endpoint (``/oauth2/token``) for
+service accounts and accepts the tokens it issued until they expire, applies the request faults (forced statuses, rate limits, errors, slow
 responses), routes to the endpoints and writes Go-style JSON with the API's headers.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import logging
+import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from alerting.clock import Clock, time_ns
 from alerting.errors import AlertingError
@@ -33,6 +38,9 @@ from alerting.source.di_api.endpoints import Endpoints, _Response
 from alerting.source.di_api.faults import Faults
 from alerting.source.di_api.index import EventIndex
 from alerting.source.di_api.query import _BadRequest
+
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path, not a secret
+DEFAULT_TOKEN_LIFETIME = 3600.0  # seconds, as JumpCloud's service-account tokens
 
 # the package's name, as before the split: log levels and filters set on it still apply
 log = logging.getLogger("alerting.source.di_api")
@@ -117,8 +125,15 @@ class DIApiServer(Endpoints):
         services: Sequence[str] = SERVICES,
         retention_days: float = RETENTION_DAYS,
         event_feed: Callable[[int], None] | None = None,
+        oauth_clients: Mapping[str, str] | None = None,
+        token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
     ) -> None:
         self.api_key = api_key
+        # Service accounts (client id -> secret) the token endpoint signs in, and the
+        # tokens it issued (token -> expiry, epoch seconds on ``clock``).
+        self.oauth_clients = dict(oauth_clients or {})
+        self.token_lifetime = token_lifetime
+        self.tokens: dict[str, float] = {}
         self.clock = clock
         self.faults = faults if faults is not None else Faults()
         self.host = host
@@ -250,7 +265,72 @@ class DIApiServer(Endpoints):
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True  # the client gave up (e.g. its timeout)
 
+    @property
+    def token_url(self) -> str:
+        """The loopback OAuth token endpoint, e.g. ``http://127.0.0.1:8089/oauth2/token``."""
+        return self.url + TOKEN_PATH
+
+    def revoke_tokens(self) -> None:
+        """Forget every issued token (a key rotation): the next API call gets a 401."""
+        with self._lock:
+            self.tokens.clear()
+
+    def _token(self, handler: _Handler, body: bytes) -> _Response:
+        """The client-credentials grant (RFC 6749 4.4), as the JumpCloud token endpoint."""
+        if handler.command != "POST":
+            return 405, {"error": "invalid_request"}, {"Allow": "POST"}
+        auth = handler.headers.get("Authorization") or ""
+        client_id = secret = None
+        if auth[:6].lower() == "basic ":
+            try:
+                decoded = base64.b64decode(auth[6:].strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            client_id, sep, secret = decoded.partition(":")
+            if not sep:
+                client_id = secret = None
+        known = self.oauth_clients.get(client_id or "")
+        if (
+            client_id is None
+            or secret is None
+            or known is None
+            or not hmac.compare_digest(secret.encode(), known.encode())
+        ):
+            return (
+                401,
+                {"error": "invalid_client", "error_description": "client authentication failed"},
+                {"WWW-Authenticate": 'Basic realm="oauth2"'},
+            )
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type"}, {}
+        if form.get("scope", "api") != "api":
+            return 400, {"error": "invalid_scope"}, {}
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self.tokens[token] = self.clock.time() + self.token_lifetime
+        return (
+            200,
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": int(self.token_lifetime),
+                "scope": "api",
+            },
+            {"Cache-Control": "no-store"},
+        )
+
+    def _bearer_ok(self, token: str) -> bool:
+        """The static key (as a bearer token) or an issued token that has not expired."""
+        if hmac.compare_digest(token.encode(), self.api_key.encode()):
+            return True
+        with self._lock:
+            expiry = self.tokens.get(token)
+        return expiry is not None and self.clock.time() < expiry
+
     def _respond(self, handler: _Handler, path: str, body: bytes) -> _Response:
+        if path.rstrip("/") == TOKEN_PATH:
+            return self._token(handler, body)
         now_ns = time_ns(self.clock)
         if self.event_feed is not None:
             self.event_feed(now_ns)
@@ -311,7 +391,7 @@ class DIApiServer(Endpoints):
             if not hmac.compare_digest(key.encode(), self.api_key.encode()):
                 return None, unauthorized
         elif auth[:7].lower() == "bearer ":
-            if not hmac.compare_digest(auth[7:].strip().encode(), self.api_key.encode()):
+            if not self._bearer_ok(auth[7:].strip()):
                 return None, unauthorized
             if not org_ids:
                 return None, (
