@@ -27,7 +27,7 @@ from tests import di_fakes
 from tests.di_fakes import NOW, NS, raw_event
 
 CLIENT_ID = "4f1c2c0e-sa-jc-alerting"
-CLIENT_SECRET = "sa_Secret_Value_do_not_show_0123456789"  # noqa: S105 - a test fixture
+CLIENT_SECRET = "sa_Secret_Value_do_not_show_0123456789"
 
 clock = di_fakes.clock
 
@@ -128,7 +128,7 @@ def test_a_token_refused_even_when_fresh_stops_in_one_line(
 def test_a_wrong_secret_is_one_clear_line_without_the_secret(
     server: DIApiServer, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    wrong = "sa_Wrong_Secret_value_0123456789abcdef"  # noqa: S105 - a test fixture
+    wrong = "sa_Wrong_Secret_value_0123456789abcdef"
     caplog.set_level(logging.DEBUG)
     client = sign_in(server, clock, secret=wrong)
     with pytest.raises(SourceAuthError) as caught:
@@ -225,7 +225,7 @@ def test_config_checks_the_service_account_keys(tmp_path: Path) -> None:
         f"source: {{kind: jumpcloud, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}, "
         "org_id: org-a, token_url: 'http://oauth.example.com/token'}\n"
     )
-    with pytest.raises(ConfigError, match="token_url .* must be an https:// URL"):
+    with pytest.raises(ConfigError, match=r"token_url .* must be an https:// URL"):
         load_config(path)
     path.write_text(
         f"source: {{kind: jumpcloud, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}, "
