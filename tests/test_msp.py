@@ -101,7 +101,8 @@ def test_the_same_user_name_in_two_orgs_is_two_groups(tmp_path: Path) -> None:
         assert alert.to_dict()["organization"] == alert.organization
     assert msp[0].fingerprint != msp[1].fingerprint
     # A single-org alert still says which org its events came from.
-    assert single[0].organization == ACME and single[0].organization_name == ""
+    assert single[0].organization == ACME
+    assert single[0].organization_name == ""
 
 
 def test_routes_match_the_org_id_or_its_display_name() -> None:
