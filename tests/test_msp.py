@@ -8,7 +8,9 @@ display name, and routed to that customer's channel; silences can name the org t
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,19 @@ NS = 1_000_000_000
 ACME = "641b3db57090821c0b2f8183"  # the org id of the real sample
 GLOBEX = "5bf6defbdcd8233029e0c598"
 INITECH = "5dc058bc3f53f95e3972f03f"  # the key can see it, the config does not ask for it
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """``alerting run`` installs log handlers on the root logger: take them off again."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+
 
 BURST_RULE = """\
 id: radius-failure-burst

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -30,6 +31,18 @@ CLIENT_ID = "4f1c2c0e-sa-jc-alerting"
 CLIENT_SECRET = "sa_Secret_Value_do_not_show_0123456789"
 
 clock = di_fakes.clock
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """``alerting run`` installs log handlers on the root logger: take them off again."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -8,11 +8,16 @@ at render time never loses the alert: the caller gets a plain built-in message a
 log names the template file and line.
 
 Template context: ``alert`` (the first alert: its JSON fields plus ``group_text``,
-``source_ips``, ``countries``, ``users``, ``event_types``, ``emoji``, ``color``),
-``alerts`` (all alerts of a grouped burst, at most 20), ``count``, ``grouped``, ``more``,
-``alert_json`` (the exact alert JSON contract). Filters: ``slack(limit)``, ``tojson``,
+``source_ips``, ``countries``, ``places`` (each IP with its own country), ``users``,
+``event_types``, ``events_text`` ("1 event"), ``samples`` (each sample event as
+``key: value`` lines), ``changes`` (``field: old → new``), ``next_steps`` (``{text,
+url}``: runbook, references, JumpCloud console links), ``org_text``, ``emoji``,
+``color``), ``alerts`` (all alerts of a grouped burst, at most 20), ``count``,
+``grouped``, ``more``, ``alert_json`` (the exact alert JSON contract). Filters:
+``slack(limit)``, ``slack_link(text)`` (a Slack link from a checked URL),
+``slack_steps(heading)`` (the ``next_steps`` as Slack lines), ``tojson``,
 ``json_text``, ``cap(limit)``, ``truncate_middle(limit)``, ``one_line(limit)``,
-``header`` (one e-mail header line), ``term`` (terminal-safe).
+``plural(noun)``, ``header`` (one e-mail header line), ``term`` (terminal-safe).
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ from alerting.alert import Alert
 from alerting.errors import AlertingError, Location, Problem
 from alerting.jinja_env import make_environment
 from alerting.notify import escape
+from alerting.notify.details import (
+    DEFAULT_CONSOLE_URL,
+    change_lines,
+    is_url,
+    next_steps,
+    places,
+    plural,
+    sample_lines,
+)
 from alerting.yamlfile import suggest
 
 log = logging.getLogger(__name__)
@@ -93,14 +107,23 @@ def _values(events: Iterable[dict[str, Any]], *paths: tuple[str, ...]) -> list[s
     return list(seen)
 
 
-def alert_view(alert: Alert) -> dict[str, Any]:
+def alert_view(alert: Alert, console_url: str = DEFAULT_CONSOLE_URL) -> dict[str, Any]:
     """The alert as templates see it: the JSON contract plus helpers for humans."""
     view = alert.to_dict()
     events = [e for e in alert.events if isinstance(e, dict)]
+    org = alert.organization_name or alert.organization
+    if alert.organization_name and alert.organization:
+        org = f"{alert.organization_name} ({alert.organization})"
     view.update(
         group_text=alert.group_text,
         source_ips=_values(events, ("client_ip",), ("src_ip",)),
         countries=_values(events, ("geoip", "country_code"), ("src_geoip", "country_code")),
+        places=places(events),
+        events_text=plural(alert.count, "event"),
+        samples=[sample_lines(e) for e in events],
+        changes=change_lines(events),
+        next_steps=next_steps(alert.runbook, alert.references, events, console_url),
+        org_text=org,
         users=_values(
             events,
             ("initiated_by", "username"),
@@ -114,10 +137,12 @@ def alert_view(alert: Alert) -> dict[str, Any]:
     return view
 
 
-def render_context(alerts: Sequence[Alert]) -> dict[str, Any]:
+def render_context(
+    alerts: Sequence[Alert], console_url: str = DEFAULT_CONSOLE_URL
+) -> dict[str, Any]:
     """``alert`` (the first), ``alerts`` (a grouped burst), ``count``, ``grouped``, ``more``;
     ``alert_json`` is the first alert's JSON contract exactly (the webhook body)."""
-    views = [alert_view(a) for a in alerts[:MAX_LISTED_ALERTS]]
+    views = [alert_view(a, console_url) for a in alerts[:MAX_LISTED_ALERTS]]
     return {
         "alert": views[0],
         "alert_json": alerts[0].to_dict(),
@@ -138,8 +163,25 @@ def sample_alert(rule: str = "sample-rule") -> Alert:
         "success": False,
         "client_ip": "203.0.113.7",
         "geoip": {"country_code": "RU"},
-        "initiated_by": {"type": "user", "username": "alice"},
+        "initiated_by": {"type": "user", "username": "alice", "id": "5ee8dbcb03231715576d73cc"},
         "useragent": {"name": "curl"},
+        "organization": "641b3db57090821c0b2f8183",
+    }
+    change = {
+        "id": "6490f0f5a2d539837a30aaad",
+        "timestamp": "2026-11-20T10:03:40Z",
+        "event_type": "user_update",
+        "service": "directory",
+        "client_ip": "198.51.100.9",
+        "geoip": {"country_code": "BR"},
+        "initiated_by": {
+            "type": "admin",
+            "email": "ann@example.com",
+            "id": "603e0c284295c570a179ef4a",
+        },
+        "resource": {"type": "user", "username": "alice", "id": "5ee8dbcb03231715576d73cc"},
+        "changes": [{"field": "suspended", "from": False, "to": True}],
+        "organization": "641b3db57090821c0b2f8183",
     }
     return Alert(
         rule=rule,
@@ -149,12 +191,16 @@ def sample_alert(rule: str = "sample-rule") -> Alert:
         count=12,
         first_event_time="2026-11-20T10:00:01.123Z",
         last_event_time="2026-11-20T10:03:40Z",
-        event_ids=["648c6c758c2ac07fa1fdee94"],
+        event_ids=["648c6c758c2ac07fa1fdee94", "6490f0f5a2d539837a30aaad"],
         fingerprint="0" * 32,
-        summary="12 failed logins for alice from 3 IPs (RU, BR)",
-        events=[event],
+        summary="12 failed logins for alice from 203.0.113.7 (RU), 198.51.100.9 (BR)",
+        events=[event, change],
         tags=["attack.credential_access"],
         description="A sample alert for template checks.",
+        references=["https://attack.mitre.org/techniques/T1110/"],
+        runbook="https://wiki.example.com/runbooks/failed-logins",
+        organization="641b3db57090821c0b2f8183",
+        organization_name="Example Org",
     )
 
 
@@ -165,6 +211,24 @@ def _slack_finalize(value: Any) -> Any:
     if isinstance(value, str) and not isinstance(value, Markup):
         return escape.slack_escape(value)
     return value
+
+
+def slack_link(url: Any, text: Any = "") -> Markup:
+    """``<url|text>`` for a checked http(s) URL (text escaped); else the escaped text."""
+    label = escape.slack_escape(text or url)
+    if isinstance(url, str) and url and is_url(url):
+        return Markup(f"<{url}|{label}>")  # noqa: S704 - URL checked, label escaped
+    return label
+
+
+def slack_steps(steps: Any, heading: str = "Next steps") -> Markup:
+    """``*heading*`` then one ``• <url|text>`` line per ``{text, url}`` step, escaped."""
+    lines = [f"*{escape.slack_escape(heading)}*"]
+    for step in steps if isinstance(steps, list | tuple) else []:
+        if isinstance(step, dict):
+            text = escape.one_line(step.get("text", ""), 300)
+            lines.append(f"• {slack_link(step.get('url') or '', text)}")
+    return escape.slack_escape(Markup("\n".join(lines)), escape.SLACK_SECTION_MAX)  # noqa: S704
 
 
 def _console_finalize(value: Any) -> Any:
@@ -182,6 +246,9 @@ def _environment(loader: FileSystemLoader, kind: str) -> ImmutableSandboxedEnvir
         json_text=escape.json_dumps,
         header=escape.header_line,
         term=escape.terminal_escape,
+        plural=plural,
+        slack_link=slack_link,
+        slack_steps=slack_steps,
     )
     env.globals.update(severity_emoji=SEVERITY_EMOJI, severity_color=SEVERITY_COLOR)
     if kind == "slack":
@@ -218,8 +285,9 @@ def _error_line(exc: BaseException, filename: str | None) -> int | None:
 class Renderer:
     """Finds and renders templates; one instance per Notifier (templates are cached)."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, console_url: str = DEFAULT_CONSOLE_URL) -> None:
         self.templates_dir = Path(templates_dir)
+        self.console_url = console_url
         loader = FileSystemLoader(str(self.templates_dir))
         self._envs = {k: _environment(loader, k) for k in ("slack", "console", "html", "text")}
 
@@ -262,7 +330,7 @@ class Renderer:
         template = self.find(name, alerts[0].rule)
         if template is None:
             return None
-        return self.render_template(template, render_context(alerts))
+        return self.render_template(template, render_context(alerts, self.console_url))
 
     @staticmethod
     def render_template(template: Template, context: dict[str, Any]) -> str:
@@ -307,7 +375,8 @@ def plain_text(alerts: Sequence[Alert]) -> str:
     for alert in alerts[:MAX_LISTED_ALERTS]:
         lines.append(
             f"- {escape.one_line(alert.summary or alert.title)} "
-            f"(rule {alert.rule}, {alert.count} events, group {escape.one_line(alert.group_text, 200)}, "
+            f"(rule {alert.rule}, {plural(alert.count, 'event')}, "
+            f"group {escape.one_line(alert.group_text, 200)}, "
             f"{alert.first_event_time} .. {alert.last_event_time}, fingerprint {alert.fingerprint})"
         )
     if len(alerts) > MAX_LISTED_ALERTS:
