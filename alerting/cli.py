@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rules", action="append", metavar="DIR", help="rules directory (default: rules)"
     )
+    p.add_argument(
+        "--templates",
+        default="templates",
+        metavar="DIR",
+        help="notification templates for `expect.rendered` checks (default: templates)",
+    )
     p.add_argument("rule_ids", nargs="*", metavar="RULE_ID", help="only these rules")
 
     p = sub.add_parser("replay", help="backtest rules over exported events")
@@ -107,9 +113,12 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
 
         return validate_main
     if name == "test":
-        from alerting.engine.testing import main as test_main
+        from pathlib import Path
 
-        return test_main
+        from alerting.engine.testing import main as test_main
+        from alerting.notify.preview import MessagePreview
+
+        return lambda args: test_main(args, render=MessagePreview(Path(args.templates)))
     if name == "replay":
         from alerting.replay import main as replay_main
 

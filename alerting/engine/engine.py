@@ -145,6 +145,32 @@ class _Runner:
 
         return values
 
+    def pairs(self, raws: Sequence[dict[str, Any]]) -> Any:
+        """``pairs(path, detail)`` for summaries: each distinct value of ``path`` (sorted)
+        with the distinct ``detail`` values seen in the same events, ``1.2.3.4 (RU)``, so
+        a reader never pairs an IP with another IP's country."""
+
+        def pairs(path: str, detail: str) -> list[str]:
+            getters = []
+            for p in (path, detail):
+                getter = self.value_getters.get(p)
+                if getter is None:
+                    getter = self.value_getters[p] = compile_path(p)
+                getters.append(getter)
+            get, get_detail = getters
+            seen: dict[str, dict[str, None]] = {}
+            for raw in raws:
+                value = get(raw)
+                if value is MISSING or value is None or value == "":
+                    continue
+                details = seen.setdefault(str(value), {})
+                found = get_detail(raw)
+                if found is not MISSING and found is not None and found != "":
+                    details.setdefault(str(found), None)
+            return [f"{v} ({', '.join(d)})" if d else v for v, d in sorted(seen.items())]
+
+        return pairs
+
 
 def _with_organization(rule: CompiledRule) -> CompiledRule:
     """The rule grouping by ``organization`` too (kept last; once if already there)."""
@@ -485,6 +511,7 @@ class Engine:
                 first=first.raw,
                 last=last.raw,
                 values=runner.values(raws),
+                pairs=runner.pairs(raws),
                 details=firing.details,
                 rule={"id": rule.id, "title": rule.title, "severity": rule.severity},
                 title=rule.title,

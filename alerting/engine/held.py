@@ -362,12 +362,12 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
             return
         elif isinstance(node, nodes.Call):
             callee = node.node
-            if isinstance(callee, nodes.Name) and callee.name == "values":
-                path_arg = _values_path(node)
-                if path_arg is None:
-                    full = True
-                elif path_arg:
-                    paths.add(path_arg)
+            if isinstance(callee, nodes.Name) and callee.name in _HELPERS:
+                for path_arg in _helper_paths(node, _HELPERS[callee.name]):
+                    if path_arg is None:
+                        full = True
+                    elif path_arg:
+                        paths.add(path_arg)
                 for child in node.iter_child_nodes():
                     if child is not callee:
                         visit(child)
@@ -381,7 +381,9 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
     return SummaryNeeds(paths=_minimal(paths))
 
 
-_WHOLE = frozenset({"events", "values"})  # used other than as ``values('const')``
+_WHOLE = frozenset({"events", "values", "pairs"})  # used other than as ``values('const')``
+# Summary helpers taking constant field paths, and how many: values('a'), pairs('a', 'b').
+_HELPERS = {"values": 1, "pairs": 2}
 
 
 def _constant_key(link: nodes.Getattr | nodes.Getitem) -> str | None:
@@ -393,17 +395,22 @@ def _constant_key(link: nodes.Getattr | nodes.Getitem) -> str | None:
     return None
 
 
-def _values_path(call: nodes.Call) -> FieldPath | None:
-    """The path of ``values('a.b')``; None when it is not one constant dotted path.
+def _helper_paths(call: nodes.Call, arity: int) -> list[FieldPath | None]:
+    """The paths of ``values('a.b')`` / ``pairs('a', 'b')``; ``[None]`` (whole events)
+    when the call is not ``arity`` constant arguments."""
+    if call.kwargs or call.dyn_args is not None or call.dyn_kwargs is not None:
+        return [None]
+    if len(call.args) != arity:
+        return [None]
+    return [_const_path(arg) for arg in call.args]
+
+
+def _const_path(arg: nodes.Expr) -> FieldPath | None:
+    """A constant dotted path; None when it is not one.
 
     An empty tuple: a constant that is no valid path (rendering fails the same way with
     whole events or projections, so nothing needs holding for it).
     """
-    if call.kwargs or call.dyn_args is not None or call.dyn_kwargs is not None:
-        return None
-    if len(call.args) != 1:
-        return None
-    arg = call.args[0]
     if not isinstance(arg, nodes.Const) or type(arg.value) is not str:
         return None
     text = arg.value

@@ -59,6 +59,7 @@ SUMMARY_VARIABLES = (
     "first",
     "last",
     "values",
+    "pairs",
     "details",
     "rule",
     "title",

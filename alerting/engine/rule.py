@@ -44,6 +44,31 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RenderedExpectation(_Model):
+    """What on-call will read: the alert rendered with the real templates and escaping.
+
+    Each ``*_contains`` takes one text or a list (all must appear); ``slack_contains``
+    looks in every text of the Slack message as sent (mrkdwn-escaped: ``&lt;`` for
+    ``<``), ``email_subject`` is the exact subject line.
+    """
+
+    slack_contains: list[str] = Field(default_factory=list)
+    email_subject: str | None = None
+    email_subject_contains: list[str] = Field(default_factory=list)
+    email_contains: list[str] = Field(default_factory=list)
+    email_html_contains: list[str] = Field(default_factory=list)
+    console_contains: list[str] = Field(default_factory=list)
+
+    _lists = field_validator(
+        "slack_contains",
+        "email_subject_contains",
+        "email_contains",
+        "email_html_contains",
+        "console_contains",
+        mode="before",
+    )(one_or_many)
+
+
 class AlertExpectation(_Model):
     """What one expected alert must look like; every key given is checked."""
 
@@ -51,6 +76,7 @@ class AlertExpectation(_Model):
     count: int | None = Field(default=None, ge=1)
     summary_contains: str | None = None
     suppressed: int | None = Field(default=None, ge=0)
+    rendered: RenderedExpectation | None = None
 
 
 class Expect(_Model):
@@ -61,6 +87,7 @@ class Expect(_Model):
     count: int | None = Field(default=None, ge=1)
     summary_contains: str | None = None
     suppressed: int | None = Field(default=None, ge=0)
+    rendered: RenderedExpectation | None = None
 
     @field_validator("alerts")
     @classmethod
@@ -78,9 +105,17 @@ class Expect(_Model):
             count=self.count,
             summary_contains=self.summary_contains,
             suppressed=self.suppressed,
+            rendered=self.rendered,
         )
         has_checks = any(
-            v is not None for v in (self.group, self.count, self.summary_contains, self.suppressed)
+            v is not None
+            for v in (
+                self.group,
+                self.count,
+                self.summary_contains,
+                self.suppressed,
+                self.rendered,
+            )
         )
         return self.alerts, [first] if has_checks else []
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from alerting import jsonutil
 from alerting.alert import Alert
@@ -23,6 +23,7 @@ from alerting.engine.loader import load_rules, resolve_events_file
 from alerting.engine.rule import (
     AlertExpectation,
     CompiledRule,
+    RenderedExpectation,
     RuleTestCase,
     TestEventError,
     build_test_events,
@@ -32,6 +33,18 @@ from alerting.events import Event, sort_key
 from alerting.yamlfile import suggest
 
 MAX_SHOWN_ALERTS = 5
+
+
+_SHOWN = 300  # characters of a rendered text quoted in a failure
+
+
+class RenderCheck(Protocol):
+    """Renders an alert's messages for ``expect.rendered``: the command layer supplies
+    one built on the notification templates (``notify.preview``), so the engine needs
+    none. Keys: ``slack``, ``email_subject``, ``email_text``, ``email_html``,
+    ``console``."""
+
+    def __call__(self, alert: Alert) -> Mapping[str, str]: ...
 
 
 @dataclass(slots=True)
@@ -64,16 +77,22 @@ def select_rules(rules: Sequence[CompiledRule], only: Sequence[str] | None) -> l
 
 
 def run_rule_tests(
-    rules: Sequence[CompiledRule], only: Sequence[str] | None = None
+    rules: Sequence[CompiledRule],
+    only: Sequence[str] | None = None,
+    *,
+    render: RenderCheck | None = None,
 ) -> list[TestResult]:
-    """Run the inline tests of ``rules`` (or only those ids); one result per test."""
+    """Run the inline tests of ``rules`` (or only those ids); one result per test.
+
+    ``render`` checks ``expect.rendered``; without it such a check fails saying so.
+    """
     results: list[TestResult] = []
     for rule in select_rules(rules, only):
         if not rule.tests:
             results.append(TestResult(rule.id, "", None, disabled=not rule.enabled))
             continue
         for case in rule.tests:
-            results.append(run_case(rule, case))
+            results.append(run_case(rule, case, render))
     return results
 
 
@@ -114,7 +133,9 @@ def _read_entries(path: Path) -> list[Any]:
     return entries
 
 
-def run_case(rule: CompiledRule, case: RuleTestCase) -> TestResult:
+def run_case(
+    rule: CompiledRule, case: RuleTestCase, render: RenderCheck | None = None
+) -> TestResult:
     """Run one test case on a fresh engine and compare what came out with ``expect``."""
     result = TestResult(rule.id, case.name, False, disabled=not rule.enabled)
     try:
@@ -126,12 +147,14 @@ def run_case(rule: CompiledRule, case: RuleTestCase) -> TestResult:
     engine = Engine([dataclasses.replace(rule, enabled=True)])
     alerts = engine.process_many(events)
     result.alerts = alerts
-    result.problems = compare(alerts, case)
+    result.problems = compare(alerts, case, render)
     result.passed = not result.problems
     return result
 
 
-def compare(alerts: list[Alert], case: RuleTestCase) -> list[str]:
+def compare(
+    alerts: list[Alert], case: RuleTestCase, render: RenderCheck | None = None
+) -> list[str]:
     """Differences between ``alerts`` and the case's expectations, as readable lines."""
     want_count, checks = case.expect.expectations()
     problems: list[str] = []
@@ -141,13 +164,13 @@ def compare(alerts: list[Alert], case: RuleTestCase) -> list[str]:
     for i, check in enumerate(checks):
         if i >= len(alerts):
             break
-        problems.extend(f"alert {i + 1}: {p}" for p in _check(alerts[i], check))
+        problems.extend(f"alert {i + 1}: {p}" for p in _check(alerts[i], check, render))
     if problems:
         problems.extend(_describe(alerts))
     return problems
 
 
-def _check(alert: Alert, check: AlertExpectation) -> list[str]:
+def _check(alert: Alert, check: AlertExpectation, render: RenderCheck | None = None) -> list[str]:
     out: list[str] = []
     if check.group is not None:
         for key, want in check.group.items():
@@ -160,6 +183,43 @@ def _check(alert: Alert, check: AlertExpectation) -> list[str]:
         out.append(f"summary does not contain {check.summary_contains!r}: {alert.summary!r}")
     if check.suppressed is not None and alert.suppressed != check.suppressed:
         out.append(f"suppressed: expected {check.suppressed}, got {alert.suppressed}")
+    if check.rendered is not None:
+        if render is None:
+            out.append("rendered: needs the notification templates: run it with `alerting test`")
+        else:
+            try:
+                texts = render(alert)
+            except AlertingError as exc:
+                out.append(f"rendered: {exc}")
+            else:
+                out.extend(_check_rendered(texts, check.rendered))
+    return out
+
+
+def _quote(text: str) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= _SHOWN else flat[: _SHOWN - 1] + "…")
+
+
+def _missing(where: str, text: str, wanted: Iterable[str]) -> list[str]:
+    return [
+        f"rendered: {where} does not contain {want!r}: {_quote(text)}"
+        for want in wanted
+        if want not in text
+    ]
+
+
+def _check_rendered(texts: Mapping[str, str], want: RenderedExpectation) -> list[str]:
+    """What the rendered messages lack of ``want``, one line each."""
+    out: list[str] = []
+    subject = texts.get("email_subject", "")
+    if want.email_subject is not None and subject != want.email_subject:
+        out.append(f"rendered: e-mail subject: expected {want.email_subject!r}, got {subject!r}")
+    out += _missing("Slack message", texts.get("slack", ""), want.slack_contains)
+    out += _missing("e-mail subject", subject, want.email_subject_contains)
+    out += _missing("e-mail text", texts.get("email_text", ""), want.email_contains)
+    out += _missing("e-mail HTML", texts.get("email_html", ""), want.email_html_contains)
+    out += _missing("console block", texts.get("console", ""), want.console_contains)
     return out
 
 
@@ -198,11 +258,13 @@ def format_results(results: list[TestResult]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def main(
+    args: argparse.Namespace, out: TextIO | None = None, render: RenderCheck | None = None
+) -> int:
     """``alerting test``: 0 when every test passes, 1 otherwise."""
     stream = out or sys.stdout
     dirs = [Path(d) for d in (args.rules or ["rules"])]
     rules = load_rules(dirs)
-    results = run_rule_tests(rules, args.rule_ids or None)
+    results = run_rule_tests(rules, args.rule_ids or None, render=render)
     stream.write(format_results(results) + "\n")
     return 1 if any(r.passed is False for r in results) else 0
