@@ -24,20 +24,22 @@ EMAIL_HTML = "email_html"
 CONSOLE = "console"
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for inner in value.values():
-            yield from _strings(inner)
+def _texts(value: Any) -> Iterator[str]:
+    """Every ``text`` string inside Block Kit JSON (what Slack displays)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "text" and isinstance(inner, str):
+                yield inner
+            else:
+                yield from _texts(inner)
     elif isinstance(value, list):
         for inner in value:
-            yield from _strings(inner)
+            yield from _texts(inner)
 
 
 def slack_text(message: SlackMessage) -> str:
     """Every text of a Slack message as sent (mrkdwn-escaped), one per line."""
-    return "\n".join([message.text, *_strings(message.blocks), *_strings(message.attachments)])
+    return "\n".join([message.text, *_texts(message.blocks), *_texts(message.attachments)])
 
 
 class MessagePreview:
