@@ -19,6 +19,7 @@ from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import run_rule_tests
 from alerting.events import Event, parse_timestamp
+from alerting.notify.preview import MessagePreview
 from alerting.replay import replay
 from alerting.source.traffic import HOUR_NS, SCENARIOS, InjectedAttack, TrafficGenerator
 
@@ -109,7 +110,7 @@ def test_pack_loads_with_the_contract_ids_one_rule_per_file(rules: list[Compiled
 def test_every_rule_has_passing_tests_that_fire_and_stay_quiet(
     rules: list[CompiledRule],
 ) -> None:
-    results = run_rule_tests(rules)
+    results = run_rule_tests(rules, render=MessagePreview(ROOT / "templates"))
     failed = [f"{r.rule} / {r.name}: {r.problems}" for r in results if not r.passed]
     assert not failed
     for rule in rules:
