@@ -77,6 +77,8 @@ REGION_BASE_URLS = {
     "in": "https://api.in.jumpcloud.com",
 }
 
+US_CONSOLE_URL = "https://console.jumpcloud.com"
+EU_CONSOLE_URL = "https://console.eu.jumpcloud.com"
 DEFAULT_TOKEN_URL = "https://admin-oauth.id.jumpcloud.com/oauth2/token"  # noqa: S105 - a URL
 
 SECRET_KEYS = (
@@ -216,6 +218,11 @@ class SourceConfig(_Model):
     @classmethod
     def _org_names(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @property
+    def console_url(self) -> str:
+        """The admin console of the API's region, for links in messages (EU has its own)."""
+        return EU_CONSOLE_URL if self.base_url == REGION_BASE_URLS["eu"] else US_CONSOLE_URL
 
     @property
     def multi_org(self) -> bool:

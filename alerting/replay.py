@@ -412,6 +412,7 @@ class _Notify:
             templates_dir=config.templates.path,
             store=self.store,
             clock=self.clock,
+            console_url=config.source.console_url,
         )
         self.group_wait_s = config.delivery.group_wait.total_seconds()
         self.pending: list[Alert] = []

@@ -290,6 +290,7 @@ class Service:
             templates_dir=self.config.templates.path,
             store=self.db,
             clock=self.clock,
+            console_url=self.config.source.console_url,
         )
 
     def _build_source(self) -> None:

@@ -257,3 +257,13 @@ def test_inline_tests_check_the_rendered_messages(
     missing = ["test", "--rules", str(rules), "--templates", str(tmp_path / "nope")]
     assert cli.main(missing) == 1
     assert "templates directory" in capsys.readouterr().out
+
+
+def test_console_links_follow_the_api_region(tmp_path: Path) -> None:
+    from alerting.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("source: {kind: jumpcloud, base_url: eu, api_key: jc_key_0123456789}\n")
+    assert load_config(path).source.console_url == "https://console.eu.jumpcloud.com"
+    path.write_text("source: {kind: jumpcloud, api_key: jc_key_0123456789}\n")
+    assert load_config(path).source.console_url == "https://console.jumpcloud.com"

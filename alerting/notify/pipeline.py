@@ -35,6 +35,7 @@ from alerting.notify.channels.base import (
     RateLimited,
     build_channel,
 )
+from alerting.notify.details import DEFAULT_CONSOLE_URL
 from alerting.notify.render import MessageBuilder, Renderer, check_templates
 from alerting.notify.routing import Router
 from alerting.notify.settings import ChannelConfig, DeliveryConfig, RouteConfig, SilenceConfig
@@ -108,13 +109,14 @@ class Notifier:
         clock: Clock,
         rng: random.Random | None = None,
         stdout: IO[str] | None = None,
+        console_url: str = DEFAULT_CONSOLE_URL,
     ) -> None:
         self.store = store
         self.clock = clock
         self.delivery = delivery
         self.silences = list(silences)
         self.router = Router(routes)
-        self.messages = MessageBuilder(Renderer(Path(templates_dir)))
+        self.messages = MessageBuilder(Renderer(Path(templates_dir), console_url))
         self._rng = rng or random.Random()
         self.channels: dict[str, Channel] = {
             name: build_channel(name, cfg, self.messages, clock, stdout)
