@@ -15,6 +15,7 @@ import pytest
 
 from alerting import cli
 from alerting.alert import Alert
+from alerting.config import load_config
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.events import Event, sort_key
@@ -260,8 +261,6 @@ def test_inline_tests_check_the_rendered_messages(
 
 
 def test_console_links_follow_the_api_region(tmp_path: Path) -> None:
-    from alerting.config import load_config
-
     path = tmp_path / "config.yaml"
     path.write_text("source: {kind: jumpcloud, base_url: eu, api_key: jc_key_0123456789}\n")
     assert load_config(path).source.console_url == "https://console.eu.jumpcloud.com"
