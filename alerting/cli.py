@@ -115,7 +115,7 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
 
         return replay_main
     if name == "simulate":
-        from alerting.source.simulator import main as simulate_main
+        from alerting.commands.simulate import main as simulate_main
 
         return simulate_main
     if name == "outbox":

@@ -310,7 +310,7 @@ class Service:
             "clock": self.clock,
         }
         if kind == "simulator":
-            from alerting.source.simulator import EmbeddedSimulator
+            from alerting.simulator.embedded import EmbeddedSimulator
 
             sim = src.simulator
             self.simulator = EmbeddedSimulator(

@@ -14,7 +14,7 @@ import pytest
 
 from alerting.clock import ManualClock
 from alerting.events import format_timestamp
-from alerting.source.di_api import DIApiServer
+from alerting.simulator.di_api import DIApiServer
 
 NOW = 1_780_000_000  # 2026-05-28T20:26:40Z, the ManualClock's start
 NS = 1_000_000_000

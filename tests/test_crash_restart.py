@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from alerting.clock import SystemClock
-from alerting.source.di_api import DIApiServer
+from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
 from tests.test_service import (
     API_KEY,

@@ -12,7 +12,7 @@ import pytest
 from alerting.clock import ManualClock
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp, parse_timestamp
-from alerting.source.di_api import (
+from alerting.simulator.di_api import (
     API_PREFIX,
     DEMO_API_KEY,
     DIApiServer,

@@ -28,7 +28,7 @@ from alerting.engine.loader import load_rules
 from alerting.engine.types import Hit, ThresholdSpec
 from alerting.events import Event, JsonEvent, format_timestamp, parse_timestamp
 from alerting.jinja_env import make_environment
-from alerting.source.traffic import HOUR_NS, TrafficGenerator
+from alerting.simulator.traffic import HOUR_NS, TrafficGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = parse_timestamp("2026-03-02T10:00:00Z")

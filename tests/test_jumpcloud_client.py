@@ -20,7 +20,7 @@ from alerting import __version__
 from alerting.clock import ManualClock
 from alerting.errors import SourceError
 from alerting.events import format_timestamp, parse_timestamp, sort_key
-from alerting.source.di_api import DEMO_API_KEY, DIApiServer, Faults
+from alerting.simulator.di_api import DEMO_API_KEY, DIApiServer, Faults
 from alerting.source.jumpcloud import (
     DIClient,
     Poller,

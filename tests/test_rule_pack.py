@@ -20,7 +20,7 @@ from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import run_rule_tests
 from alerting.events import Event, parse_timestamp
 from alerting.replay import replay
-from alerting.source.traffic import HOUR_NS, SCENARIOS, InjectedAttack, TrafficGenerator
+from alerting.simulator.traffic import HOUR_NS, SCENARIOS, InjectedAttack, TrafficGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -37,7 +37,7 @@ from alerting.engine.loader import load_rules
 from alerting.errors import StoreError
 from alerting.events import Event, format_timestamp, sort_key
 from alerting.service import Service, StateLock
-from alerting.source.di_api import DIApiServer
+from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
 
 API_KEY = "jc_test_key_for_the_service_0123456789ab"

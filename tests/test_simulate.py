@@ -18,9 +18,9 @@ from alerting import cli
 from alerting.clock import ManualClock
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp, parse_timestamp
-from alerting.source.di_api import API_PREFIX, DEMO_API_KEY
-from alerting.source.simulator import EmbeddedSimulator, resolve_scenarios
-from alerting.source.traffic import HOUR_NS, MINUTE_NS, SCENARIOS
+from alerting.simulator.di_api import API_PREFIX, DEMO_API_KEY
+from alerting.simulator.embedded import EmbeddedSimulator, resolve_scenarios
+from alerting.simulator.traffic import HOUR_NS, MINUTE_NS, SCENARIOS
 
 # Thursday 15:00 UTC: working hours in the US and in Europe.
 START = datetime(2026, 11, 19, 15, 0, tzinfo=UTC).timestamp()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from alerting.events import Event, parse_timestamp
-from alerting.source.traffic import (
+from alerting.simulator.traffic import (
     HOUR_NS,
     MINUTE_NS,
     SCENARIOS,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting import jsonutil
-from alerting.source.traffic.scenarios import InjectedAttack
+from alerting.simulator.traffic.scenarios import InjectedAttack
 
 
 def attacks_to_json(attacks: Iterable[InjectedAttack]) -> str:

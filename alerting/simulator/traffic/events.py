@@ -16,16 +16,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from alerting.source.traffic.constants import _MS, _NS, HOUR_NS, _Item
-from alerting.source.traffic.places import Place
+from alerting.simulator.traffic.constants import HOUR_NS, MS, NS, Item
+from alerting.simulator.traffic.ids import oid
+from alerting.simulator.traffic.places import Place
 
 if TYPE_CHECKING:
-    from alerting.source.traffic.population import Admin, Person
-
-
-def _oid(rng: random.Random, seconds: int) -> str:
-    """A 24-hex ObjectId: 4-byte timestamp then 8 random bytes."""
-    return f"{seconds & 0xFFFFFFFF:08x}{rng.getrandbits(64):016x}"
+    from alerting.simulator.traffic.population import Admin, Person
 
 
 def _b64(bits: int) -> str:
@@ -50,7 +46,7 @@ _MFA_CONTEXT = {
     }
     for kind in ("totp", "duo", "jumpcloud_protect", "webauthn")
 }
-_FAILED_CONTEXT = {"auth_methods": {"password": {"success": False}}}
+FAILED_CONTEXT = {"auth_methods": {"password": {"success": False}}}
 _NO_MFA_CONTEXT = {
     "auth_methods": {"password": {"success": True}},
     "policies_applied": [
@@ -106,13 +102,13 @@ class EventEmitter:
         return f"{prefix}{seconds % 60:02d}"
 
     def _ts_ms(self, ns: int) -> str:
-        return f"{self._sec_text(ns // _NS)}.{ns // _MS % 1000:03d}Z"
+        return f"{self._sec_text(ns // NS)}.{ns // MS % 1000:03d}Z"
 
     def _ts_s(self, ns: int) -> str:
-        return self._sec_text(ns // _NS) + "Z"
+        return self._sec_text(ns // NS) + "Z"
 
     def _ts_nano(self, ns: int) -> str:
-        return f"{self._sec_text(ns // _NS)}.{ns % _NS:09d}Z"
+        return f"{self._sec_text(ns // NS)}.{ns % NS:09d}Z"
 
     def _offset(self, tz: str, ns: int) -> int:
         """UTC offset in seconds of ``tz`` at the hour containing ``ns`` (cached)."""
@@ -131,20 +127,20 @@ class EventEmitter:
         offset = self._offset(tz, ns)
         sign = "+" if offset >= 0 else "-"
         hh, mm = divmod(abs(offset) // 60, 60)
-        return f"{self._sec_text(ns // _NS + offset)}{sign}{hh:02d}:{mm:02d}"
+        return f"{self._sec_text(ns // NS + offset)}{sign}{hh:02d}:{mm:02d}"
 
     # ----------------------------------------------------------------- emitters
 
     def _directory(
         self,
-        out: list[_Item],
+        out: list[Item],
         rng: random.Random,
         ns: int,
         event_type: str,
         body: dict[str, Any],
-    ) -> _Item:
-        ns -= ns % _MS
-        event_id = _oid(rng, ns // _NS)
+    ) -> Item:
+        ns -= ns % MS
+        event_id = oid(rng, ns // NS)
         event = {
             "id": event_id,
             "event_type": event_type,
@@ -161,7 +157,7 @@ class EventEmitter:
 
     def _portal_login(
         self,
-        out: list[_Item],
+        out: list[Item],
         rng: random.Random,
         ns: int,
         p: Person,
@@ -171,7 +167,7 @@ class EventEmitter:
         *,
         success: bool,
         mfa: bool = True,
-    ) -> _Item:
+    ) -> Item:
         body: dict[str, Any] = {
             "initiated_by": p.initiated_by,
             "resource": p.resource,
@@ -184,7 +180,7 @@ class EventEmitter:
                 if success and mfa
                 else _NO_MFA_CONTEXT
                 if success
-                else _FAILED_CONTEXT
+                else FAILED_CONTEXT
             ),
             "geoip": place.geo,
             "useragent": ua,
@@ -195,7 +191,7 @@ class EventEmitter:
 
     def _sso(
         self,
-        out: list[_Item],
+        out: list[Item],
         rng: random.Random,
         ns: int,
         p: Person,
@@ -207,7 +203,7 @@ class EventEmitter:
     ) -> None:
         if ns % 10 == 0:
             ns += 7  # nine significant fraction digits, as the SSO service writes them
-        event_id = _oid(rng, ns // _NS)
+        event_id = oid(rng, ns // NS)
         app = self.apps[int(rng.random() * len(self.apps))]
         out.append(
             (
@@ -239,7 +235,7 @@ class EventEmitter:
 
     def _radius(
         self,
-        out: list[_Item],
+        out: list[Item],
         rng: random.Random,
         ns: int,
         username: str,
@@ -250,7 +246,7 @@ class EventEmitter:
         ok: bool = True,
         device: bool = False,
     ) -> None:
-        ns -= ns % _NS
+        ns -= ns % NS
         bits = rng.getrandbits(128)
         h = f"{bits:032X}"
         event_id = f"{h[:8]}-{h[8:12]}-3{h[13:16]}-{h[16:20]}-{h[20:]}"
@@ -287,7 +283,7 @@ class EventEmitter:
 
     def _system_login(
         self,
-        out: list[_Item],
+        out: list[Item],
         rng: random.Random,
         ns: int,
         p: Person,
@@ -297,8 +293,8 @@ class EventEmitter:
         ok: bool,
         server: dict[str, Any] | None = None,
     ) -> None:
-        ns -= ns % _NS
-        event_id = _oid(rng, ns // _NS)
+        ns -= ns % NS
+        event_id = oid(rng, ns // NS)
         if server is not None:
             process, system, client_ip = "sshd", server, self.server_ips[server["hostname"]]
         else:
@@ -351,7 +347,7 @@ class EventEmitter:
 
     def _ldap_session(
         self,
-        out: list[_Item],
+        out: list[Item],
         rng: random.Random,
         t: int,
         username: str,
@@ -362,8 +358,8 @@ class EventEmitter:
     ) -> None:
         """An LDAP bind and its searches on one connection (one id, operations numbered)."""
         connection = _b64(rng.getrandbits(256))
-        t -= t % _MS
-        event_id = _oid(rng, t // _NS)
+        t -= t % MS
+        event_id = oid(rng, t // NS)
         out.append(
             (
                 t,
@@ -393,8 +389,8 @@ class EventEmitter:
             )
         )
         for op in range(1, searches + 1):
-            t += rng.randrange(5, 400) * _MS
-            event_id = _oid(rng, t // _NS)
+            t += rng.randrange(5, 400) * MS
+            event_id = oid(rng, t // NS)
             out.append(
                 (
                     t,

@@ -19,23 +19,23 @@ from typing import Any
 
 from alerting.clock import Clock, time_ns
 from alerting.errors import AlertingError
-from alerting.source.di_api.constants import (
-    _AUTH_MESSAGES,
-    _STATUS_MESSAGES,
+from alerting.simulator.di_api.constants import (
     API_PREFIX,
+    AUTH_MESSAGES,
     DEMO_API_KEY,
     MAX_BODY,
     MAX_RECORDED,
     RETENTION_DAYS,
     SERVICES,
+    STATUS_MESSAGES,
 )
-from alerting.source.di_api.endpoints import Endpoints, _Response
-from alerting.source.di_api.faults import Faults
-from alerting.source.di_api.index import EventIndex
-from alerting.source.di_api.query import _BadRequest
+from alerting.simulator.di_api.endpoints import Endpoints, Response
+from alerting.simulator.di_api.faults import Faults
+from alerting.simulator.di_api.index import EventIndex
+from alerting.simulator.di_api.query import BadRequest
 
 # the package's name, as before the split: log levels and filters set on it still apply
-log = logging.getLogger("alerting.source.di_api")
+log = logging.getLogger("alerting.simulator.di_api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +226,7 @@ class DIApiServer(Endpoints):
             except Exception:  # a bug (or a feed hook) must not kill the server
                 log.exception("DI API simulator failed to answer %s", path)
                 status, extra = 500, {}
-                data = go_json({"message": _STATUS_MESSAGES[500]})
+                data = go_json({"message": STATUS_MESSAGES[500]})
         headers = tuple((k, v) for k, v in handler.headers.items())
         with self._lock:
             if len(self.requests) >= MAX_RECORDED:
@@ -250,7 +250,7 @@ class DIApiServer(Endpoints):
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True  # the client gave up (e.g. its timeout)
 
-    def _respond(self, handler: _Handler, path: str, body: bytes) -> _Response:
+    def _respond(self, handler: _Handler, path: str, body: bytes) -> Response:
         now_ns = time_ns(self.clock)
         if self.event_feed is not None:
             self.event_feed(now_ns)
@@ -260,7 +260,7 @@ class DIApiServer(Endpoints):
             faults = self.faults
             forced = faults.fail_next.pop(0) if faults.fail_next else None
         if faults.status is not None:
-            return faults.status, {"message": _AUTH_MESSAGES.get(faults.status, "error")}, {}
+            return faults.status, {"message": AUTH_MESSAGES.get(faults.status, "error")}, {}
         orgs, auth_error = self._authenticate(handler)
         if auth_error is not None:
             return auth_error
@@ -284,24 +284,24 @@ class DIApiServer(Endpoints):
             try:
                 query = json.loads(body)
             except (ValueError, UnicodeDecodeError):
-                raise _BadRequest("Invalid/unknown query JSON body") from None
+                raise BadRequest("Invalid/unknown query JSON body") from None
             if not isinstance(query, dict):
-                raise _BadRequest("Invalid/unknown query JSON body: expected a JSON object")
+                raise BadRequest("Invalid/unknown query JSON body: expected a JSON object")
             return endpoint(query, orgs, now_ns)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return 400, {"message": str(exc)}, {}
 
-    def _fault_response(self, status: int) -> _Response:
+    def _fault_response(self, status: int) -> Response:
         headers: dict[str, str] = {}
         if status == 429 and self.faults.retry_after is not None:
             after = self.faults.retry_after
             headers["Retry-After"] = str(int(after)) if float(after).is_integer() else str(after)
-        message = _AUTH_MESSAGES.get(status) or _STATUS_MESSAGES.get(status, "error")
+        message = AUTH_MESSAGES.get(status) or STATUS_MESSAGES.get(status, "error")
         return status, {"message": message}, headers
 
-    def _authenticate(self, handler: _Handler) -> tuple[frozenset[str] | None, _Response | None]:
+    def _authenticate(self, handler: _Handler) -> tuple[frozenset[str] | None, Response | None]:
         """The org ids to serve (None = all) or the error response."""
-        unauthorized: _Response = (401, {"message": _AUTH_MESSAGES[401]}, {})
+        unauthorized: Response = (401, {"message": AUTH_MESSAGES[401]}, {})
         org_ids = frozenset(
             v.strip() for v in (handler.headers.get_all("x-org-id") or []) if v.strip()
         )

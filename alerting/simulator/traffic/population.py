@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerting.source.traffic.constants import _ADMIN_DOMAIN, _VICTIM_LANES
-from alerting.source.traffic.events import _oid
-from alerting.source.traffic.places import DATACENTER, HOMES, OFFICE_IP, REGULAR_TRIPS, Place
+from alerting.simulator.traffic.constants import ADMIN_DOMAIN, VICTIM_LANES
+from alerting.simulator.traffic.ids import oid
+from alerting.simulator.traffic.places import DATACENTER, HOMES, OFFICE_IP, REGULAR_TRIPS, Place
 
 
 def _ua(name: str, version: str, os_name: str, os_version: str, device: str) -> dict[str, Any]:
@@ -179,13 +179,13 @@ def build_population(seed: int, count: int) -> Population:
         kind = rng.choices(("mac", "windows", "linux"), (6, 3, 1))[0]
         engineer = rng.random() < 0.3
         local = f"{first[0]}{last}"
-        system_id = _oid(rng, created + rng.randrange(10**8))
+        system_id = oid(rng, created + rng.randrange(10**8))
         host = f"{first[0].upper()}{last.upper()}-{'MBP' if kind == 'mac' else 'PC' if kind == 'windows' else 'XPS'}"
         person = Person(
             index=len(people),
             username=username,
-            email=f"{username}@{_ADMIN_DOMAIN}",
-            user_id=_oid(rng, created + rng.randrange(10**8)),
+            email=f"{username}@{ADMIN_DOMAIN}",
+            user_id=oid(rng, created + rng.randrange(10**8)),
             home=home,
             home_ip=home.ip(rng),
             office_ip=OFFICE_IP[home.city],
@@ -204,7 +204,7 @@ def build_population(seed: int, count: int) -> Population:
                 "displayName": host,
             },
             local_username=local,
-            local_user_id=_oid(rng, created + rng.randrange(10**8)),
+            local_user_id=oid(rng, created + rng.randrange(10**8)),
         )
         person.initiated_by = {"id": person.user_id, "type": "user", "username": username}
         person.resource = {"id": person.user_id, "type": "user", "username": username}
@@ -218,15 +218,15 @@ def build_population(seed: int, count: int) -> Population:
     perm = list(range(count))
     rng.shuffle(perm)
     settled = [i for i in perm if not people[i].traveller]
-    if len(settled) < _VICTIM_LANES:
+    if len(settled) < VICTIM_LANES:
         settled = perm
-    pools = [settled[k::_VICTIM_LANES] for k in range(_VICTIM_LANES)]
+    pools = [settled[k::VICTIM_LANES] for k in range(VICTIM_LANES)]
 
     it_staff = [p for p in people if p.engineer][:3] or people[:3]
     admins: list[Admin] = []
     for p in it_staff:
-        email = f"{p.username}-admin@{_ADMIN_DOMAIN}" if rng.random() < 0.3 else p.email
-        admin_id = _oid(rng, created + rng.randrange(10**8))
+        email = f"{p.username}-admin@{ADMIN_DOMAIN}" if rng.random() < 0.3 else p.email
+        admin_id = oid(rng, created + rng.randrange(10**8))
         admins.append(
             Admin(
                 p,
@@ -238,15 +238,15 @@ def build_population(seed: int, count: int) -> Population:
                 {"id": admin_id, "type": "admin", "email": email},
             )
         )
-    auto_id = _oid(rng, created + rng.randrange(10**8))
+    auto_id = oid(rng, created + rng.randrange(10**8))
     automation = Admin(
         None,
-        f"hr-sync@{_ADMIN_DOMAIN}",
+        f"hr-sync@{ADMIN_DOMAIN}",
         auto_id,
         DATACENTER,
         DATACENTER.ip(rng),
         UA_PYTHON,
-        {"id": auto_id, "type": "admin", "email": f"hr-sync@{_ADMIN_DOMAIN}"},
+        {"id": auto_id, "type": "admin", "email": f"hr-sync@{ADMIN_DOMAIN}"},
         automation=True,
     )
     ldap_connection_ip = OFFICE_IP[people[0].home.city]
@@ -255,13 +255,13 @@ def build_population(seed: int, count: int) -> Population:
             "display_label": label,
             "sso_type": "saml",
             "name": name,
-            "id": _oid(rng, created + rng.randrange(10**8)),
+            "id": oid(rng, created + rng.randrange(10**8)),
             "sso_url": f"https://sso.jumpcloud.com/saml2/{name}",
         }
         for label, name in APPS
     ]
     servers = [
-        {"id": _oid(rng, created + rng.randrange(10**8)), "hostname": h, "displayName": h}
+        {"id": oid(rng, created + rng.randrange(10**8)), "hostname": h, "displayName": h}
         for h in SERVERS
     ]
     server_ips = {s["hostname"]: f"198.18.10.{20 + i}" for i, s in enumerate(servers)}
@@ -269,7 +269,7 @@ def build_population(seed: int, count: int) -> Population:
         {
             "name": g,
             "type": "user_group",
-            "object_id": _oid(rng, created + rng.randrange(10**8)),
+            "object_id": oid(rng, created + rng.randrange(10**8)),
         }
         for g in GROUPS
     ]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from alerting.source.di_api.constants import _NOT_SEARCHABLE
-from alerting.source.di_api.query import _BadRequest
+from alerting.simulator.di_api.constants import NOT_SEARCHABLE
+from alerting.simulator.di_api.query import BadRequest
 from alerting.yamlfile import suggest
 
 
-def _values_at(obj: Any, parts: Sequence[str]) -> list[Any]:
+def values_at(obj: Any, parts: Sequence[str]) -> list[Any]:
     """All leaf values at a dotted path; lists along the way fan out (``changes.field``)."""
     nodes = [obj]
     for part in parts:
@@ -35,7 +35,7 @@ def _values_at(obj: Any, parts: Sequence[str]) -> list[Any]:
     return [v for node in nodes for v in (node if isinstance(node, list) else [node])]
 
 
-def _term_text(value: Any) -> str | None:
+def term_text(value: Any) -> str | None:
     """A value as the lower-cased keyword the index stores; None for null/objects."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -46,7 +46,7 @@ def _term_text(value: Any) -> str | None:
     return None
 
 
-def _project(raw: dict[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+def project(raw: dict[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
     """Keep only the requested (dotted) fields, nested as in the event."""
     out: dict[str, Any] = {}
     for parts in paths:
@@ -66,29 +66,29 @@ def _project(raw: dict[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str,
     return out
 
 
-_Predicate = Callable[[dict[str, Any]], bool]
+Predicate = Callable[[dict[str, Any]], bool]
 _CONJUNCTIONS = ("and", "or", "not")
 
 
-def compile_search_term(term: Any) -> _Predicate:
-    """Compile a ``search_term`` into a predicate; raises ``_BadRequest`` when invalid."""
+def compile_search_term(term: Any) -> Predicate:
+    """Compile a ``search_term`` into a predicate; raises ``BadRequest`` when invalid."""
     if not isinstance(term, dict) or not term:
-        raise _BadRequest("search_term must be an object with an 'and', 'or' or 'not' key")
+        raise BadRequest("search_term must be an object with an 'and', 'or' or 'not' key")
     preds = [_compile_conjunction(op, value) for op, value in term.items()]
     return lambda raw: all(p(raw) for p in preds)
 
 
-def _compile_conjunction(op: str, value: Any) -> _Predicate:
+def _compile_conjunction(op: str, value: Any) -> Predicate:
     if op not in _CONJUNCTIONS:
-        raise _BadRequest(
+        raise BadRequest(
             f"search_term: unknown operator {op!r}; use one of 'and', 'or', 'not'"
             + suggest(op, _CONJUNCTIONS)
         )
     items = value if isinstance(value, list) else [value]
-    criteria: list[_Predicate] = []
+    criteria: list[Predicate] = []
     for item in items:
         if not isinstance(item, dict):
-            raise _BadRequest(f"search_term.{op}: expected a map or a list of maps")
+            raise BadRequest(f"search_term.{op}: expected a map or a list of maps")
         for key, expected in item.items():
             if key in _CONJUNCTIONS:
                 criteria.append(_compile_conjunction(key, expected))
@@ -101,18 +101,18 @@ def _compile_conjunction(op: str, value: Any) -> _Predicate:
     return lambda raw: not any(c(raw) for c in criteria)
 
 
-def _compile_field(path: str, expected: Any) -> _Predicate:
+def _compile_field(path: str, expected: Any) -> Predicate:
     parts = tuple(path.split("."))
     if not path or "" in parts:
-        raise _BadRequest(f"search_term: invalid field name {path!r}")
-    if parts[0] in _NOT_SEARCHABLE:
-        raise _BadRequest(f"search_term: field {parts[0]!r} is not searchable")
+        raise BadRequest(f"search_term: invalid field name {path!r}")
+    if parts[0] in NOT_SEARCHABLE:
+        raise BadRequest(f"search_term: field {parts[0]!r} is not searchable")
     wanted_raw = expected if isinstance(expected, list) else [expected]
-    wanted = {t for t in (_term_text(v) for v in wanted_raw) if t is not None}
+    wanted = {t for t in (term_text(v) for v in wanted_raw) if t is not None}
     if not wanted:
-        raise _BadRequest(f"search_term: field {path!r} needs a string, number or boolean value")
+        raise BadRequest(f"search_term: field {path!r} needs a string, number or boolean value")
 
     def match(raw: dict[str, Any]) -> bool:
-        return any(_term_text(v) in wanted for v in _values_at(raw, parts))
+        return any(term_text(v) in wanted for v in values_at(raw, parts))
 
     return match

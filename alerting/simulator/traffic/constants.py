@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-_NS = 1_000_000_000
-_Item = tuple[int, str, dict[str, Any]]  # (time ns, id, raw event)
-_MS = 1_000_000
-MINUTE_NS = 60 * _NS
-HOUR_NS = 3600 * _NS
+NS = 1_000_000_000
+Item = tuple[int, str, dict[str, Any]]  # (time ns, id, raw event)
+MS = 1_000_000
+MINUTE_NS = 60 * NS
+HOUR_NS = 3600 * NS
 DAY_NS = 24 * HOUR_NS
 SPILL_NS = 3 * HOUR_NS  # a session/attack never lasts longer than this
-_MAX_BLACKOUT_NS = 14 * HOUR_NS  # longest quiet period around an attack's victim
-_TRIP_EPOCH_NS = 7 * DAY_NS
-_VICTIM_LANES = 4  # attacks with the victim's own successful logins
+MAX_BLACKOUT_NS = 14 * HOUR_NS  # longest quiet period around an attack's victim
+TRIP_EPOCH_NS = 7 * DAY_NS
+VICTIM_LANES = 4  # attacks with the victim's own successful logins
 
 DEFAULT_ORG_ID = "5f3c2a1b9d8e7f6a5b4c3d2e"
 DEFAULT_ATTACK_SLOT_NS = 30 * MINUTE_NS
-_ADMIN_DOMAIN = "example.com"
+ADMIN_DOMAIN = "example.com"

@@ -14,19 +14,20 @@ import math
 import random
 from typing import Any
 
-from alerting.source.traffic.constants import (
-    _ADMIN_DOMAIN,
-    _MS,
-    _NS,
-    _TRIP_EPOCH_NS,
+from alerting.simulator.traffic.constants import (
+    ADMIN_DOMAIN,
     DAY_NS,
     HOUR_NS,
     MINUTE_NS,
-    _Item,
+    MS,
+    NS,
+    TRIP_EPOCH_NS,
+    Item,
 )
-from alerting.source.traffic.events import EventEmitter, _oid
-from alerting.source.traffic.places import DESTINATIONS, Place, _flight_ns
-from alerting.source.traffic.population import (
+from alerting.simulator.traffic.events import EventEmitter
+from alerting.simulator.traffic.ids import oid
+from alerting.simulator.traffic.places import DESTINATIONS, Place, flight_ns
+from alerting.simulator.traffic.population import (
     DEPARTMENTS,
     FIRST_NAMES,
     JOB_TITLES,
@@ -80,8 +81,8 @@ class NormalBehaviour(EventEmitter):
         if p.traveller and _unit(self.seed, "trip", p.index, epoch) < 0.6:
             rng = random.Random(f"{self.seed}:trip:{p.index}:{epoch}")
             dest = DESTINATIONS[rng.choice(p.trips)]
-            fly = _flight_ns(p.home, dest)
-            depart = epoch * _TRIP_EPOCH_NS + int(rng.uniform(0.5, 2.5) * DAY_NS)
+            fly = flight_ns(p.home, dest)
+            depart = epoch * TRIP_EPOCH_NS + int(rng.uniform(0.5, 2.5) * DAY_NS)
             arrive = depart + fly
             leave = arrive + int(rng.uniform(1.5, 3.0) * DAY_NS)
             trip = (depart, arrive, leave, leave + fly, dest, dest.ip(rng))
@@ -93,7 +94,7 @@ class NormalBehaviour(EventEmitter):
     def location(self, p: Person, ns: int) -> tuple[Place, str] | None:
         """Where a person is at ``ns`` and their public IP there; None while flying."""
         if p.traveller:
-            trip = self._trip(p, ns // _TRIP_EPOCH_NS)
+            trip = self._trip(p, ns // TRIP_EPOCH_NS)
             if trip is not None:
                 depart, arrive, leave, back, place, ip = trip
                 if depart <= ns < arrive or leave <= ns < back:
@@ -106,7 +107,7 @@ class NormalBehaviour(EventEmitter):
 
     def _activity(self, p: Person, place: Place, t0: int) -> tuple[float, bool, int]:
         """(activity weight, is this the first working hour, local weekday)."""
-        local = t0 // _NS + self._offset(place.tz, t0)
+        local = t0 // NS + self._offset(place.tz, t0)
         hour = local // 3600 % 24
         weekday = (local // 86400 + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
         workday = weekday < 5
@@ -116,7 +117,7 @@ class NormalBehaviour(EventEmitter):
             return 0.08, False, weekday
         return 0.01, False, weekday
 
-    def _person_hour(self, rng: random.Random, p: Person, t0: int, out: list[_Item]) -> None:
+    def _person_hour(self, rng: random.Random, p: Person, t0: int, out: list[Item]) -> None:
         here = self.location(p, t0 + HOUR_NS // 2)
         if here is None:
             return  # on a plane
@@ -125,7 +126,7 @@ class NormalBehaviour(EventEmitter):
         if rng.random() >= min(1.0, weight * 2.5):
             return
         at_home_city = place is p.home
-        day = (t0 // _NS + self._offset(place.tz, t0)) // 86400
+        day = (t0 // NS + self._offset(place.tz, t0)) // 86400
         in_office = (
             at_home_city
             and weekday < 5
@@ -144,11 +145,11 @@ class NormalBehaviour(EventEmitter):
             t = t0 + rng.randrange(0, 20 * MINUTE_NS)
             if where(t):
                 self._system_login(out, rng, t, p, place, ip, ok=True)
-                t += rng.randrange(30, 300) * _NS
+                t += rng.randrange(30, 300) * NS
                 self._day_login(rng, p, t, place, ip, ua, out)
                 if rng.random() < 0.04:
                     self._password_change(
-                        rng, p, t + rng.randrange(600, 3000) * _NS, place, ip, ua, out
+                        rng, p, t + rng.randrange(600, 3000) * NS, place, ip, ua, out
                     )
         for _ in range(_poisson(rng, 0.25 * weight * rate)):
             t = t0 + int(rng.random() * HOUR_NS)
@@ -177,7 +178,7 @@ class NormalBehaviour(EventEmitter):
                         self._radius(
                             out, rng, t, p.username, p.radius_initiated_by, place, ip, ok=False
                         )
-                        t += rng.randrange(3, 20) * _NS
+                        t += rng.randrange(3, 20) * NS
                     self._radius(out, rng, t, p.username, p.radius_initiated_by, place, ip)
         if p.engineer:
             for _ in range(_poisson(rng, 2.0 * weight * rate)):
@@ -186,7 +187,7 @@ class NormalBehaviour(EventEmitter):
                     server = rng.choice(self.servers)
                     if rng.random() < 0.03:
                         self._system_login(out, rng, t, p, place, ip, ok=False, server=server)
-                        t += rng.randrange(5, 30) * _NS
+                        t += rng.randrange(5, 30) * NS
                     self._system_login(out, rng, t, p, place, ip, ok=True, server=server)
 
     def _day_login(
@@ -197,15 +198,15 @@ class NormalBehaviour(EventEmitter):
         place: Place,
         ip: str,
         ua: dict[str, Any],
-        out: list[_Item],
+        out: list[Item],
     ) -> None:
         """The morning portal login: sometimes typos first, rarely a lockout."""
         roll = rng.random()
         if roll < 0.003:
             for _ in range(4):
                 self._portal_login(out, rng, t, p, place, ip, ua, success=False)
-                t += rng.randrange(4, 25) * _NS
-            self._directory(out, rng, t + _NS, "user_lockout",
+                t += rng.randrange(4, 25) * NS
+            self._directory(out, rng, t + NS, "user_lockout",
                             {"initiated_by": p.initiated_by, "resource": p.resource, "success": True,
                              "client_ip": ip, "geoip": place.geo, "useragent": ua})  # fmt: skip
             t += rng.randrange(45, 110) * MINUTE_NS
@@ -217,12 +218,12 @@ class NormalBehaviour(EventEmitter):
         elif roll < 0.09:
             for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
                 self._portal_login(out, rng, t, p, place, ip, ua, success=False)
-                t += rng.randrange(5, 18) * _NS
+                t += rng.randrange(5, 18) * NS
         self._portal_login(out, rng, t, p, place, ip, ua, success=True)
-        t += rng.randrange(5, 60) * _NS
+        t += rng.randrange(5, 60) * NS
         for _ in range(rng.randrange(2, 6)):
             self._sso(out, rng, t, p, place, ip, ua)
-            t += rng.randrange(3, 120) * _NS
+            t += rng.randrange(3, 120) * NS
 
     def _password_change(
         self,
@@ -232,16 +233,16 @@ class NormalBehaviour(EventEmitter):
         place: Place,
         ip: str,
         ua: dict[str, Any],
-        out: list[_Item],
+        out: list[Item],
     ) -> None:
         """A user changes their password on the portal; the laptop agent reports it too."""
         self._directory(out, rng, t, "user_password_change",
                         {"initiated_by": p.initiated_by, "resource": p.resource, "success": True,
                          "client_ip": ip, "geoip": place.geo, "useragent": ua,
                          "changes": [{"field": "password"}]})  # fmt: skip
-        t += rng.randrange(60, 900) * _NS
-        t -= t % _NS
-        event_id = _oid(rng, t // _NS)
+        t += rng.randrange(60, 900) * NS
+        t -= t % NS
+        event_id = oid(rng, t // NS)
         drift = rng.random() < 0.4  # schema drift seen in the wild: an object, not a list
         out.append(
             (
@@ -272,7 +273,7 @@ class NormalBehaviour(EventEmitter):
 
     # ----------------------------------------------------------------- admins
 
-    def _admin_hour(self, rng: random.Random, admin: Admin, t0: int, out: list[_Item]) -> None:
+    def _admin_hour(self, rng: random.Random, admin: Admin, t0: int, out: list[Item]) -> None:
         assert admin.person is not None
         weight, day_start, _weekday = self._activity(admin.person, admin.place, t0)
         if self.location(admin.person, t0 + HOUR_NS // 2) != (
@@ -289,7 +290,7 @@ class NormalBehaviour(EventEmitter):
         for _ in range(_poisson(rng, 1.5 * weight * self.rate)):
             self._admin_change(rng, admin, t0 + int(rng.random() * HOUR_NS), out)
 
-    def _admin_change(self, rng: random.Random, admin: Admin, t: int, out: list[_Item]) -> None:
+    def _admin_change(self, rng: random.Random, admin: Admin, t: int, out: list[Item]) -> None:
         """One ordinary administrative change (never an alert-worthy one)."""
         target = rng.choice(self.people)
         roll = rng.random()
@@ -358,10 +359,10 @@ class NormalBehaviour(EventEmitter):
         elif roll < 0.87:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             username = f"{first}.{last}{rng.randrange(2, 99)}"
-            new_id = _oid(rng, t // _NS)
+            new_id = oid(rng, t // NS)
             body = {"resource": {"id": new_id, "type": "user", "username": username},
                     "changes": [{"field": "username", "to": username},
-                                {"field": "email", "to": f"{username}@{_ADMIN_DOMAIN}"},
+                                {"field": "email", "to": f"{username}@{ADMIN_DOMAIN}"},
                                 {"field": "activated", "to": False}]}  # fmt: skip
             self._directory(out, rng, t, "user_create", self._admin_body(admin, body))
         elif roll < 0.93:
@@ -374,21 +375,19 @@ class NormalBehaviour(EventEmitter):
             self._directory(out, rng, t, "system_update", self._admin_body(admin, body))
         else:
             gone = f"{rng.choice(FIRST_NAMES)}.{rng.choice(LAST_NAMES)}{rng.randrange(2, 99)}"
-            body = {
-                "resource": {"id": _oid(rng, t // _NS - 10**7), "type": "user", "username": gone}
-            }
+            body = {"resource": {"id": oid(rng, t // NS - 10**7), "type": "user", "username": gone}}
             self._directory(out, rng, t, "user_delete", self._admin_body(admin, body))
 
-    def _automation_hour(self, rng: random.Random, t0: int, out: list[_Item]) -> None:
+    def _automation_hour(self, rng: random.Random, t0: int, out: list[Item]) -> None:
         """Nightly HR sync at 02:00 New York time: user_update with an API key, curl/python."""
-        local = t0 // _NS + self._offset("America/New_York", t0)
+        local = t0 // NS + self._offset("America/New_York", t0)
         if local // 3600 % 24 != 2:
             return
         auto = self.automation
         t = t0 + rng.randrange(0, 5 * MINUTE_NS)
         ua = UA_PYTHON if (local // 86400) % 3 else UA_CURL
         for p in rng.sample(self.people, k=min(len(self.people), rng.randrange(20, 50))):
-            t += rng.randrange(200, 3000) * _MS
+            t += rng.randrange(200, 3000) * MS
             change = rng.choice(
                 (
                     {
@@ -414,13 +413,13 @@ class NormalBehaviour(EventEmitter):
 
     # ----------------------------------------------------------------- service accounts
 
-    def _service_hour(self, rng: random.Random, t0: int, out: list[_Item]) -> None:
+    def _service_hour(self, rng: random.Random, t0: int, out: list[Item]) -> None:
         """LDAP sync every 5 minutes, printers and Wi-Fi devices on RADIUS: never any MFA."""
         office = self.people[0].home
         dc_ip = self.ldap_connection_ip
         base = f"ou=Users,o={self.org_id},dc=jumpcloud,dc=com"
         for minute in range(0, 60, 5):
-            t = t0 + minute * MINUTE_NS + rng.randrange(0, 20 * _NS)
+            t = t0 + minute * MINUTE_NS + rng.randrange(0, 20 * NS)
             self._ldap_session(
                 out, rng, t, "svc-ldap-sync", dc_ip, base, searches=rng.randrange(2, 5)
             )
@@ -441,7 +440,7 @@ class NormalBehaviour(EventEmitter):
                 device=True,
             )
         for minute in range(0, 60, 10):
-            t = t0 + minute * MINUTE_NS + rng.randrange(0, 60 * _NS)
+            t = t0 + minute * MINUTE_NS + rng.randrange(0, 60 * NS)
             self._radius(
                 out,
                 rng,

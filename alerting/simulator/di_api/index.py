@@ -16,13 +16,13 @@ from typing import Any
 
 from alerting.errors import AlertingError, EventError
 from alerting.events import Event
-from alerting.source.di_api.constants import _BASE_FIELDS, _NS_PER_MS
+from alerting.simulator.di_api.constants import BASE_FIELDS, NS_PER_MS
 
 # A stored event: (timestamp ms, id, timestamp ns, raw, organization, service)
-_Row = tuple[int, str, int, dict[str, Any], Any, Any]
+Row = tuple[int, str, int, dict[str, Any], Any, Any]
 
 
-def _row_key(row: _Row) -> tuple[int, str]:
+def _row_key(row: Row) -> tuple[int, str]:
     return (row[0], row[1])
 
 
@@ -31,13 +31,13 @@ class EventIndex:
 
     def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock
-        self._rows: list[_Row] = []
+        self._rows: list[Row] = []
         self._sorted = True
-        self._known_fields: set[str] = set(_BASE_FIELDS)
+        self._known_fields: set[str] = set(BASE_FIELDS)
 
     def add(self, events: Iterable[dict[str, Any]]) -> int:
         """Add raw events (kept as given); returns how many. Raises on an unusable event."""
-        new: list[_Row] = []
+        new: list[Row] = []
         for raw in events:
             try:
                 event = Event.from_raw(raw)
@@ -45,7 +45,7 @@ class EventIndex:
                 raise AlertingError(f"simulator event {raw!r:.120}: {exc}") from None
             ns = event.time_ns
             new.append(
-                (ns // _NS_PER_MS, event.id, ns, raw, raw.get("organization"), raw.get("service"))
+                (ns // NS_PER_MS, event.id, ns, raw, raw.get("organization"), raw.get("service"))
             )
         if not new:
             return 0
@@ -80,7 +80,7 @@ class EventIndex:
         *,
         descending: bool = False,
         after: tuple[int, str] | None = None,
-    ) -> list[_Row]:
+    ) -> list[Row]:
         """Rows with ``start_ms <= ms <= end_ms`` in API order, strictly after ``after``."""
         with self._lock:
             self._ensure_sorted()

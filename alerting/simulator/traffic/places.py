@@ -11,10 +11,10 @@ import math
 import random
 from typing import Any
 
-from alerting.source.traffic.constants import HOUR_NS
+from alerting.simulator.traffic.constants import HOUR_NS
 
 
-def _km(a: Place, b: Place) -> float:
+def km(a: Place, b: Place) -> float:
     """Great-circle distance in km (haversine)."""
     lat1, lon1, lat2, lon2 = map(math.radians, (a.lat, a.lon, b.lat, b.lon))
     h = (
@@ -24,9 +24,9 @@ def _km(a: Place, b: Place) -> float:
     return 2 * 6371.0 * math.asin(math.sqrt(h))
 
 
-def _flight_ns(a: Place, b: Place) -> int:
+def flight_ns(a: Place, b: Place) -> int:
     """Door-to-door time of a flight: 800 km/h plus two hours of airports."""
-    return int((_km(a, b) / 800.0 + 2.0) * HOUR_NS)
+    return int((km(a, b) / 800.0 + 2.0) * HOUR_NS)
 
 
 class Place:

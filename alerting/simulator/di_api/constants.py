@@ -33,7 +33,7 @@ SERVICES: tuple[str, ...] = (
 
 #: Fields every DI event may carry; ``fields`` entries are "known" if their first segment
 #: is one of these or appears in a served event.
-_BASE_FIELDS = frozenset(
+BASE_FIELDS = frozenset(
     {
         "id", "timestamp", "event_type", "service", "organization", "@version", "provider",
         "initiated_by", "resource", "changes", "client_ip", "geoip", "useragent", "user_agent",
@@ -42,22 +42,22 @@ _BASE_FIELDS = frozenset(
         "target_resource", "username", "src_ip", "src_geoip", "system_timestamp",
     }
 )  # fmt: skip
-_NOT_SEARCHABLE = frozenset({"changes", "useragent", "system_timestamp"})
+NOT_SEARCHABLE = frozenset({"changes", "useragent", "system_timestamp"})
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
 RETENTION_DAYS = 90.0
 MAX_BODY = 1 << 20
 MAX_RECORDED = 10_000  # ``requests`` keeps the newest records (a long ``simulate`` run)
-_NS_PER_MS = 1_000_000
-_NS = 1_000_000_000
+NS_PER_MS = 1_000_000
+NS = 1_000_000_000
 
-_AUTH_MESSAGES = {
+AUTH_MESSAGES = {
     401: "Unauthorized (Invalid API Key)",
     402: "Directory Insights is not enabled for your organization",
     403: "Forbidden: admin API key required",
 }
-_STATUS_MESSAGES = {
+STATUS_MESSAGES = {
     429: "Too Many Requests",
     500: "Technical difficulties processing your request",
     502: "Bad Gateway",

@@ -14,30 +14,30 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from alerting.source.di_api.constants import _NS, _NS_PER_MS
-from alerting.source.di_api.faults import Faults
-from alerting.source.di_api.index import EventIndex, _Row
-from alerting.source.di_api.query import (
-    _BadRequest,
-    _parse_common,
-    _parse_fields,
-    _parse_limit,
-    _parse_search_after,
-    _parse_tz,
+from alerting.simulator.di_api.constants import NS, NS_PER_MS
+from alerting.simulator.di_api.faults import Faults
+from alerting.simulator.di_api.index import EventIndex, Row
+from alerting.simulator.di_api.query import (
+    BadRequest,
+    parse_common,
+    parse_fields,
+    parse_limit,
+    parse_search_after,
+    parse_tz,
 )
-from alerting.source.di_api.search import (
-    _Predicate,
-    _project,
-    _term_text,
-    _values_at,
+from alerting.simulator.di_api.search import (
+    Predicate,
     compile_search_term,
+    project,
+    term_text,
+    values_at,
 )
 
-_Response = tuple[int, Any, dict[str, str]]
+Response = tuple[int, Any, dict[str, str]]
 
 
 class Endpoints:
-    """The endpoint handlers of ``DIApiServer`` (a mixin): query in, ``_Response`` out."""
+    """The endpoint handlers of ``DIApiServer`` (a mixin): query in, ``Response`` out."""
 
     # set by DIApiServer
     faults: Faults
@@ -59,27 +59,27 @@ class Endpoints:
         *,
         descending: bool = False,
         after: tuple[int, str] | None = None,
-    ) -> Iterator[_Row]:
+    ) -> Iterator[Row]:
         """Matching rows in API order (``(ms, id)``, reversed for DESC), after ``after``."""
-        services, start_ns, end_ns = _parse_common(query, now_ns, self.services)
+        services, start_ns, end_ns = parse_common(query, now_ns, self.services)
         term = query.get("search_term")
         predicate = compile_search_term(term) if term is not None else None
-        delay_ns = int(self.faults.ingestion_delay * _NS)
-        oldest_ns = now_ns - int(self.retention_days * 86400 * _NS)
-        start_ms = max(start_ns, oldest_ns) // _NS_PER_MS
-        end_ms = None if end_ns is None else end_ns // _NS_PER_MS
+        delay_ns = int(self.faults.ingestion_delay * NS)
+        oldest_ns = now_ns - int(self.retention_days * 86400 * NS)
+        start_ms = max(start_ns, oldest_ns) // NS_PER_MS
+        end_ms = None if end_ns is None else end_ns // NS_PER_MS
         selected = self._index.between(start_ms, end_ms, descending=descending, after=after)
         return self._filter(selected, orgs, services, predicate, delay_ns, now_ns)
 
     @staticmethod
     def _filter(
-        selected: list[_Row],
+        selected: list[Row],
         orgs: frozenset[str] | None,
         services: frozenset[str] | None,
-        predicate: _Predicate | None,
+        predicate: Predicate | None,
         delay_ns: int,
         now_ns: int,
-    ) -> Iterator[_Row]:
+    ) -> Iterator[Row]:
         for row in selected:
             if delay_ns and row[2] + delay_ns > now_ns:
                 continue  # not ingested yet
@@ -93,18 +93,18 @@ class Endpoints:
 
     # ------------------------------------------------------------------ endpoints
 
-    def _events(self, query: dict[str, Any], orgs: frozenset[str] | None, now_ns: int) -> _Response:
+    def _events(self, query: dict[str, Any], orgs: frozenset[str] | None, now_ns: int) -> Response:
         sort_value = query.get("sort")
         descending = isinstance(sort_value, str) and sort_value.strip().upper() == "DESC"
-        limit = _parse_limit(query.get("limit"))
-        after = _parse_search_after(query.get("search_after"))
-        fields = _parse_fields(query.get("fields"), self._index.known_fields)
+        limit = parse_limit(query.get("limit"))
+        after = parse_search_after(query.get("search_after"))
+        fields = parse_fields(query.get("fields"), self._index.known_fields)
         skip = query.get("skip", 0)
         if skip is None:
             skip = 0
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
-            raise _BadRequest("skip must be a non-negative integer")
-        page: list[_Row] = []
+            raise BadRequest("skip must be a non-negative integer")
+        page: list[Row] = []
         for row in self._select(query, orgs, now_ns, descending=descending, after=after):
             if skip:
                 skip -= 1
@@ -113,7 +113,7 @@ class Endpoints:
             if len(page) >= limit:
                 break
         body: list[Any] = [
-            _project(row[3], fields) if fields is not None else row[3] for row in page
+            project(row[3], fields) if fields is not None else row[3] for row in page
         ]
         with self._lock:
             faults = self.faults
@@ -151,19 +151,19 @@ class Endpoints:
             return {**raw, "timestamp": "not-a-timestamp"}
         return "event could not be serialized"
 
-    def _count(self, query: dict[str, Any], orgs: frozenset[str] | None, now_ns: int) -> _Response:
+    def _count(self, query: dict[str, Any], orgs: frozenset[str] | None, now_ns: int) -> Response:
         return 200, {"count": sum(1 for _ in self._select(query, orgs, now_ns))}, {}
 
     def _distinct(
         self, query: dict[str, Any], orgs: frozenset[str] | None, now_ns: int
-    ) -> _Response:
+    ) -> Response:
         name = query.get("field")
         if not isinstance(name, str) or not name:
-            raise _BadRequest('field is required, e.g. "event_type"')
+            raise BadRequest('field is required, e.g. "event_type"')
         parts = tuple(name.split("."))
         counts: Counter[str] = Counter()
         for row in self._select(query, orgs, now_ns):
-            for value in {_term_text(v) for v in _values_at(row[3], parts)} - {None}:
+            for value in {term_text(v) for v in values_at(row[3], parts)} - {None}:
                 counts[str(value)] += 1
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         top = ranked[:10]
@@ -179,26 +179,26 @@ class Endpoints:
 
     def _interval(
         self, query: dict[str, Any], orgs: frozenset[str] | None, now_ns: int
-    ) -> _Response:
+    ) -> Response:
         unit = query.get("interval_unit")
         widths = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
         if unit not in widths:
-            raise _BadRequest("interval_unit is required: one of s, m, h, d, w")
+            raise BadRequest("interval_unit is required: one of s, m, h, d, w")
         raw_value = query.get("interval_value", "1")
         try:
             value = int(str(raw_value))
         except ValueError:
             value = 0
         if value <= 0:
-            raise _BadRequest(f"invalid interval_value {raw_value!r}: expected a positive integer")
+            raise BadRequest(f"invalid interval_value {raw_value!r}: expected a positive integer")
         tz_text = query.get("timezone") or "+0000"
-        tz = _parse_tz(tz_text)
+        tz = parse_tz(tz_text)
         offset = int(tz.utcoffset(None).total_seconds())
         width = widths[unit] * value
         monday = 4 * 86400 if unit == "w" else 0  # 1970-01-05 was a Monday
         counts: Counter[int] = Counter()
         for row in self._select(query, orgs, now_ns):
-            local = row[2] // _NS + offset - monday
+            local = row[2] // NS + offset - monday
             counts[(local // width) * width + monday - offset] += 1
         buckets = []
         if counts:

@@ -16,22 +16,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alerting.source.traffic.constants import (
-    _MAX_BLACKOUT_NS,
-    _MS,
+from alerting.simulator.traffic.constants import (
     DEFAULT_ATTACK_SLOT_NS,
     DEFAULT_ORG_ID,
     HOUR_NS,
+    MAX_BLACKOUT_NS,
     MINUTE_NS,
+    MS,
     SPILL_NS,
-    _Item,
+    Item,
 )
-from alerting.source.traffic.normal import NormalBehaviour
-from alerting.source.traffic.places import Place
-from alerting.source.traffic.population import build_population
-from alerting.source.traffic.scenarios import (
-    _BUILDERS,
+from alerting.simulator.traffic.normal import NormalBehaviour
+from alerting.simulator.traffic.places import Place
+from alerting.simulator.traffic.population import build_population
+from alerting.simulator.traffic.scenarios import (
     ALSO_EXPECTED,
+    BUILDERS,
     SCENARIOS,
     AttackScenarios,
     InjectedAttack,
@@ -44,7 +44,7 @@ _ORDER = operator.itemgetter(0, 1)  # (time, id): unique, so the dicts are never
 class _Plan:
     """One attack instance: its events, ground truth and the victim's quiet period."""
 
-    events: list[_Item]
+    events: list[Item]
     attack: InjectedAttack
     blackouts: list[tuple[int, int, int]]  # (person index, from ns, to ns)
 
@@ -87,7 +87,7 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         self.slot_ns = attack_slot_ns
         self.anchor_ns = attack_anchor_ns
         self._attacks: dict[int, InjectedAttack] = {}
-        self._buckets: dict[int, tuple[list[int], list[_Item]]] = {}
+        self._buckets: dict[int, tuple[list[int], list[Item]]] = {}
         self._plans: dict[int, _Plan] = {}
         self._minute_text: dict[int, str] = {}
         self._offsets: dict[tuple[str, int], int] = {}
@@ -117,7 +117,7 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         """Raw events with ``start_ns <= time < end_ns``, sorted by (time, id)."""
         if end_ns <= start_ns:
             return []
-        chunks: list[list[_Item]] = []
+        chunks: list[list[Item]] = []
         for b in range((start_ns - SPILL_NS) // HOUR_NS, (end_ns - 1) // HOUR_NS + 1):
             times, items = self._bucket(b)
             lo = bisect.bisect_left(times, start_ns)
@@ -154,13 +154,13 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
 
     # ----------------------------------------------------------------- buckets
 
-    def _bucket(self, b: int) -> tuple[list[int], list[_Item]]:
+    def _bucket(self, b: int) -> tuple[list[int], list[Item]]:
         cached = self._buckets.get(b)
         if cached is not None:
             return cached
         t0 = b * HOUR_NS
         rng = random.Random(f"{self.seed}:hour:{b}")
-        out: list[_Item] = []
+        out: list[Item] = []
         quiet = self._blackouts(t0, t0 + HOUR_NS + SPILL_NS)
         for p in self.people:
             self._person_hour(rng, p, t0, out)
@@ -184,7 +184,7 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
     def _blackouts(self, lo: int, hi: int) -> dict[str, list[tuple[int, int]]]:
         """Username -> quiet intervals: a victim's own traffic must not blur an attack."""
         quiet: dict[str, list[tuple[int, int]]] = {}
-        for m in self._slots_between(lo - _MAX_BLACKOUT_NS, hi + _MAX_BLACKOUT_NS):
+        for m in self._slots_between(lo - MAX_BLACKOUT_NS, hi + MAX_BLACKOUT_NS):
             plan = self._plan(m)
             if plan is None:
                 continue
@@ -206,9 +206,9 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
             rng = random.Random(f"{self.seed}:attack:{m}")
             slot_start = self.anchor_ns + m * self.slot_ns
             start = slot_start + int(rng.uniform(0.03, 0.12) * self.slot_ns)
-            start -= start % _MS
+            start -= start % MS
             span = int(min(4 * MINUTE_NS, 0.7 * self.slot_ns))
-            builder = _BUILDERS[scenario]
+            builder = BUILDERS[scenario]
             events, group, blackouts = builder(self, rng, cycle, start, span)
             events.sort(key=_ORDER)
             attack = InjectedAttack(
@@ -225,7 +225,7 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         return plan
 
 
-def _is_quiet(quiet: dict[str, list[tuple[int, int]]], item: _Item) -> bool:
+def _is_quiet(quiet: dict[str, list[tuple[int, int]]], item: Item) -> bool:
     event = item[2]
     who = event.get("initiated_by")
     name = who.get("username") if isinstance(who, dict) else None

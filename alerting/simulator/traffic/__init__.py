@@ -24,16 +24,16 @@ behaviour), ``scenarios`` (attacks and their ground truth), ``generator``
 and ground-truth files).
 """
 
-from alerting.source.traffic.constants import (
+from alerting.simulator.traffic.constants import (
     DAY_NS,
     DEFAULT_ATTACK_SLOT_NS,
     DEFAULT_ORG_ID,
     HOUR_NS,
     MINUTE_NS,
 )
-from alerting.source.traffic.export import attacks_to_json, export_jsonl
-from alerting.source.traffic.generator import TrafficGenerator
-from alerting.source.traffic.scenarios import SCENARIOS, InjectedAttack
+from alerting.simulator.traffic.export import attacks_to_json, export_jsonl
+from alerting.simulator.traffic.generator import TrafficGenerator
+from alerting.simulator.traffic.scenarios import SCENARIOS, InjectedAttack
 
 __all__ = [
     "DAY_NS",

@@ -14,25 +14,26 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from alerting.events import format_timestamp
-from alerting.source.traffic.constants import (
-    _ADMIN_DOMAIN,
-    _MAX_BLACKOUT_NS,
-    _NS,
-    _VICTIM_LANES,
+from alerting.simulator.traffic.constants import (
+    ADMIN_DOMAIN,
     HOUR_NS,
+    MAX_BLACKOUT_NS,
     MINUTE_NS,
-    _Item,
+    NS,
+    VICTIM_LANES,
+    Item,
 )
-from alerting.source.traffic.events import _FAILED_CONTEXT, EventEmitter, _oid
-from alerting.source.traffic.places import (
+from alerting.simulator.traffic.events import FAILED_CONTEXT, EventEmitter
+from alerting.simulator.traffic.ids import oid
+from alerting.simulator.traffic.places import (
     ATTACKER_PLACES,
     DATACENTER,
     HOLIDAYS,
     Place,
-    _flight_ns,
-    _km,
+    flight_ns,
+    km,
 )
-from alerting.source.traffic.population import (
+from alerting.simulator.traffic.population import (
     FIRST_NAMES,
     LAST_NAMES,
     UA_CURL,
@@ -93,7 +94,7 @@ class InjectedAttack:
 
 
 #: what a scenario builder returns: (events, expected alert group, blackouts)
-_Built = tuple[list[_Item], dict[str, str], list[tuple[int, int, int]]]
+_Built = tuple[list[Item], dict[str, str], list[tuple[int, int, int]]]
 
 
 class AttackScenarios(EventEmitter):
@@ -119,7 +120,7 @@ class AttackScenarios(EventEmitter):
         from its own pool of people, so attacks of different scenarios never land on the
         same person and blur each other; within a lane, victims rotate.
         """
-        pool = self._pools[lane % _VICTIM_LANES]
+        pool = self._pools[lane % VICTIM_LANES]
         return self.people[pool[cycle % len(pool)]]
 
     def _anyone(self, cycle: int, lane: int) -> Person:
@@ -145,12 +146,12 @@ class AttackScenarios(EventEmitter):
         initiated = person.initiated_by if person else {"type": "user", "username": username}
         self._directory(out, rng, t, "user_login_attempt",
                         {"initiated_by": initiated, "resource": initiated, "success": False, "mfa": False,
-                         "mfa_meta": {"type": "none"}, "client_ip": ip, "auth_context": _FAILED_CONTEXT,
+                         "mfa_meta": {"type": "none"}, "client_ip": ip, "auth_context": FAILED_CONTEXT,
                          "geoip": place.geo, "useragent": ua, "error_message": "Invalid credentials"})  # fmt: skip
 
     def _a_burst(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         victim = self._anyone(cycle, 0)
-        out: list[_Item] = []
+        out: list[Item] = []
         sources = [self._attacker(rng) for _ in range(rng.randrange(2, 4))]
         n = rng.randrange(12, 19)
         for i in range(n):
@@ -158,7 +159,7 @@ class AttackScenarios(EventEmitter):
             self._failure(
                 out,
                 rng,
-                start + i * span // n + rng.randrange(0, _NS),
+                start + i * span // n + rng.randrange(0, NS),
                 victim.username,
                 place,
                 ip,
@@ -170,7 +171,7 @@ class AttackScenarios(EventEmitter):
 
     def _a_spray(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         place, ip = self._attacker(rng)
-        out: list[_Item] = []
+        out: list[Item] = []
         names = [
             p.username
             for p in rng.sample(self.people, k=min(len(self.people), rng.randrange(12, 20)))
@@ -183,7 +184,7 @@ class AttackScenarios(EventEmitter):
             self._failure(
                 out,
                 rng,
-                start + i * span // len(names) + rng.randrange(0, _NS),
+                start + i * span // len(names) + rng.randrange(0, NS),
                 name,
                 place,
                 ip,
@@ -193,10 +194,10 @@ class AttackScenarios(EventEmitter):
 
     def _a_brute_success(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         victim = self._victim(cycle, 3)
-        near = [pl for pl in ATTACKER_PLACES if _km(victim.home, pl) < 8500] or ATTACKER_PLACES
+        near = [pl for pl in ATTACKER_PLACES if km(victim.home, pl) < 8500] or ATTACKER_PLACES
         place = near[int(rng.random() * len(near))]
         ip = place.ip(rng)
-        out: list[_Item] = []
+        out: list[Item] = []
         n = rng.randrange(12, 16)
         for i in range(n):
             self._failure(
@@ -206,12 +207,12 @@ class AttackScenarios(EventEmitter):
         end = out[-1][0]
         # the victim's own logins resume once a flight back from the attacker could have
         # landed: the incident is one impossible journey, not two
-        need = max(HOUR_NS, min(_flight_ns(victim.home, place), _MAX_BLACKOUT_NS - HOUR_NS))
+        need = max(HOUR_NS, min(flight_ns(victim.home, place), MAX_BLACKOUT_NS - HOUR_NS))
         group = {"initiated_by.username": victim.username}
         return out, group, [(victim.index, start - 10 * MINUTE_NS, end + need)]
 
     def _a_no_mfa(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
-        out: list[_Item] = []
+        out: list[Item] = []
         if cycle % 2:
             admin = self.admins[cycle % len(self.admins)]
             self._directory(out, rng, start, "admin_login_attempt",
@@ -236,7 +237,7 @@ class AttackScenarios(EventEmitter):
     def _a_old_api_key(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
         place, ip = (DATACENTER, DATACENTER.ip(rng)) if cycle % 2 else self._attacker(rng)
-        out: list[_Item] = []
+        out: list[Item] = []
         self._directory(out, rng, start, "admin_old_api_key_attempt",
                         {"initiated_by": admin.initiated_by, "geoip": place.geo, "useragent": UA_CURL,
                          "auth_method": "api key", "success": False, "client_ip": ip,
@@ -249,12 +250,12 @@ class AttackScenarios(EventEmitter):
         pool = HOLIDAYS.get(victim.home.geo["continent_code"], HOLIDAYS["EU"])
         place = pool[(cycle // len(self._pools[0])) % len(pool)]  # new pair each time round
         ip = place.ip(rng)
-        need = min(_flight_ns(victim.home, place), _MAX_BLACKOUT_NS - HOUR_NS)
-        out: list[_Item] = []
+        need = min(flight_ns(victim.home, place), MAX_BLACKOUT_NS - HOUR_NS)
+        out: list[Item] = []
         self._portal_login(out, rng, start, victim, place, ip, victim.laptop.ua, success=True)
         t = start
         for _ in range(rng.randrange(1, 4)):
-            t += rng.randrange(20, 90) * _NS
+            t += rng.randrange(20, 90) * NS
             self._sso(out, rng, t, victim, place, ip, victim.laptop.ua)
             out[-1][2]["_evidence"] = False
         group = {"initiated_by.username": victim.username}
@@ -267,26 +268,26 @@ class AttackScenarios(EventEmitter):
         far = max(
             ATTACKER_PLACES,
             key=lambda pl: (
-                4000 < _km(victim.home, pl) < 8500,
-                _km(victim.home, pl) > 4000,
+                4000 < km(victim.home, pl) < 8500,
+                km(victim.home, pl) > 4000,
                 rng.random(),
             ),
         )
         ip = far.ip(rng)
-        out: list[_Item] = []
+        out: list[Item] = []
         self._portal_login(
             out, rng, start, victim, victim.home, victim.home_ip, victim.laptop.ua, success=True
         )
-        t = start + rng.randrange(60, max(61, span // _NS)) * _NS
+        t = start + rng.randrange(60, max(61, span // NS)) * NS
         self._portal_login(out, rng, t, victim, far, ip, UA_WIN_CHROME, success=True)
-        need = min(_flight_ns(victim.home, far), _MAX_BLACKOUT_NS - HOUR_NS)
+        need = min(flight_ns(victim.home, far), MAX_BLACKOUT_NS - HOUR_NS)
         group = {"initiated_by.username": victim.username}
         return out, group, [(victim.index, start - 5 * MINUTE_NS, t + need)]
 
     def _a_mfa_disabled(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
         target = self._anyone(cycle, 2)
-        out: list[_Item] = []
+        out: list[Item] = []
         variant = cycle % 4
         body: dict[str, Any]
         if variant == 0:
@@ -318,7 +319,7 @@ class AttackScenarios(EventEmitter):
     def _a_privilege(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
         target = self._anyone(cycle, 3)
-        out: list[_Item] = []
+        out: list[Item] = []
         if cycle % 2 == 0:
             self._directory(
                 out,
@@ -338,24 +339,24 @@ class AttackScenarios(EventEmitter):
 
     def _a_admin_created(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
-        email = f"{rng.choice(('support', 'it-ops', 'backup', 'sysadmin'))}{rng.randrange(2, 99)}@{_ADMIN_DOMAIN}"
-        new_id = _oid(rng, start // _NS)
+        email = f"{rng.choice(('support', 'it-ops', 'backup', 'sysadmin'))}{rng.randrange(2, 99)}@{ADMIN_DOMAIN}"
+        new_id = oid(rng, start // NS)
         body = {"resource": {"id": new_id, "type": "admin", "email": email},
                 "changes": [{"field": "email", "to": email}, {"field": "roleName", "to": "Administrator With Billing"},
                             {"field": "enableMultiFactor", "to": False}]}  # fmt: skip
-        out: list[_Item] = []
+        out: list[Item] = []
         self._directory(out, rng, start, "admin_create", self._admin_body(admin, body))
         return out, {}, []
 
     def _a_mass_delete(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
-        out: list[_Item] = []
+        out: list[Item] = []
         n = rng.randrange(11, 18)
         for i in range(n):
             gone = f"{rng.choice(FIRST_NAMES)}.{rng.choice(LAST_NAMES)}{rng.randrange(100, 999)}"
             body = {
                 "resource": {
-                    "id": _oid(rng, start // _NS - 10**7),
+                    "id": oid(rng, start // NS - 10**7),
                     "type": "user",
                     "username": gone,
                 }
@@ -367,23 +368,23 @@ class AttackScenarios(EventEmitter):
 
     def _a_key_policy(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
-        out: list[_Item] = []
+        out: list[Item] = []
         variant = cycle % 4
         if variant == 0:
-            body = {"resource": {"id": _oid(rng, start // _NS), "type": "policy", "name": "Disk Encryption (macOS)"},
+            body = {"resource": {"id": oid(rng, start // NS), "type": "policy", "name": "Disk Encryption (macOS)"},
                     "changes": [{"field": "values", "from": [{"enabled": True}], "to": [{"enabled": False}]}]}  # fmt: skip
             self._directory(out, rng, start, "policy_update", self._admin_body(admin, body))
         elif variant == 1:
             body = {
                 "resource": {
-                    "id": _oid(rng, start // _NS),
+                    "id": oid(rng, start // NS),
                     "type": "authn_policy",
                     "name": "Require MFA outside office",
                 }
             }
             self._directory(out, rng, start, "authnpolicy_delete", self._admin_body(admin, body))
         elif variant == 2:
-            body = {"resource": {"id": _oid(rng, start // _NS), "type": "iplist", "name": "Office egress"},
+            body = {"resource": {"id": oid(rng, start // NS), "type": "iplist", "name": "Office egress"},
                     "changes": [{"field": "ips", "from": ["192.0.2.0/24"], "to": ["192.0.2.0/24", "0.0.0.0/0"]}]}  # fmt: skip
             self._directory(out, rng, start, "iplist_update", self._admin_body(admin, body))
         else:
@@ -393,7 +394,7 @@ class AttackScenarios(EventEmitter):
         return out, {}, []
 
 
-_BUILDERS: dict[str, Callable[[AttackScenarios, random.Random, int, int, int], _Built]] = {
+BUILDERS: dict[str, Callable[[AttackScenarios, random.Random, int, int, int], _Built]] = {
     "failed-login-burst": AttackScenarios._a_burst,
     "password-spray": AttackScenarios._a_spray,
     "brute-force-success": AttackScenarios._a_brute_success,
