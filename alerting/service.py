@@ -15,7 +15,6 @@ are dropped. ``--once`` does one poll and delivers whatever is due, then exits.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import fcntl
@@ -23,26 +22,23 @@ import logging
 import math
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, SecretStr
 
 from alerting import __version__
 from alerting.clock import Clock, SystemClock
-from alerting.config import Config, load_config
+from alerting.config import Config
 from alerting.durations import format_duration_ns, td_ns
 from alerting.errors import AlertingError, SourceError
 from alerting.events import format_timestamp
 from alerting.health import Health, HealthServer
-from alerting.logs import choose_format, setup_logging
 from alerting.metrics import Metrics
 from alerting.store import Store
 
@@ -739,55 +735,4 @@ def _match_counts(stats: Mapping[str, Any]) -> dict[str, int]:
     return {str(rule): int(st.matched) for rule, st in stats.items()}
 
 
-@contextlib.contextmanager
-def _signals(service: Service) -> Iterator[None]:
-    """SIGTERM/SIGINT ask the service to stop; a second one forces an immediate exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    count = 0
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        nonlocal count
-        count += 1
-        if count > 1:
-            sys.stderr.write("alerting run: stopping now (second signal)\n")
-            os._exit(130)
-        log.info("received %s", signal.Signals(signum).name)
-        service.request_stop()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def main(args: argparse.Namespace) -> int:
-    """``alerting run [--config F] [--once]``."""
-    config = load_config(args.config)
-    setup_logging(
-        level=config.logging.level, fmt=config.logging.format, secrets=collect_secrets(config)
-    )
-    if config.logging.level != "debug":
-        # The poll line carries the poller's counts; its own INFO line would repeat them.
-        logging.getLogger("alerting.source.jumpcloud").setLevel(logging.WARNING)
-    # The banner is for a person at a terminal; JSON logs get the "started" record instead.
-    readable = choose_format(config.logging.format, sys.stderr) == "text"
-    banner = sys.stderr if readable and not args.once else None
-    service = Service(config, config_path=args.config, banner=banner)
-    with _signals(service):
-        try:
-            service.open(serve=not args.once)
-            if args.once:
-                return service.run_once()
-            service.banner()
-            if service.stopping:
-                return 0
-            return service.run()
-        finally:
-            service.close()
-
-
-__all__ = ["FAILPOINT_ENV", "PollOutcome", "Service", "StateLock", "collect_secrets", "main"]
+__all__ = ["FAILPOINT_ENV", "PollOutcome", "Service", "StateLock", "collect_secrets"]

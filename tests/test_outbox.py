@@ -11,9 +11,9 @@ import pytest
 
 from alerting import cli
 from alerting.clock import ManualClock
+from alerting.commands.outbox import retry_command
 from alerting.errors import AlertingError
 from alerting.notify.channels.file import FileSender
-from alerting.notify.outbox import retry_command
 from alerting.store import Store
 from tests import notify_fakes as fakes
 from tests.notify_fakes import START, closed_port, delivery, make_alert, make_notifier, states

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from alerting.clock import Clock, SystemClock
+from alerting.config import load_config
 from alerting.errors import AlertingError
 from alerting.notify.escape import one_line, terminal_escape
 from alerting.store import Delivery, Store
@@ -100,24 +101,29 @@ def retry_command(store: Store, delivery_id: int | None, clock: Clock, out: IO[s
 
 
 def main(args: argparse.Namespace) -> int:
-    from alerting.config import load_config
+    """``alerting outbox --config F list|retry [ID]``."""
+    delivery_id: int | None = args.id if args.outbox_command == "retry" else None
+    return run(args.config, args.outbox_command, delivery_id)
 
-    config = load_config(args.config)
+
+def run(config_path: str, action: str, delivery_id: int | None) -> int:
+    """List the outbox of the config's state database, or re-queue dead deliveries."""
+    config = load_config(config_path)
     path = Path(config.state.path)
     if not path.exists():
         # Nothing was ever queued; do not create an empty database just to say so.
-        if args.outbox_command == "retry" and getattr(args, "id", None) is not None:
+        if action == "retry" and delivery_id is not None:
             raise AlertingError(
-                f"no delivery with id {args.id}: there is no state database at {path} yet"
+                f"no delivery with id {delivery_id}: there is no state database at {path} yet"
             )
         sys.stdout.write(f"outbox is empty: no state database at {path} yet\n")
         return 0
     store = Store(path)
     try:
-        if args.outbox_command == "list":
+        if action == "list":
             return list_command(store, sys.stdout)
-        if args.outbox_command == "retry":
-            return retry_command(store, getattr(args, "id", None), SystemClock(), sys.stdout)
-        raise AlertingError(f"unknown outbox action {args.outbox_command!r}: use list or retry")
+        if action == "retry":
+            return retry_command(store, delivery_id, SystemClock(), sys.stdout)
+        raise AlertingError(f"unknown outbox action {action!r}: use list or retry")
     finally:
         store.close()
