@@ -286,7 +286,7 @@ class Service:
         src = self.config.source
         kind = str(src.kind)
         if kind == "file":
-            from alerting.source.jumpcloud import FileSource
+            from alerting.source.file_source import FileSource
 
             if src.path is None:  # the config model requires it; keep mypy and users honest
                 raise AlertingError("source.kind file needs source.path: the events file")

@@ -16,8 +16,8 @@ import pytest
 from alerting.clock import ManualClock
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp
+from alerting.source.file_source import FileSource
 from alerting.source.files import NoEventsError, SkipCounter, read_events
-from alerting.source.jumpcloud import FileSource
 from alerting.store import Store
 
 NS = 1_000_000_000
