@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,19 @@ from typing import Any
 import pytest
 
 from alerting import cli
+from alerting.alert import Alert
 from alerting.clock import ManualClock, SystemClock
 from alerting.config import load_config
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.errors import StoreError
 from alerting.events import Event, format_timestamp, sort_key
+from alerting.health import Health
+from alerting.metrics import Metrics
+from alerting.notify.pipeline import EnqueueResult, Notifier
 from alerting.service import Service, StateLock
 from alerting.simulator.di_api import DIApiServer
+from alerting.source.open import open_source
 from alerting.store import Store
 
 API_KEY = "jc_test_key_for_the_service_0123456789ab"
@@ -257,7 +262,7 @@ def clock() -> ManualClock:
 
 
 def open_service(config_path: Path, clock: ManualClock) -> Service:
-    service = Service(load_config(config_path), clock=clock)
+    service = Service.from_config(load_config(config_path), clock=clock)
     service.open()
     return service
 
@@ -417,8 +422,49 @@ def test_rejected_key_turns_health_red_and_backs_off(tmp_path: Path, clock: Manu
             service.close()
 
 
+class DiskFullOnce(Notifier):
+    """A notifier whose first enqueue fails as a full disk would, inside the transaction."""
+
+    failures = 1
+
+    def enqueue(self, alerts: Sequence[Alert]) -> EnqueueResult:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("state/alerting.db: database or disk is full")
+        return super().enqueue(alerts)
+
+
+def service_with_notifier(
+    config_path: Path, clock: ManualClock, notifier_class: type[Notifier]
+) -> Service:
+    """A ``Service`` assembled from its parts, with ``notifier_class`` as the notifier."""
+    config = load_config(config_path)
+    store = Store(config.state.path)
+    rules = list(load_rules([Path(p) for p in config.rules.paths]))
+    notifier = notifier_class(
+        channels=config.channels,
+        routes=config.routes,
+        silences=config.silences,
+        delivery=config.delivery,
+        templates_dir=config.templates.path,
+        store=store,
+        clock=clock,
+    )
+    opened = open_source(config.source, store, clock)
+    return Service(
+        config=config,
+        source=opened.source,
+        engine_factory=lambda: Engine(rules, store=store),
+        notifier=notifier,
+        store=store,
+        health=Health(clock, config.health_max_age.total_seconds()),
+        metrics=Metrics(),
+        clock=clock,
+    )
+
+
 def test_a_failed_commit_is_forgotten_and_the_next_poll_raises_its_alerts(
-    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: ManualClock
 ) -> None:
     events = [login(START - 100 + i * 10, "erin") for i in range(3)]
     with DIApiServer(events, api_key=API_KEY, clock=clock) as api, Receiver() as hook:
@@ -427,15 +473,9 @@ def test_a_failed_commit_is_forgotten_and_the_next_poll_raises_its_alerts(
         (rules / "failed-login.yml").write_text(FAILED_LOGIN_RULE + "realert: 30m\n")
         expected = expected_fingerprints(rules, events)
         assert len(expected) == 2  # one failed login (realert holds the rest) + the burst
-        service = open_service(config, clock)
+        service = service_with_notifier(config, clock, DiskFullOnce)
+        service.open()
         try:
-            real_enqueue = service.notifier.enqueue
-
-            def disk_full(alerts: Any) -> Any:
-                monkeypatch.setattr(service.notifier, "enqueue", real_enqueue)
-                raise StoreError("state/alerting.db: database or disk is full")
-
-            monkeypatch.setattr(service.notifier, "enqueue", disk_full)
             with pytest.raises(StoreError):
                 service.poll_once()
             assert service.db.get_cursor("jumpcloud") is None

@@ -9,12 +9,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import FrameType
+
+from pydantic import BaseModel, SecretStr
 
 from alerting.config import load_config
 from alerting.logs import choose_format, setup_logging
-from alerting.service import Service, collect_secrets
+from alerting.service import Service
 
 log = logging.getLogger("alerting.service")
 
@@ -61,7 +63,7 @@ def run(config_path: str, *, once: bool) -> int:
     # The banner is for a person at a terminal; JSON logs get the "started" record instead.
     readable = choose_format(config.logging.format, sys.stderr) == "text"
     banner = sys.stderr if readable and not once else None
-    service = Service(config, config_path=config_path, banner=banner)
+    service = Service.from_config(config, config_path=config_path, banner=banner)
     with _signals(service):
         try:
             service.open(serve=not once)
@@ -73,3 +75,24 @@ def run(config_path: str, *, once: bool) -> int:
             return service.run()
         finally:
             service.close()
+
+
+def collect_secrets(model: object) -> list[str]:
+    """Every ``SecretStr`` value anywhere in the config, for the log redaction filter."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name, None))
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    walk(model)
+    return [s for s in found if s]
