@@ -22,7 +22,7 @@ from alerting.events import Event, parse_timestamp
 from alerting.replay import replay
 from alerting.simulator.traffic import HOUR_NS, SCENARIOS, InjectedAttack, TrafficGenerator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
 THURSDAY = int(datetime(2026, 11, 19, tzinfo=UTC).timestamp()) * 1_000_000_000
 SATURDAY = THURSDAY + 48 * HOUR_NS

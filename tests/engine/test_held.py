@@ -30,7 +30,7 @@ from alerting.events import Event, JsonEvent, format_timestamp, parse_timestamp
 from alerting.jinja_env import make_environment
 from alerting.simulator.traffic import HOUR_NS, TrafficGenerator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 T0 = parse_timestamp("2026-03-02T10:00:00Z")
 S = 10**9
 MIN = 60 * S

@@ -33,7 +33,7 @@ from alerting.notify.pipeline import Notifier
 from alerting.notify.settings import DeliveryConfig, RouteConfig, SilenceConfig
 from alerting.store import Store
 
-PROJECT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 START = 1_800_000_000.0
 
 

@@ -15,10 +15,7 @@ from alerting.commands.outbox import retry_command
 from alerting.errors import AlertingError
 from alerting.notify.channels.file import FileSender
 from alerting.store import Store
-from tests import notify_fakes as fakes
-from tests.notify_fakes import START, closed_port, delivery, make_alert, make_notifier, states
-
-store, clock = fakes.store, fakes.clock
+from tests.support.notify import START, closed_port, delivery, make_alert, make_notifier, states
 
 
 class Crash(BaseException):

@@ -209,7 +209,7 @@ def readme_examples():
     """Every complete rule (a yaml block starting with `id:`) in the README's rule guide."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     blocks = text.split("```yaml\n")[1:]
     return [b.split("```", 1)[0] for b in blocks if b.startswith("id:")]
 

@@ -2,7 +2,7 @@
 
 Used by test_di_api.py (events placed "seconds ago") and test_jumpcloud_client.py (events
 placed at an absolute epoch second); each keeps its own ``event`` wrapper for that.
-Import the fixtures into the test module's namespace so pytest finds them.
+The fixtures are registered by the conftest.py of tests/source/ and tests/simulator/.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from jinja2 import DictLoader
 from alerting.jinja_env import make_environment
 from alerting.notify import escape
 from alerting.notify.render import MessageBuilder, Renderer
-from tests.notify_fakes import PROJECT_TEMPLATES, make_alert
+from tests.support.notify import PROJECT_TEMPLATES, make_alert
 
 HOSTILE = [
     "<!channel>",

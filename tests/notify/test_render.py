@@ -16,7 +16,7 @@ from alerting.notify.render import (
     plain_text,
     sample_alert,
 )
-from tests.notify_fakes import PROJECT_TEMPLATES, make_alert
+from tests.support.notify import PROJECT_TEMPLATES, make_alert
 
 
 @pytest.fixture

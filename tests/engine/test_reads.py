@@ -19,7 +19,7 @@ from alerting.engine.reads import first_field
 from alerting.replay import read_for_replay, replay
 from alerting.source.files import read_events
 
-PACK = Path(__file__).resolve().parent.parent / "rules"
+PACK = Path(__file__).resolve().parents[2] / "rules"
 
 
 @pytest.mark.parametrize(
@@ -118,8 +118,8 @@ def replayed(path: Path, rules) -> list[dict]:
     return [a.to_dict() for a in got]
 
 
-def test_projected_events_raise_the_same_alerts_as_whole_ones(export):
-    rules = load_rules([PACK])
+def test_projected_events_raise_the_same_alerts_as_whole_ones(export, pack_rules):
+    rules = pack_rules
     engine = Engine(rules)
     fields = engine.fields_read()
     assert fields is not None  # the shipped pack can be projected
@@ -148,8 +148,8 @@ def counted_routes(engine: Engine, monkeypatch) -> list[int]:
     return lookups
 
 
-def test_replay_routes_each_event_once_from_its_head(export, monkeypatch):
-    rules = load_rules([PACK])
+def test_replay_routes_each_event_once_from_its_head(export, monkeypatch, pack_rules):
+    rules = pack_rules
     whole = alerts_of(read_events(export, on_skip=pytest.fail), rules)
     engine = Engine(rules)
     lookups = counted_routes(engine, monkeypatch)
@@ -161,9 +161,9 @@ def test_replay_routes_each_event_once_from_its_head(export, monkeypatch):
     assert lookups[0] == result.events  # at the head, never again in process()
 
 
-def test_events_read_for_another_engine_are_refused(export):
+def test_events_read_for_another_engine_are_refused(export, pack_rules):
     """Its reader left out what the other engine's rules cannot match: maybe not these."""
-    rules = load_rules([PACK])
+    rules = pack_rules
     other = read_for_replay(export, Engine(rules), on_skip=pytest.fail)
     with pytest.raises(ValueError, match="read for another engine"):
         replay(other, Engine(rules), on_alert=pytest.fail)

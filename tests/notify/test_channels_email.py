@@ -12,8 +12,7 @@ from alerting.clock import ManualClock
 from alerting.notify.pipeline import Notifier
 from alerting.notify.settings import DeliveryConfig
 from alerting.store import Store
-from tests import notify_fakes as fakes
-from tests.notify_fakes import (
+from tests.support.notify import (
     PASSWORD,
     USER,
     SmtpServer,
@@ -24,9 +23,6 @@ from tests.notify_fakes import (
     make_notifier,
     states,
 )
-
-store, clock, tls_cert = fakes.store, fakes.clock, fakes.tls_cert
-smtp_plain, smtp_starttls, smtps = fakes.smtp_plain, fakes.smtp_starttls, fakes.smtps
 
 SENDER = "alerts@example.com"
 RCPTS = ["sec@example.com", "soc@example.com"]

@@ -15,8 +15,7 @@ from alerting.errors import AlertingError
 from alerting.notify.pipeline import Notifier
 from alerting.notify.settings import DeliveryConfig
 from alerting.store import Store
-from tests import notify_fakes as fakes
-from tests.notify_fakes import (
+from tests.support.notify import (
     HttpReceiver,
     Reply,
     TlsCert,
@@ -26,8 +25,6 @@ from tests.notify_fakes import (
     make_notifier,
     states,
 )
-
-store, clock, receiver, tls_cert = fakes.store, fakes.clock, fakes.receiver, fakes.tls_cert
 
 SECRET = "whsec-test-0123456789"
 

@@ -30,11 +30,9 @@ from alerting.source.jumpcloud import (
     _retry_after_seconds,
 )
 from alerting.store import Store
-from tests import di_fakes
-from tests.di_fakes import NOW, NS, raw_event
+from tests.support.di import NOW, NS, raw_event
 
 # Fixtures shared with test_di_api.py.
-clock, server = di_fakes.clock, di_fakes.server
 
 
 def event(n: int, at: float, **fields: Any) -> dict[str, Any]:

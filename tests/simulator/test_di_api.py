@@ -19,15 +19,13 @@ from alerting.simulator.di_api import (
     Faults,
     parse_faults,
 )
-from tests import di_fakes
-from tests.di_fakes import NOW, NS, raw_event
+from tests.support.di import NOW, NS, raw_event
 
 EVENTS = f"{API_PREFIX}/events"
 START = format_timestamp((NOW - 3600) * NS)
 HTTP = httpx.Client(timeout=10)  # one client: building an SSL context per request is slow
 
 # Fixtures shared with test_jumpcloud_client.py.
-clock, server = di_fakes.clock, di_fakes.server
 
 
 def event(n: int, seconds_ago: float, **fields: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 from alerting.clock import SystemClock
 from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
-from tests.test_service import (
+from tests.service.test_service import (
     API_KEY,
     Receiver,
     expected_fingerprints,

@@ -14,10 +14,7 @@ from alerting.notify.routing import Router, matches
 from alerting.notify.settings import AlertMatch, RouteConfig, SilenceConfig
 from alerting.notify.silences import active_silence, expired_silences
 from alerting.store import Store
-from tests import notify_fakes as fakes
-from tests.notify_fakes import START, make_alert, make_notifier
-
-store, clock = fakes.store, fakes.clock
+from tests.support.notify import START, make_alert, make_notifier
 
 CHANNELS: dict[str, Any] = {
     "pager": {"type": "console", "color": "never"},

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -140,7 +139,7 @@ source:
   timeout: 5s
 state: {{path: state/alerting.db}}
 rules: {{paths: [rules]}}
-templates: {{path: {Path(__file__).resolve().parent.parent / "templates"}}}
+templates: {{path: {Path(__file__).resolve().parents[2] / "templates"}}}
 channels:
   siem: {{type: webhook, url: "{webhook_url}", secret: {WEBHOOK_SECRET}}}
 routes:
@@ -243,17 +242,6 @@ def metric(text: str, series: str) -> float:
             if name == series:
                 return float(value)
     raise AssertionError(f"{series} not in /metrics")
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
 
 
 @pytest.fixture
@@ -536,7 +524,7 @@ def test_closed_service_releases_the_lock_and_keeps_state(
 # --------------------------------------------------------------------------- the demo
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _demo_copy(tmp_path: Path, *, log_format: str) -> Path:

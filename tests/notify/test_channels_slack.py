@@ -12,8 +12,7 @@ from alerting.clock import ManualClock
 from alerting.notify.pipeline import Notifier
 from alerting.notify.render import MessageBuilder, Renderer
 from alerting.store import Store
-from tests import notify_fakes as fakes
-from tests.notify_fakes import (
+from tests.support.notify import (
     PROJECT_TEMPLATES,
     HttpReceiver,
     Reply,
@@ -25,7 +24,6 @@ from tests.notify_fakes import (
 )
 
 # Fixtures shared by the notify tests (tests/conftest.py is not ours to extend).
-store, clock, receiver = fakes.store, fakes.clock, fakes.receiver
 
 HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkPaTh"
 TOKEN = "xoxb-test-secret-token"

@@ -714,7 +714,7 @@ def test_a_number_only_the_standard_library_reads_in_an_unread_field(tmp_path):
 def test_replay_of_a_shuffled_simulator_export_gives_the_sorted_alerts(tmp_path, capsys):
     from pathlib import Path
 
-    rules = Path(__file__).resolve().parent.parent / "rules"
+    rules = Path(__file__).resolve().parents[2] / "rules"
     export = tmp_path / "sim.jsonl"
     assert cli_main(["simulate", "--export", str(export), "--hours", "2", "--seed", "5"]) == 0
     lines = export.read_bytes().splitlines()
