@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from alerting import jsonutil
+from alerting.durations import MS as _MS
+from alerting.durations import NS as _NS
 from alerting.errors import EventError
 
 _TIMESTAMP = re.compile(
@@ -23,7 +25,6 @@ _TIMESTAMP = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
 )
 _DAY_CACHE: dict[str, int] = {}
-_NS = 1_000_000_000
 # "YYYY-MM-DDTHH:MM:" -> epoch ns of that minute, for prefixes already parsed in full.
 _MINUTE_CACHE: dict[str, int] = {}
 _MINUTE_CACHE_LIMIT = 20_000  # about two weeks of minutes; cleared when full
@@ -100,8 +101,8 @@ def format_timestamp(ns: int) -> str:
     base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if not nanos:
         return base + "Z"
-    if nanos % 1_000_000 == 0:
-        return f"{base}.{nanos // 1_000_000:03d}Z"
+    if nanos % _MS == 0:
+        return f"{base}.{nanos // _MS:03d}Z"
     if nanos % 1000 == 0:
         return f"{base}.{nanos // 1000:06d}Z"
     return f"{base}.{nanos:09d}Z"

@@ -25,6 +25,7 @@ from typing import TextIO
 
 from alerting import jsonutil
 from alerting.alert import Alert
+from alerting.durations import DAY_NS, MINUTE_NS
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
@@ -33,11 +34,10 @@ from alerting.errors import AlertingError
 from alerting.events import Event, LazyEvent
 from alerting.source.files import HeadFilter, read_events
 
-DEFAULT_LATENESS_NS = 10 * 60 * 1_000_000_000
+DEFAULT_LATENESS_NS = 10 * MINUTE_NS
 MAX_BUFFERED = 1_000_000
 ADVANCE_EVERY = 10_000
 MAX_SKIP_WARNINGS = 20
-NS_PER_DAY = 86_400 * 1_000_000_000
 
 # (time, id, arrival number, event)
 _Item = tuple[int, str, int, Event]
@@ -264,7 +264,7 @@ def read_for_replay(
 
 def format_summary(result: ReplayResult) -> str:
     """The per-rule table and the totals lines printed at the end of a replay."""
-    days = max(result.span_ns / NS_PER_DAY, 1 / 24)
+    days = max(result.span_ns / DAY_NS, 1 / 24)
     rule_w = max([len("RULE"), *(len(r) for r in result.per_rule)])
     lines = [
         f"{'RULE':<{rule_w}}  {'ALERTS':>7}  {'ALERTS/DAY':>10}  {'GROUPS':>7}  {'SUPPRESSED':>10}"

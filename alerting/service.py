@@ -38,7 +38,7 @@ from pydantic import BaseModel, SecretStr
 from alerting import __version__
 from alerting.clock import Clock, SystemClock
 from alerting.config import Config, load_config
-from alerting.durations import format_duration_ns, td_ns
+from alerting.durations import NS, format_duration_ns, ms_floor, td_ns
 from alerting.errors import AlertingError, SourceError
 from alerting.events import format_timestamp
 from alerting.health import Health, HealthServer
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("alerting.service")
 
-NS = 1_000_000_000
 # A rejected key or plan will not fix itself: poll again only after this many intervals.
 FATAL_BACKOFF_INTERVALS = 10
 WARMUP_CHUNK = 5000
@@ -446,7 +445,7 @@ class Service:
         start = cursor - longest
         overlap_ns = int(getattr(self.poller, "overlap_ns", 0))
         unseen_from = cursor - overlap_ns
-        seen = self.db.load_seen(self.source_name, unseen_from - unseen_from % 1_000_000)
+        seen = self.db.load_seen(self.source_name, ms_floor(unseen_from))
         count = held_back = 0
         chunk: list[Any] = []
         with self.engine.warmup():

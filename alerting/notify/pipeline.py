@@ -28,13 +28,9 @@ from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.durations import td_ns
-from alerting.notify.channels.base import (
-    Channel,
-    DeliveryError,
-    PermanentError,
-    RateLimited,
-    build_channel,
-)
+from alerting.notify.channels import build_channel
+from alerting.notify.channels.base import Channel
+from alerting.notify.channels.errors import DeliveryError, PermanentError, RateLimited
 from alerting.notify.render import MessageBuilder, Renderer, check_templates
 from alerting.notify.routing import Router
 from alerting.notify.settings import ChannelConfig, DeliveryConfig, RouteConfig, SilenceConfig

@@ -6,6 +6,8 @@ kept together so that what the real API documents (reference section 6) reads as
 
 from __future__ import annotations
 
+from alerting.durations import MS, NS
+
 API_PREFIX = "/insights/directory/v1"
 #: The key the simulator accepts unless told otherwise (40 chars of [A-Za-z0-9_], the
 #: shape JumpCloud's own tooling validates).
@@ -49,8 +51,8 @@ MAX_LIMIT = 10000
 RETENTION_DAYS = 90.0
 MAX_BODY = 1 << 20
 MAX_RECORDED = 10_000  # ``requests`` keeps the newest records (a long ``simulate`` run)
-_NS_PER_MS = 1_000_000
-_NS = 1_000_000_000
+_NS_PER_MS = MS
+_NS = NS
 
 _AUTH_MESSAGES = {
     401: "Unauthorized (Invalid API Key)",

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_NS = 1_000_000_000
+from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS, MS, NS
+
+_NS = NS
+_MS = MS
+
 _Item = tuple[int, str, dict[str, Any]]  # (time ns, id, raw event)
-_MS = 1_000_000
-MINUTE_NS = 60 * _NS
-HOUR_NS = 3600 * _NS
-DAY_NS = 24 * HOUR_NS
 SPILL_NS = 3 * HOUR_NS  # a session/attack never lasts longer than this
 _MAX_BLACKOUT_NS = 14 * HOUR_NS  # longest quiet period around an attack's victim
 _TRIP_EPOCH_NS = 7 * DAY_NS
