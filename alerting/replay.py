@@ -397,22 +397,14 @@ class _Notify:
     def __init__(self, args: argparse.Namespace) -> None:
         from alerting.clock import SystemClock
         from alerting.config import load_config
-        from alerting.notify.pipeline import Notifier
+        from alerting.notify.pipeline import build_notifier
         from alerting.store import Store
 
         config = load_config(args.config or "config.yaml")
         self._tmp = tempfile.TemporaryDirectory(prefix="alerting-replay-")
         self.clock = SystemClock()
         self.store = Store(Path(self._tmp.name) / "replay.db")
-        self.notifier = Notifier(
-            channels=config.channels,
-            routes=config.routes,
-            silences=config.silences,
-            delivery=config.delivery,
-            templates_dir=config.templates.path,
-            store=self.store,
-            clock=self.clock,
-        )
+        self.notifier = build_notifier(config.notify_settings(), self.store, self.clock)
         self.group_wait_s = config.delivery.group_wait.total_seconds()
         self.pending: list[Alert] = []
         self.silenced = self.unrouted = self.duplicates = 0

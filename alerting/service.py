@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from alerting import __version__
 from alerting.clock import Clock, SystemClock
@@ -91,27 +91,6 @@ def _secret(value: SecretStr | None) -> str | None:
 def _iso(ns: int) -> str:
     """Whole-second UTC time for log records."""
     return format_timestamp(ns - ns % NS)
-
-
-def collect_secrets(model: Any) -> list[str]:
-    """Every ``SecretStr`` value anywhere in the config, for the log redaction filter."""
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name, None))
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(v)
-
-    walk(model)
-    return [s for s in found if s]
 
 
 class StateLock:
@@ -273,17 +252,9 @@ class Service:
         self._match_counts = {}
 
     def _build_notifier(self) -> None:
-        from alerting.notify.pipeline import Notifier
+        from alerting.notify.pipeline import build_notifier
 
-        self.notifier = Notifier(
-            channels=self.config.channels,
-            routes=self.config.routes,
-            silences=self.config.silences,
-            delivery=self.config.delivery,
-            templates_dir=self.config.templates.path,
-            store=self.db,
-            clock=self.clock,
-        )
+        self.notifier = build_notifier(self.config.notify_settings(), self.db, self.clock)
 
     def _build_source(self) -> None:
         src = self.config.source
@@ -766,9 +737,7 @@ def _signals(service: Service) -> Iterator[None]:
 def main(args: argparse.Namespace) -> int:
     """``alerting run [--config F] [--once]``."""
     config = load_config(args.config)
-    setup_logging(
-        level=config.logging.level, fmt=config.logging.format, secrets=collect_secrets(config)
-    )
+    setup_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     if config.logging.level != "debug":
         # The poll line carries the poller's counts; its own INFO line would repeat them.
         logging.getLogger("alerting.source.jumpcloud").setLevel(logging.WARNING)
@@ -789,4 +758,4 @@ def main(args: argparse.Namespace) -> int:
             service.close()
 
 
-__all__ = ["FAILPOINT_ENV", "PollOutcome", "Service", "StateLock", "collect_secrets", "main"]
+__all__ = ["FAILPOINT_ENV", "PollOutcome", "Service", "StateLock", "main"]
