@@ -243,12 +243,17 @@ class Service:
 
         assert self.store is not None
         self.rules = list(load_rules([Path(p) for p in self.config.rules.paths]))
-        self.engine = Engine(self.rules, store=self.store)  # restores realert + baselines
+        # restores realert + baselines; late events up to the overlap are judged in order
+        self.engine = Engine(
+            self.rules, store=self.store, tolerance_ns=td_ns(self.config.source.overlap)
+        )
 
     def _reset_engine(self) -> None:
         from alerting.engine.engine import Engine
 
-        self.engine = Engine(self.rules, store=self.db)
+        self.engine = Engine(
+            self.rules, store=self.db, tolerance_ns=td_ns(self.config.source.overlap)
+        )
         self._match_counts = {}
 
     def _build_notifier(self) -> None:
