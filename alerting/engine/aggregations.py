@@ -587,7 +587,7 @@ class TravelAggregation(_Windowed):
         windows.size += 1
         firings: list[Firing] = []
         within = self._within
-        # _judge's own first checks inline: most logins are from where the last one was
+        # _judge's first checks, inlined: benchmarks/README.md, step 6.
         if i > 0 and (lats[i - 1] != lat or lons[i - 1] != lon) and t - times[i - 1] < within:
             firing = self._judge(key, logins, i - 1, i)
             if firing is not None:
@@ -598,8 +598,7 @@ class TravelAggregation(_Windowed):
             if firing is not None:
                 firings.append(firing)
         if i > 1 and i == last and times[1] < t - self._tolerance:
-            # The group's newest hit bounds its later ones too (out of order by at most
-            # the tolerance): trim now, while the entries are hot, not at the next evict.
+            # Trim on add (the newest login bounds later ones): benchmarks/README.md, step 6.
             self._trim(logins, t - self._tolerance)
         if windows.size > windows.max_entries:
             windows.enforce_cap()

@@ -315,8 +315,7 @@ class Engine:
                 if aggregation is None:
                     firings = [Firing(key, group, event, [event], 1)]
                 else:
-                    # One Hit per runner, refilled: a hand-over that aggregations never
-                    # keep (see Hit); a fresh object per matching event is measurable.
+                    # One Hit per runner, refilled (never kept): benchmarks/README.md, step 6.
                     hit = runner.hit
                     hit.event = event
                     hit.group_key = key
