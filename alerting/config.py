@@ -36,10 +36,13 @@ from alerting.notify.settings import (
     DeliveryConfig,
     EmailChannel,
     FileChannel,
+    NotifySettings,
     RouteConfig,
     SilenceConfig,
     WebhookChannel,
 )
+from alerting.notify.silences import expired_silences
+from alerting.redact import SECRET_KEYS, mask, maskable, secret_values
 from alerting.source.settings import (
     DEFAULT_BASE_URL,
     REGION_BASE_URLS,
@@ -74,16 +77,12 @@ __all__ = [
     "parse_listen",
 ]
 
-SECRET_KEYS = ("api_key", "bearer_token", "password", "token", "webhook_url", "secret")
-"""Keys whose value is a secret; each also accepts ``<key>_file`` (a mounted secret)."""
 _FILE_KEYS = {f"{k}_file": k for k in SECRET_KEYS}
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 _SECRETISH_VAR = re.compile(r"KEY|TOKEN|SECRET|PASSW|WEBHOOK|CREDENTIAL|AUTH", re.IGNORECASE)
-_MASK = "***"
 # Stands in for a secret that could not be read, so no "missing key" error piles on.
 _PLACEHOLDER = "unreadable"
-_MIN_MASKED = 6  # shorter values would mask ordinary words; no real secret is that short
 
 
 class _Model(BaseModel):
@@ -233,8 +232,23 @@ class Config(_Model):
         return [name for name in self.channels if name not in used]
 
     def expired_silences(self, now: datetime) -> list[tuple[int, SilenceConfig]]:
-        """``(index, silence)`` for silences whose ``until`` has passed."""
-        return [(i, s) for i, s in enumerate(self.silences) if s.until <= now]
+        """``(index, silence)`` for silences whose ``until`` has passed (index: for locating)."""
+        expired = {id(s) for s in expired_silences(self.silences, now.timestamp())}
+        return [(i, s) for i, s in enumerate(self.silences) if id(s) in expired]
+
+    def notify_settings(self) -> NotifySettings:
+        """The notify stage's part of the configuration (notify never sees the Config)."""
+        return NotifySettings(
+            channels=self.channels,
+            routes=self.routes,
+            silences=self.silences,
+            delivery=self.delivery,
+            templates_dir=self.templates.path,
+        )
+
+    def secrets(self) -> set[str]:
+        """Every secret value in the configuration, for log redaction."""
+        return secret_values(self)
 
 
 # --------------------------------------------------------------------------- ${ENV}
@@ -470,27 +484,10 @@ def _resolve_paths(config: Config) -> None:
 
 def _mask(problems: list[Problem], secrets: set[str]) -> list[Problem]:
     """Belt and braces: no secret value survives into a message."""
-    values = sorted((s for s in secrets if len(s) >= _MIN_MASKED), key=len, reverse=True)
+    values = maskable(secrets)
     if not values:
         return problems
-    out = []
-    for p in problems:
-        message = p.message
-        for value in values:
-            message = message.replace(value, _MASK)
-        out.append(Problem(p.location, message))
-    return out
-
-
-def _secret_values(data: Any) -> set[str]:
-    """Every string written directly under a secret key."""
-    found: set[str] = set()
-    for _, mapping in _mappings(data):
-        for key in SECRET_KEYS:
-            value = mapping.get(key)
-            if isinstance(value, str):
-                found.add(value)
-    return found
+    return [Problem(p.location, mask(p.message, values)) for p in problems]
 
 
 # --------------------------------------------------------------------------- loading
@@ -545,7 +542,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         )
 
     base_dir = file.absolute().parent
-    secrets = {v for v in _secret_values(doc.data) if "${" not in v}
+    secrets = {v for v in secret_values(doc.data) if "${" not in v}
     problems = _substitute_env(doc, env, secrets)
     problems += _read_secret_files(doc, base_dir, secrets, {p.location for p in problems})
     problems += _route_problems(doc)

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from alerting import jsonutil
 from alerting.alert import Alert
+from alerting.durations import MINUTE_NS
 from alerting.engine.engine import Engine
 from alerting.events import Event, LazyEvent
 from alerting.source.files import HeadFilter, read_events
 
-DEFAULT_LATENESS_NS = 10 * 60 * 1_000_000_000
+DEFAULT_LATENESS_NS = 10 * MINUTE_NS
 MAX_BUFFERED = 1_000_000
 ADVANCE_EVERY = 10_000
-NS_PER_DAY = 86_400 * 1_000_000_000
 
 # (time, id, arrival number, event)
 _Item = tuple[int, str, int, Event]

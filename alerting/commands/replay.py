@@ -14,19 +14,20 @@ from pathlib import Path
 from typing import TextIO
 
 from alerting.alert import Alert
+from alerting.durations import DAY_NS
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
-from alerting.replay import NS_PER_DAY, ReplayResult, read_for_replay, replay
+from alerting.replay import ReplayResult, read_for_replay, replay
 
 MAX_SKIP_WARNINGS = 20
 
 
 def format_summary(result: ReplayResult) -> str:
     """The per-rule table and the totals lines printed at the end of a replay."""
-    days = max(result.span_ns / NS_PER_DAY, 1 / 24)
+    days = max(result.span_ns / DAY_NS, 1 / 24)
     rule_w = max([len("RULE"), *(len(r) for r in result.per_rule)])
     lines = [
         f"{'RULE':<{rule_w}}  {'ALERTS':>7}  {'ALERTS/DAY':>10}  {'GROUPS':>7}  {'SUPPRESSED':>10}"
@@ -176,22 +177,14 @@ class _Notify:
     def __init__(self, config_path: str) -> None:
         from alerting.clock import SystemClock
         from alerting.config import load_config
-        from alerting.notify.pipeline import Notifier
+        from alerting.notify.pipeline import build_notifier
         from alerting.store import Store
 
         config = load_config(config_path)
         self._tmp = tempfile.TemporaryDirectory(prefix="alerting-replay-")
         self.clock = SystemClock()
         self.store = Store(Path(self._tmp.name) / "replay.db")
-        self.notifier = Notifier(
-            channels=config.channels,
-            routes=config.routes,
-            silences=config.silences,
-            delivery=config.delivery,
-            templates_dir=config.templates.path,
-            store=self.store,
-            clock=self.clock,
-        )
+        self.notifier = build_notifier(config.notify_settings(), self.store, self.clock)
         self.group_wait_s = config.delivery.group_wait.total_seconds()
         self.pending: list[Alert] = []
         self.silenced = self.unrouted = self.duplicates = 0

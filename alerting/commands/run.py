@@ -9,10 +9,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from types import FrameType
-
-from pydantic import BaseModel, SecretStr
 
 from alerting.config import load_config
 from alerting.logs import choose_format, setup_logging
@@ -54,9 +52,7 @@ def main(args: argparse.Namespace) -> int:
 def run(config_path: str, *, once: bool) -> int:
     """Load the config, set up logging, run the service until a signal (or one poll)."""
     config = load_config(config_path)
-    setup_logging(
-        level=config.logging.level, fmt=config.logging.format, secrets=collect_secrets(config)
-    )
+    setup_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     if config.logging.level != "debug":
         # The poll line carries the poller's counts; its own INFO line would repeat them.
         logging.getLogger("alerting.source.jumpcloud").setLevel(logging.WARNING)
@@ -75,24 +71,3 @@ def run(config_path: str, *, once: bool) -> int:
             return service.run()
         finally:
             service.close()
-
-
-def collect_secrets(model: object) -> list[str]:
-    """Every ``SecretStr`` value anywhere in the config, for the log redaction filter."""
-    found: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name, None))
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(v)
-
-    walk(model)
-    return [s for s in found if s]

@@ -33,7 +33,7 @@ from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError
 from alerting.health import Health, HealthServer
 from alerting.metrics import Metrics
-from alerting.notify.pipeline import Notifier
+from alerting.notify.pipeline import Notifier, build_notifier
 from alerting.service.banner import announce
 from alerting.service.deliver import DeliveryCycle, DeliveryOutcome, update_outbox_gauges
 from alerting.service.failpoints import NO_FAILPOINTS, Failpoints
@@ -73,22 +73,16 @@ class Service:
             store = Store(config.state.path)
             undo.callback(store.close)
             rules = list(load_rules([Path(p) for p in config.rules.paths]))
-            notifier = Notifier(
-                channels=config.channels,
-                routes=config.routes,
-                silences=config.silences,
-                delivery=config.delivery,
-                templates_dir=config.templates.path,
-                store=store,
-                clock=clock,
-            )
+            tolerance_ns = td_ns(config.source.overlap)
+            notifier = build_notifier(config.notify_settings(), store, clock)
             undo.callback(notifier.close)
             opened = open_source(config.source, store, clock)
             service = cls(
                 config=config,
                 source=opened.source,
                 source_description=opened.description,
-                engine_factory=lambda: Engine(rules, store=store),
+                # restores realert + baselines; late events up to the overlap are judged in order
+                engine_factory=lambda: Engine(rules, store=store, tolerance_ns=tolerance_ns),
                 notifier=notifier,
                 store=store,
                 health=Health(clock, config.health_max_age.total_seconds()),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from alerting.clock import Clock
+from alerting.durations import NS
 from alerting.engine.engine import Engine, RuleStats
 from alerting.errors import SourceError
 from alerting.health import Health
@@ -30,7 +31,6 @@ __all__ = ["FATAL_BACKOFF_INTERVALS", "PollCycle", "PollOutcome"]
 
 log = logging.getLogger("alerting.service")
 
-_NS = 1_000_000_000
 # A rejected key or plan will not fix itself: poll again only after this many intervals.
 FATAL_BACKOFF_INTERVALS = 10
 
@@ -89,7 +89,7 @@ class PollCycle:
         cursor = self.cursor_ns
         if cursor is None:
             return math.nan
-        return max(0.0, self.clock.time() - cursor / _NS)
+        return max(0.0, self.clock.time() - cursor / NS)
 
     def forget(self) -> None:
         """Back to the stored state: a fresh engine, windows rebuilt by the next warm-up."""

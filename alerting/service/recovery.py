@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from alerting.durations import NS, ms_floor
 from alerting.engine.engine import Engine
 from alerting.events import Event, format_timestamp
 from alerting.source.base import Source
@@ -22,13 +23,11 @@ __all__ = ["WARMUP_CHUNK", "forgetting_on_failure", "warm_up"]
 log = logging.getLogger("alerting.service")
 
 WARMUP_CHUNK = 5000
-_NS = 1_000_000_000
-_MS = 1_000_000
 
 
 def iso_seconds(ns: int) -> str:
     """Whole-second UTC time for log records."""
-    return format_timestamp(ns - ns % _NS)
+    return format_timestamp(ns - ns % NS)
 
 
 def warm_up(engine: Engine, source: Source, store: Store) -> int:
@@ -46,7 +45,7 @@ def warm_up(engine: Engine, source: Source, store: Store) -> int:
     start = cursor - longest
     overlap_ns = source.overlap_ns
     unseen_from = cursor - overlap_ns
-    seen = store.load_seen(source.name, unseen_from - unseen_from % _MS)
+    seen = store.load_seen(source.name, ms_floor(unseen_from))
     count = held_back = 0
     chunk: list[Event] = []
     with engine.warmup():

@@ -14,7 +14,6 @@ and the seen ids keep anything from being processed twice.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -26,9 +25,10 @@ import httpx
 
 from alerting import __version__, jsonutil
 from alerting.clock import Clock, time_ns
+from alerting.durations import MS, ms_floor
 from alerting.errors import AlertingError, EventError, SourceError
 from alerting.events import Event, format_timestamp, sort_key
-from alerting.netutil import is_loopback_host
+from alerting.netutil import is_loopback_host, retry_after_seconds
 from alerting.source.base import PollBatch
 from alerting.store import Store
 
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/insights/directory/v1/events"
 COUNT_PATH = "/insights/directory/v1/events/count"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
-_NS_PER_MS = 1_000_000
 
 
 class SourceAuthError(SourceError):
@@ -106,24 +105,6 @@ class _TokenBucket:
         now = self.clock.time()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * rate)
         self.stamp = now
-
-
-def _retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - now
-    return max(0.0, seconds)
 
 
 class DIClient:
@@ -296,7 +277,7 @@ class DIClient:
                 if status not in RETRYABLE:
                     raise self._fatal(response)
                 failure = f"HTTP {status}{self._describe(response)}"
-                retry_after = _retry_after_seconds(
+                retry_after = retry_after_seconds(
                     response.headers.get("retry-after"), self.clock.time()
                 )
             attempt += 1
@@ -412,13 +393,8 @@ def _search_after(response: httpx.Response, events: list[Any]) -> list[Any] | No
         except EventError:
             continue
         if isinstance(raw.get("id"), str):
-            return [event.time_ns // _NS_PER_MS, event.id]
+            return [event.time_ns // MS, event.id]
     return None
-
-
-def _ms_floor(ns: int) -> int:
-    """The API filters at millisecond precision; seen ids are kept from this floor."""
-    return ns - ns % _NS_PER_MS
 
 
 class Poller:
@@ -494,7 +470,7 @@ class Poller:
             return None
         self.skip_reason = None
         requests, retries = self.client.requests, self.client.retries
-        seen = self.store.load_seen(self.source_name, _ms_floor(start))
+        seen = self.store.load_seen(self.source_name, ms_floor(start))
         batch = PollBatch([], start, end, min(end, now))
         for event in self._read(start, end, batch.skipped):
             if event.id in seen:
@@ -526,7 +502,7 @@ class Poller:
         with self.store.transaction():
             self.store.set_cursor(self.source_name, batch.cursor_ns, self.clock.time())
             self.store.add_seen(self.source_name, ((e.id, e.time_ns) for e in batch.events))
-            self.store.prune_seen(self.source_name, _ms_floor(batch.cursor_ns - self.overlap_ns))
+            self.store.prune_seen(self.source_name, ms_floor(batch.cursor_ns - self.overlap_ns))
 
     def history(self, start_ns: int, end_ns: int) -> Iterator[Event]:
         """Every event in ``[start, end]`` (for rebuilding windows), API order, no repeats."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +31,7 @@ from alerting.engine.types import (
     ThresholdSpec,
     TravelSpec,
 )
-from alerting.events import Event, parse_timestamp
+from alerting.events import Event, format_timestamp, parse_timestamp
 from alerting.store import Store
 
 T0 = parse_timestamp("2026-11-20T10:00:00Z")
@@ -489,6 +491,60 @@ def test_travel_late_event_is_compared_with_its_successor() -> None:
     agg = build_aggregation(TravelSpec(), rule_id="travel")
     firings = feed(agg, [located(10 * MIN, "ny", NEW_YORK), located(0, "p", PARIS)])
     assert [(f.trigger.id, ids(f)) for f in firings] == [("ny", ["p", "ny"])]
+
+
+REAL_EVENTS = Path("/work/shared/reference/real-events")
+SYDNEY = (-33.8688, 151.2093)
+
+
+def _real_login(event_id: str, offset_ns: int, place: tuple[float, float], ip: str) -> Hit:
+    """A successful user login, shaped like JumpCloud's documented login event."""
+    with (REAL_EVENTS / "jumpcloud-api-docs.jsonl").open() as lines:
+        shape = next(json.loads(x) for x in lines if '"admin_login_attempt"' in x)
+    raw = copy.deepcopy(shape)
+    raw.update(
+        id=event_id,
+        event_type="user_login_attempt",
+        initiated_by={"id": raw["resource"]["id"], "type": "user", "username": "jane.doe"},
+        client_ip=ip,
+        timestamp=format_timestamp(T0 + offset_ns),
+    )
+    raw["geoip"].update(latitude=place[0], longitude=place[1])
+    return Hit(
+        Event(raw, T0 + offset_ns, event_id), "jane.doe", {"initiated_by.username": "jane.doe"}
+    )
+
+
+# Paris, Paris, Sydney, Paris, Paris, two to eight minutes apart (the review's case).
+_TRIP = [
+    _real_login("p1", 0, PARIS, "198.51.100.1"),
+    _real_login("p2", 4 * MIN, PARIS, "198.51.100.1"),
+    _real_login("syd", 6 * MIN, SYDNEY, "203.0.113.9"),
+    _real_login("p3", 10 * MIN, PARIS, "198.51.100.1"),
+    _real_login("p4", 18 * MIN, PARIS, "198.51.100.1"),
+]
+_SYDNEY_LAST = [_TRIP[0], _TRIP[1], _TRIP[3], _TRIP[4], _TRIP[2]]  # 12 minutes late
+
+
+def _pairs(firings: list[Firing]) -> list[list[str]]:
+    return sorted(ids(f) for f in firings)
+
+
+def test_travel_judges_a_login_as_late_as_the_tolerance_against_both_neighbours() -> None:
+    tolerance = 15 * MIN
+    in_order = feed(build_aggregation(TravelSpec(), rule_id="t", tolerance_ns=tolerance), _TRIP)
+    assert _pairs(in_order) == [["p2", "syd"], ["syd", "p3"]]
+    late = feed(build_aggregation(TravelSpec(), rule_id="t", tolerance_ns=tolerance), _SYDNEY_LAST)
+    assert _pairs(late) == _pairs(in_order)
+    assert [f.details["distance_km"] for f in sorted(late, key=ids)] == [
+        f.details["distance_km"] for f in sorted(in_order, key=ids)
+    ]
+
+
+def test_travel_with_the_default_tolerance_loses_a_pair_to_a_login_later_than_it() -> None:
+    # Why source.overlap must reach the engine: 12 minutes late is past the 5-minute default.
+    late = feed(build_aggregation(TravelSpec(), rule_id="t"), _SYDNEY_LAST)
+    assert len(late) == 1
 
 
 def test_travel_compares_only_within_the_window() -> None:

@@ -32,6 +32,7 @@ from alerting import cli
 from alerting.alert import Alert
 from alerting.clock import ManualClock, SystemClock
 from alerting.config import load_config
+from alerting.durations import td_ns
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.errors import StoreError
@@ -384,6 +385,54 @@ def test_late_events_inside_the_overlap_still_alert_once(
             service.close()
 
 
+TRAVEL_RULE = """\
+id: test-travel
+title: Impossible travel (no realert, so every pair is an alert)
+severity: high
+detection:
+  login: {event_type: user_login_attempt, success: true}
+  condition: login
+travel: {by: initiated_by.username, max_speed_kmh: 1000, min_distance_km: 500, within: 24h}
+"""
+
+
+def located_login(at: float, place: tuple[float, float]) -> dict[str, Any]:
+    event = login(at, "dana", success=True)
+    event["geoip"] = {"country_code": "XX", "latitude": place[0], "longitude": place[1]}
+    return event
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configured_overlap_is_the_engines_late_event_tolerance(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Paris, Paris, (Sydney), Paris, Paris: the Sydney login is indexed 12 minutes late.
+    paris, sydney = (48.8566, 2.3522), (-33.8688, 151.2093)
+    last = START - 60
+    on_time = [located_login(last - m * 60, paris) for m in (18, 14, 8, 0)]
+    with (
+        DIApiServer(on_time, api_key=API_KEY, clock=clock) as api,
+        Receiver() as hook,
+    ):
+        config = write_config(tmp_path, base_url=api.url, webhook_url=hook.url, overlap="15m")
+        (tmp_path / "rules" / "travel.yml").write_text(TRAVEL_RULE)
+        service = open_service(config, clock)
+        try:
+            assert service.engine.tolerance_ns == 15 * 60 * NS
+            assert service.poll_once().alerts == 0
+            clock.advance(60)
+            late = located_login(last - 12 * 60, sydney)
+            api.add_events([late])
+            # Judged against the Paris login before it and the one after it: two alerts,
+            # as in order (with the old fixed 5-minute tolerance, only one).
+            assert service.poll_once().alerts == 2
+            service.deliver_until_idle()
+            travel = [a for a in hook.alerts() if a["rule"] == "test-travel"]
+            assert [late["id"] in a["event_ids"] for a in travel] == [True, True]
+        finally:
+            service.close()
+
+
 def test_rejected_key_turns_health_red_and_backs_off(tmp_path: Path, clock: ManualClock) -> None:
     with (
         DIApiServer([], api_key="the-right-key-0000000000000000000000000", clock=clock) as api,
@@ -429,12 +478,13 @@ def service_with_notifier(
     config = load_config(config_path)
     store = Store(config.state.path)
     rules = list(load_rules([Path(p) for p in config.rules.paths]))
+    notify = config.notify_settings()
     notifier = notifier_class(
-        channels=config.channels,
-        routes=config.routes,
-        silences=config.silences,
-        delivery=config.delivery,
-        templates_dir=config.templates.path,
+        channels=notify.channels,
+        routes=notify.routes,
+        silences=notify.silences,
+        delivery=notify.delivery,
+        templates_dir=notify.templates_dir,
         store=store,
         clock=clock,
     )
@@ -442,7 +492,9 @@ def service_with_notifier(
     return Service(
         config=config,
         source=opened.source,
-        engine_factory=lambda: Engine(rules, store=store),
+        engine_factory=lambda: Engine(
+            rules, store=store, tolerance_ns=td_ns(config.source.overlap)
+        ),
         notifier=notifier,
         store=store,
         health=Health(clock, config.health_max_age.total_seconds()),

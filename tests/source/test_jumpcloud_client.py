@@ -10,8 +10,6 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -27,7 +25,6 @@ from alerting.source.jumpcloud import (
     SourceAuthError,
     SourceRequestError,
     SourceUnavailable,
-    _retry_after_seconds,
 )
 from alerting.store import Store
 from tests.support.di import NOW, NS, raw_event
@@ -336,14 +333,6 @@ def test_retry_after_longer_than_backoff_max_waits_for_the_next_poll(
     with pytest.raises(SourceUnavailable, match=r"asked to wait 600s.*the next poll retries"):
         client.count((NOW - 60) * NS, NOW * NS)
     assert clock.sleeps == []
-
-
-def test_retry_after_http_date() -> None:
-    when = datetime.fromtimestamp(NOW + 5, UTC)
-    assert _retry_after_seconds(format_datetime(when, usegmt=True), NOW) == 5.0
-    assert _retry_after_seconds("12", NOW) == 12.0
-    assert _retry_after_seconds("soon", NOW) is None
-    assert _retry_after_seconds(format_datetime(when, usegmt=True), NOW + 60) == 0.0
 
 
 @pytest.mark.parametrize("statuses", [[500], [503, 503], [500, 502, 503, 504]])

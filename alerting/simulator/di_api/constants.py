@@ -49,8 +49,6 @@ MAX_LIMIT = 10000
 RETENTION_DAYS = 90.0
 MAX_BODY = 1 << 20
 MAX_RECORDED = 10_000  # ``requests`` keeps the newest records (a long ``simulate`` run)
-NS_PER_MS = 1_000_000
-NS = 1_000_000_000
 
 AUTH_MESSAGES = {
     401: "Unauthorized (Invalid API Key)",

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from alerting.simulator.di_api.constants import NS, NS_PER_MS
+from alerting.durations import MS as NS_PER_MS
+from alerting.durations import NS
 from alerting.simulator.di_api.faults import Faults
 from alerting.simulator.di_api.index import EventIndex, Row
 from alerting.simulator.di_api.query import (

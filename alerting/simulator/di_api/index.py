@@ -14,9 +14,10 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from alerting.durations import MS as NS_PER_MS
 from alerting.errors import AlertingError, EventError
 from alerting.events import Event
-from alerting.simulator.di_api.constants import BASE_FIELDS, NS_PER_MS
+from alerting.simulator.di_api.constants import BASE_FIELDS
 
 # A stored event: (timestamp ms, id, timestamp ns, raw, organization, service)
 Row = tuple[int, str, int, dict[str, Any], Any, Any]

@@ -24,13 +24,8 @@ behaviour), ``scenarios`` (attacks and their ground truth), ``generator``
 and ground-truth files).
 """
 
-from alerting.simulator.traffic.constants import (
-    DAY_NS,
-    DEFAULT_ATTACK_SLOT_NS,
-    DEFAULT_ORG_ID,
-    HOUR_NS,
-    MINUTE_NS,
-)
+from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS
+from alerting.simulator.traffic.constants import DEFAULT_ATTACK_SLOT_NS, DEFAULT_ORG_ID
 from alerting.simulator.traffic.export import attacks_to_json, export_jsonl
 from alerting.simulator.traffic.generator import TrafficGenerator
 from alerting.simulator.traffic.scenarios import SCENARIOS, InjectedAttack

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-NS = 1_000_000_000
+from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS
+
 Item = tuple[int, str, dict[str, Any]]  # (time ns, id, raw event)
-MS = 1_000_000
-MINUTE_NS = 60 * NS
-HOUR_NS = 3600 * NS
-DAY_NS = 24 * HOUR_NS
 SPILL_NS = 3 * HOUR_NS  # a session/attack never lasts longer than this
 MAX_BLACKOUT_NS = 14 * HOUR_NS  # longest quiet period around an attack's victim
 TRIP_EPOCH_NS = 7 * DAY_NS

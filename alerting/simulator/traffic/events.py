@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from alerting.simulator.traffic.constants import HOUR_NS, MS, NS, Item
+from alerting.durations import HOUR_NS, MS, NS
+from alerting.simulator.traffic.constants import Item
 from alerting.simulator.traffic.ids import oid
 from alerting.simulator.traffic.places import Place
 

@@ -16,13 +16,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alerting.durations import HOUR_NS, MINUTE_NS, MS
 from alerting.simulator.traffic.constants import (
     DEFAULT_ATTACK_SLOT_NS,
     DEFAULT_ORG_ID,
-    HOUR_NS,
     MAX_BLACKOUT_NS,
-    MINUTE_NS,
-    MS,
     SPILL_NS,
     Item,
 )

@@ -14,16 +14,8 @@ import math
 import random
 from typing import Any
 
-from alerting.simulator.traffic.constants import (
-    ADMIN_DOMAIN,
-    DAY_NS,
-    HOUR_NS,
-    MINUTE_NS,
-    MS,
-    NS,
-    TRIP_EPOCH_NS,
-    Item,
-)
+from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS, MS, NS
+from alerting.simulator.traffic.constants import ADMIN_DOMAIN, TRIP_EPOCH_NS, Item
 from alerting.simulator.traffic.events import EventEmitter
 from alerting.simulator.traffic.ids import oid
 from alerting.simulator.traffic.places import DESTINATIONS, Place, flight_ns

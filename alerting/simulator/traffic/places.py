@@ -11,7 +11,7 @@ import math
 import random
 from typing import Any
 
-from alerting.simulator.traffic.constants import HOUR_NS
+from alerting.durations import HOUR_NS
 
 
 def km(a: Place, b: Place) -> float:

@@ -13,16 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from alerting.durations import HOUR_NS, MINUTE_NS, NS
 from alerting.events import format_timestamp
-from alerting.simulator.traffic.constants import (
-    ADMIN_DOMAIN,
-    HOUR_NS,
-    MAX_BLACKOUT_NS,
-    MINUTE_NS,
-    NS,
-    VICTIM_LANES,
-    Item,
-)
+from alerting.simulator.traffic.constants import ADMIN_DOMAIN, MAX_BLACKOUT_NS, VICTIM_LANES, Item
 from alerting.simulator.traffic.events import FAILED_CONTEXT, EventEmitter
 from alerting.simulator.traffic.ids import oid
 from alerting.simulator.traffic.places import (
