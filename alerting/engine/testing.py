@@ -1,4 +1,4 @@
-"""Rule tests: ``alerting test [--rules DIR] [RULE_ID...]`` and ``run_rule_tests``.
+"""Rule tests: ``run_rule_tests`` runs the ``tests:`` cases (``alerting test`` is commands/test.py).
 
 Each ``tests:`` case runs on a fresh ``Engine`` holding only its rule (enabled for the
 test even when the rule is disabled), with its events in event-time order — the order
