@@ -8,13 +8,17 @@ validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerting.alert import SEVERITIES
 from alerting.durations import Duration
+from alerting.notify.details import DEFAULT_CONSOLE_URL
 from alerting.yamlfile import one_or_many
 
 
@@ -163,6 +167,19 @@ class DeliveryConfig(_Model):
     group_wait: Duration = timedelta(seconds=0)
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """Everything the notify stage is configured by, without the rest of the config."""
+
+    channels: Mapping[str, ChannelConfig]
+    routes: Sequence[RouteConfig]
+    silences: Sequence[SilenceConfig]
+    delivery: DeliveryConfig
+    templates_dir: Path
+    # The JumpCloud admin console messages link users and admins to (its region's).
+    console_url: str = DEFAULT_CONSOLE_URL
+
+
 __all__ = [
     "SEVERITIES",
     "AlertMatch",
@@ -171,6 +188,7 @@ __all__ = [
     "DeliveryConfig",
     "EmailChannel",
     "FileChannel",
+    "NotifySettings",
     "RouteConfig",
     "SilenceConfig",
     "SlackChannel",
