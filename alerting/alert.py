@@ -98,9 +98,14 @@ class Alert:
         """``alice`` or ``alice, 1.2.3.4``: the group's known values, for humans.
 
         A rule may group by fields only some events carry (``initiated_by.username`` for
-        users, ``initiated_by.email`` for admins): missing values are left out.
+        users, ``initiated_by.email`` for admins): missing values are left out. In MSP
+        mode the org shows by its ``org_names`` name when it has one.
         """
-        values = [str(v) for v in self.group.values() if v is not None and v != ""]
+        values = [
+            self.organization_name if k == "organization" and self.organization_name else str(v)
+            for k, v in self.group.items()
+            if v is not None and v != ""
+        ]
         return ", ".join(values) if values else "all"
 
 

@@ -10,7 +10,7 @@ from alerting import jsonutil
 from alerting.clock import SystemClock, time_ns
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp
-from alerting.simulator.di_api import API_PREFIX, parse_faults
+from alerting.simulator.di_api import API_PREFIX, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, parse_faults
 from alerting.simulator.embedded import EmbeddedSimulator, resolve_scenarios
 from alerting.simulator.traffic import (
     DEFAULT_ATTACK_SLOT_NS,
@@ -98,6 +98,8 @@ def main(args: argparse.Namespace) -> int:
         info = [
             f"DI API simulator serving {len(sim.server)} events at {sim.url}",
             f"API key: {sim.api_key}",
+            f"service account: client_id {DEMO_CLIENT_ID}, client_secret {DEMO_CLIENT_SECRET}, "
+            f"token_url {sim.server.token_url}",
             f"organization: {sim.org_id}",
             f"scenarios: {', '.join(sim.generator.scenarios) or 'none'}",
             'first page of the last hour (repeat with "search_after": <X-Search_after '

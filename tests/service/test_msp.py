@@ -21,6 +21,7 @@ from alerting.config import load_config
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.events import Event, sort_key
+from alerting.notify.preview import MessagePreview
 from alerting.notify.routing import Router, matches
 from alerting.notify.settings import AlertMatch, RouteConfig
 from alerting.simulator.di_api import DEMO_API_KEY, DIApiServer
@@ -189,3 +190,14 @@ def test_two_orgs_with_the_same_user_reach_their_own_channels(
             assert alert["group"] == {"initiated_by.username": "john.doe", "organization": org}
             assert {e["organization"] for e in alert["events"]} == {org}
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_messages_name_the_customer(tmp_path: Path) -> None:
+    raws = failures(ACME, 1_000_000)
+    (alert,) = run_engine(
+        write_rules(tmp_path), raws, group_by_organization=True, org_names={ACME: "Acme Corp"}
+    )
+    texts = MessagePreview(Path(__file__).resolve().parents[2] / "templates")(alert)
+    assert texts["email_subject"] == "[HIGH] Burst of failed RADIUS logins: john.doe, Acme Corp"
+    assert f"*Org*\nAcme Corp ({ACME})" in texts["slack"]
+    assert f"org:   Acme Corp ({ACME})" in texts["console"]

@@ -18,7 +18,7 @@ from alerting import cli
 from alerting.clock import ManualClock
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp, parse_timestamp
-from alerting.simulator.di_api import API_PREFIX, DEMO_API_KEY
+from alerting.simulator.di_api import API_PREFIX, DEMO_API_KEY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from alerting.simulator.embedded import EmbeddedSimulator, resolve_scenarios
 from alerting.simulator.traffic import HOUR_NS, MINUTE_NS, SCENARIOS
 
@@ -186,6 +186,16 @@ def test_simulate_command_serves_until_ctrl_c() -> None:
         )
         assert r.status_code == 200
         assert len(r.json()) == 5
+        # The printed service account signs in at the printed token URL.
+        assert f"client_id {DEMO_CLIENT_ID}, client_secret {DEMO_CLIENT_SECRET}" in said
+        token_url = said.split("token_url ", 1)[1].split()[0]
+        grant = httpx.post(
+            token_url,
+            auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+            data={"grant_type": "client_credentials", "scope": "api"},
+        )
+        assert grant.status_code == 200
+        assert grant.json()["expires_in"] == 3600
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=20)
     finally:

@@ -25,13 +25,21 @@ Modules, one job each: ``constants`` (path, services, limits, messages), ``query
 injection and ``--fault`` names) and ``server`` (HTTP, auth, request records).
 """
 
-from alerting.simulator.di_api.constants import API_PREFIX, DEMO_API_KEY, SERVICES
+from alerting.simulator.di_api.constants import (
+    API_PREFIX,
+    DEMO_API_KEY,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    SERVICES,
+)
 from alerting.simulator.di_api.faults import Faults, parse_faults
 from alerting.simulator.di_api.server import DIApiServer, RequestRecord
 
 __all__ = [
     "API_PREFIX",
     "DEMO_API_KEY",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
     "SERVICES",
     "DIApiServer",
     "Faults",

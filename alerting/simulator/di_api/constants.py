@@ -10,6 +10,9 @@ API_PREFIX = "/insights/directory/v1"
 #: The key the simulator accepts unless told otherwise (40 chars of [A-Za-z0-9_], the
 #: shape JumpCloud's own tooling validates).
 DEMO_API_KEY = "jcdemo_simulator_key_0123456789abcdefghi"
+#: The service account the token endpoint signs in unless told otherwise.
+DEMO_CLIENT_ID = "jcdemo-service-account"
+DEMO_CLIENT_SECRET = "jcdemo_simulator_client_secret_0123456789"  # noqa: S105 - a demo value
 
 #: The ``service`` enum of the 2025-11 API spec.
 SERVICES: tuple[str, ...] = (

@@ -28,6 +28,8 @@ from alerting.simulator.di_api.constants import (
     API_PREFIX,
     AUTH_MESSAGES,
     DEMO_API_KEY,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
     MAX_BODY,
     MAX_RECORDED,
     RETENTION_DAYS,
@@ -129,9 +131,11 @@ class DIApiServer(Endpoints):
         token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
     ) -> None:
         self.api_key = api_key
-        # Service accounts (client id -> secret) the token endpoint signs in, and the
-        # tokens it issued (token -> expiry, epoch seconds on ``clock``).
-        self.oauth_clients = dict(oauth_clients or {})
+        # Service accounts (client id -> secret) the token endpoint signs in (default:
+        # the demo one), and the tokens it issued (token -> expiry, epoch seconds).
+        self.oauth_clients = dict(
+            {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET} if oauth_clients is None else oauth_clients
+        )
         self.token_lifetime = token_lifetime
         self.tokens: dict[str, float] = {}
         self.clock = clock
