@@ -583,6 +583,16 @@ def config_warnings(config: Config, now: datetime) -> list[Problem]:
                 f"(owner {silence.owner}): remove it",
             )
         )
+    src = config.source
+    for org in src.org_names:
+        if src.org_id and org not in src.org_id:
+            warnings.append(
+                Problem(
+                    config.locate("source", "org_names", org, key=True),
+                    f"source.org_names names org {org!r}, which is not in source.org_id"
+                    f"{suggest(org, src.org_id)}: no alert will carry that name",
+                )
+            )
     if config.channels and not config.routes:
         warnings.append(
             Problem(

@@ -736,3 +736,19 @@ def test_public_listen_address_gets_a_note(tmp_path: Path) -> None:
     config = load(tmp_path, MINIMAL + "server: {listen: '0.0.0.0:9108'}\n")
     (note,) = config_notes(config)
     assert "beyond this machine" in note.message
+
+
+def test_an_org_name_for_an_org_not_polled_is_a_located_warning(tmp_path: Path) -> None:
+    text = (
+        "source:\n  kind: simulator\n  org_id: [641b3db57090821c0b2f8183, 5bf6defbdcd8233029e0c598]\n"
+        "  org_names:\n    641b3db57090821c0b2f8183: Acme Corp\n"
+        "    5bf6defbdcd8233029e0c599: Globex\n"
+    )
+    config = load(tmp_path, text)
+    assert config.source.multi_org
+    (warning,) = config_warnings(config, datetime(2026, 1, 1, tzinfo=UTC))
+    assert str(warning) == (
+        f"{tmp_path / 'config.yaml'}:{at(text, '5bf6defbdcd8233029e0c599')}: source.org_names "
+        "names org '5bf6defbdcd8233029e0c599', which is not in source.org_id (did you mean "
+        "'5bf6defbdcd8233029e0c598'?): no alert will carry that name"
+    )
