@@ -111,9 +111,14 @@ def alert_view(alert: Alert, console_url: str = DEFAULT_CONSOLE_URL) -> dict[str
     """The alert as templates see it: the JSON contract plus helpers for humans."""
     view = alert.to_dict()
     events = [e for e in alert.events if isinstance(e, dict)]
-    org = alert.organization_name or alert.organization
-    if alert.organization_name and alert.organization:
-        org = f"{alert.organization_name} ({alert.organization})"
+    # The org is worth a line when it is named (org_names) or tells groups apart (MSP).
+    org = ""
+    if alert.organization_name:
+        org = alert.organization_name
+        if alert.organization:
+            org = f"{org} ({alert.organization})"
+    elif "organization" in alert.group and alert.organization:
+        org = alert.organization
     view.update(
         group_text=alert.group_text,
         source_ips=_values(events, ("client_ip",), ("src_ip",)),

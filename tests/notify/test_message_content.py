@@ -266,3 +266,12 @@ def test_console_links_follow_the_api_region(tmp_path: Path) -> None:
     assert load_config(path).source.console_url == "https://console.eu.jumpcloud.com"
     path.write_text("source: {kind: jumpcloud, api_key: jc_key_0123456789}\n")
     assert load_config(path).source.console_url == "https://console.jumpcloud.com"
+
+
+def test_a_single_org_deployment_gets_no_org_line(tmp_path: Path, preview: MessagePreview) -> None:
+    (alert,) = alerts_for(tmp_path, [radius(i, i, "203.0.113.7", "FR") for i in range(3)])
+    assert alert.organization == "641b3db57090821c0b2f8183"  # still in the alert JSON
+    texts = preview(alert)
+    assert "*Org*" not in texts["slack"]
+    assert "Org:" not in texts["email_text"]
+    assert "org:" not in texts["console"]
