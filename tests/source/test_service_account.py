@@ -22,9 +22,10 @@ from alerting.clock import ManualClock, SystemClock
 from alerting.config import DEFAULT_TOKEN_URL, load_config
 from alerting.errors import ConfigError
 from alerting.simulator.di_api import DIApiServer
-from alerting.source.jumpcloud import DIClient, SourceAuthError
+from alerting.source.jumpcloud import DIClient, SourceAuthError, SourceUnavailable
 from alerting.source.oauth import ClientCredentials
 from tests.support.di import NOW, NS, raw_event
+from tests.support.notify import closed_port
 
 CLIENT_ID = "4f1c2c0e-sa-jc-alerting"
 CLIENT_SECRET = "sa_Secret_Value_do_not_show_0123456789"
@@ -152,6 +153,20 @@ def test_a_wrong_secret_is_one_clear_line_without_the_secret(
     assert api_requests(server) == []  # the DI API was never called without a token
     assert wrong not in caplog.text
     assert CLIENT_SECRET not in caplog.text
+
+
+def test_an_unreachable_token_endpoint_waits_for_the_next_poll(
+    server: DIApiServer, clock: ManualClock
+) -> None:
+    tokens = ClientCredentials(
+        f"http://127.0.0.1:{closed_port()}/oauth2/token", CLIENT_ID, CLIENT_SECRET, clock=clock
+    )
+    client = DIClient(server.url, token_source=tokens, org_ids=["org-a"], clock=clock)
+    with pytest.raises(SourceUnavailable, match=r"token endpoint .* is unreachable") as caught:
+        count(client)
+    assert "the next poll retries" in str(caught.value)
+    assert CLIENT_SECRET not in str(caught.value)
+    assert api_requests(server) == []
 
 
 # ---------------------------------------------------------------------------- config + service
