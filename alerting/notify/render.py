@@ -386,6 +386,10 @@ def plain_text(alerts: Sequence[Alert]) -> str:
         )
     if len(alerts) > MAX_LISTED_ALERTS:
         lines.append(f"+{len(alerts) - MAX_LISTED_ALERTS} more")
+    first = alerts[0]
+    for step in next_steps(first.runbook, first.references, []):
+        text = escape.one_line(step["text"], 300)
+        lines.append(f"next: {text}: {step['url']}" if step["url"] else f"next: {text}")
     return "\n".join(lines)
 
 

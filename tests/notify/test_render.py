@@ -134,6 +134,13 @@ def test_missing_templates_use_the_built_in_message(tmp_path: Path) -> None:
     email = builder.email([alert])
     assert email.subject == "[HIGH] Failed login burst"
     assert email.text == plain_text([alert])
+    # Even the built-in message keeps the rule's next steps.
+    alert.runbook = "https://wiki.example.com/runbooks/failed-logins"
+    alert.references = ["ticket SEC-7"]
+    assert plain_text([alert]).splitlines()[-2:] == [
+        "next: Runbook: https://wiki.example.com/runbooks/failed-logins",
+        "next: ticket SEC-7",
+    ]
 
 
 def test_check_reports_syntax_error_with_file_and_line(tmp_path: Path) -> None:
