@@ -21,6 +21,7 @@ from alerting import cli
 from alerting.clock import ManualClock, SystemClock
 from alerting.config import DEFAULT_TOKEN_URL, load_config
 from alerting.errors import ConfigError
+from alerting.redact import secret_values
 from alerting.simulator.di_api import DIApiServer
 from alerting.source.jumpcloud import DIClient, SourceAuthError, SourceUnavailable
 from alerting.source.oauth import ClientCredentials
@@ -257,6 +258,9 @@ def test_config_checks_the_service_account_keys(tmp_path: Path) -> None:
         f"source: {{kind: jumpcloud, client_id: {CLIENT_ID}, client_secret: {CLIENT_SECRET}, "
         "org_id: org-a}\n"
     )
-    source = load_config(path).source
-    assert source.token_url == DEFAULT_TOKEN_URL
-    assert CLIENT_SECRET not in repr(source)
+    config = load_config(path)
+    assert config.source.token_url == DEFAULT_TOKEN_URL
+    assert CLIENT_SECRET not in repr(config.source)
+    assert CLIENT_SECRET in config.secrets()  # masked in every log line
+    # Raw YAML under client_secret counts as a secret too (masked in config errors).
+    assert secret_values({"source": {"client_secret": CLIENT_SECRET}}) == {CLIENT_SECRET}
