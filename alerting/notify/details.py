@@ -232,8 +232,14 @@ def is_url(text: str) -> bool:
     return _URL.fullmatch(text.strip()) is not None
 
 
-def _step(text: str, url: str = "") -> dict[str, str]:
-    return {"text": text, "url": url}
+def _step(text: str, url: str = "", label: str = "") -> dict[str, str]:
+    """``text`` (with ``url`` beside it in plain text); ``label``: the link's words."""
+    return {"text": text, "url": url, "label": label or text}
+
+
+def _short(url: str) -> str:
+    """``attack.mitre.org/techniques/T1110/``: a URL as link words."""
+    return one_line(url.split("://", 1)[-1].rstrip("/"), 80)
 
 
 def console_links(
@@ -265,13 +271,13 @@ def next_steps(
     events: Iterable[Mapping[str, Any]],
     console_url: str = DEFAULT_CONSOLE_URL,
 ) -> list[dict[str, str]]:
-    """``{text, url}`` items: the runbook, the references, then console links."""
+    """``{text, url, label}`` items: the runbook, the references, then console links."""
     steps: list[dict[str, str]] = []
     if runbook:
         steps.append(_step("Runbook", runbook.strip()) if is_url(runbook) else _step(runbook))
     for ref in references[:5]:
         ref = str(ref).strip()
         if ref:
-            steps.append(_step("Reference", ref) if is_url(ref) else _step(ref))
+            steps.append(_step("Reference", ref, _short(ref)) if is_url(ref) else _step(ref))
     steps.extend(console_links(events, console_url))
     return steps

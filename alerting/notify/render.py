@@ -11,7 +11,7 @@ Template context: ``alert`` (the first alert: its JSON fields plus ``group_text`
 ``source_ips``, ``countries``, ``places`` (each IP with its own country), ``users``,
 ``event_types``, ``events_text`` ("1 event"), ``samples`` (each sample event as
 ``key: value`` lines), ``changes`` (``field: old → new``), ``next_steps`` (``{text,
-url}``: runbook, references, JumpCloud console links), ``org_text``, ``emoji``,
+url, label}``: runbook, references, JumpCloud console links), ``org_text``, ``emoji``,
 ``color``), ``alerts`` (all alerts of a grouped burst, at most 20), ``count``,
 ``grouped``, ``more``, ``alert_json`` (the exact alert JSON contract). Filters:
 ``slack(limit)``, ``slack_link(text)`` (a Slack link from a checked URL),
@@ -231,7 +231,7 @@ def slack_steps(steps: Any, heading: str = "Next steps") -> Markup:
     lines = [f"*{escape.slack_escape(heading)}*"]
     for step in steps if isinstance(steps, list | tuple) else []:
         if isinstance(step, dict):
-            text = escape.one_line(step.get("text", ""), 300)
+            text = escape.one_line(step.get("label") or step.get("text", ""), 300)
             lines.append(f"• {slack_link(step.get('url') or '', text)}")
     return escape.slack_escape(Markup("\n".join(lines)), escape.SLACK_SECTION_MAX)  # noqa: S704
 

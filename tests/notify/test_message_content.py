@@ -132,7 +132,10 @@ def test_rule_description_runbook_and_references_reach_every_message(
     for name in ("slack", "email_text", "email_html", "console"):
         assert description in texts[name], name
     assert "• <https://wiki.example.com/runbooks/radius|Runbook>" in texts["slack"]
-    assert "• <https://attack.mitre.org/techniques/T1110/|Reference>" in texts["slack"]
+    assert (
+        "• <https://attack.mitre.org/techniques/T1110/|attack.mitre.org/techniques/T1110>"
+        in (texts["slack"])
+    )
     assert "• ticket template SEC-7" in texts["slack"]  # not a URL: text, no link
     assert "- Runbook: https://wiki.example.com/runbooks/radius" in texts["email_text"]
     assert '<a href="https://wiki.example.com/runbooks/radius">Runbook</a>' in texts["email_html"]
