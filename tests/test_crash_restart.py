@@ -47,7 +47,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 15) -> tuple[int, str]
 def _state(tmp_path: Path) -> tuple[int | None, dict[str, int], int]:
     store = Store(tmp_path / "state" / "alerting.db")
     try:
-        alerts = store._exec("SELECT COUNT(*) FROM alerts").fetchone()[0]
+        alerts = store.alert_count()
         return store.get_cursor("jumpcloud"), store.outbox_counts(), int(alerts)
     finally:
         store.close()
