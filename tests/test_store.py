@@ -10,7 +10,7 @@ import pytest
 
 from alerting.errors import StoreError
 from alerting.store import SCHEMA_VERSION, Store
-from tests.store_faults import (
+from tests.support.store_faults import (
     corrupt_tables,
     fill_disk,
     hold_lock,
