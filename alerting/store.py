@@ -21,6 +21,7 @@ from alerting.errors import StoreError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+_HOLD = "hold:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -416,6 +417,31 @@ class Store:
                 (now, delivery_id),
             )
         return cur.rowcount
+
+    # A channel's rate limit (429 + Retry-After) holds all its deliveries until it ends,
+    # across passes, polls and restarts. Kept in ``meta`` as ``hold:<channel>`` ->
+    # ``<until> <reason>``, so the schema (and a downgrade) stays as it was.
+
+    def hold_channel(self, channel: str, until: float, reason: str) -> None:
+        self.set_meta(f"{_HOLD}{channel}", f"{until!r} {reason[:2000]}")
+
+    def channel_holds(self, now: float) -> dict[str, tuple[float, str]]:
+        """Channels held past ``now``: name -> (until, reason). Ended holds are dropped."""
+        holds: dict[str, tuple[float, str]] = {}
+        ended: list[str] = []
+        for key, value in self._rows("SELECT key, value FROM meta WHERE key LIKE 'hold:%'"):
+            until_text, _, reason = str(value).partition(" ")
+            try:
+                until = float(until_text)
+            except ValueError:
+                until = 0.0  # unreadable: no hold, rather than a channel stuck for good
+            if until > now:
+                holds[str(key)[len(_HOLD) :]] = (until, reason)
+            else:
+                ended.append(str(key))
+        if ended:
+            self._many("DELETE FROM meta WHERE key = ?", ((k,) for k in ended))
+        return holds
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._rows("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
