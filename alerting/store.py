@@ -61,15 +61,19 @@ CREATE TABLE IF NOT EXISTS realert (
 # (cause, what it means, what the operator does). Nothing is lost in any of them: the
 # transaction that failed is rolled back and the next poll or delivery pass retries it.
 _CAUSES: dict[str, tuple[str, str]] = {
-    "SQLITE_FULL": ("disk_full", "free space on its file system; the service retries by itself"),
+    "SQLITE_FULL": (
+        "disk_full",
+        "free space on its file system; nothing is lost, the service retries by itself",
+    ),
     "SQLITE_IOERR": (
         "io_error",
-        "check the disk and the file system (dmesg); the service retries by itself",
+        "check the disk and the file system (dmesg); nothing is lost, the service retries "
+        "by itself",
     ),
     "SQLITE_READONLY": (
         "read_only",
         "make the file and its directory writable by the service's user and the file "
-        "system mounted read-write",
+        "system mounted read-write; nothing is lost, the service retries by itself",
     ),
     "SQLITE_PERM": ("read_only", "make the file and its directory writable by the service"),
     "SQLITE_BUSY": (
@@ -152,6 +156,7 @@ class Store:
         self.path = str(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self.fault: StoreError | None = None
         if self.path != ":memory:":
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,13 @@ class Store:
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         """One line naming the file, what SQLite said and what the operator can do."""
-        return store_error(self.path, exc)
+        self.fault = store_error(self.path, exc)
+        return self.fault
+
+    def fault_message(self) -> str | None:
+        """The fault that stopped the last write, until a write works again (for /healthz)."""
+        fault = self.fault
+        return None if fault is None else str(fault)
 
     def _check_version(self) -> int:
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
@@ -230,13 +241,15 @@ class Store:
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._error(exc) from None
-            except StoreError:
+            except StoreError as exc:
                 self._rollback()
+                self.fault = exc
                 raise
             self._depth = 1
             try:
                 yield
                 self._conn.execute("COMMIT")
+                self.fault = None
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._error(exc) from None
@@ -259,9 +272,12 @@ class Store:
         """Run a statement that changes rows (its cursor gives ``rowcount``)."""
         with self._lock:
             try:
-                return self._conn.execute(sql, tuple(params))
+                cursor = self._conn.execute(sql, tuple(params))
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
+            if not self._depth:
+                self.fault = None  # a write outside a transaction is committed already
+            return cursor
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query and read all its rows: SQLite reads pages (and finds a corrupt
@@ -278,6 +294,8 @@ class Store:
                 self._conn.executemany(sql, rows)
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
+            if not self._depth:
+                self.fault = None
 
     # ------------------------------------------------------------------ meta
 
