@@ -148,6 +148,8 @@ class Service:
         self._store_fault: str | None = None  # the state database fault already logged
         self.server: HealthServer | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the main loop's: a stop or a delivery nudge
+        self._nudge = threading.Event()
         self._delivering = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
         self._closed = False
@@ -204,6 +206,7 @@ class Service:
     def request_stop(self) -> None:
         """Ask ``run()`` to stop; safe from a signal handler."""
         self._stop.set()
+        self._wake.set()
         wake = getattr(self.clock, "wake", None)
         if wake is not None:
             wake()
@@ -270,10 +273,17 @@ class Service:
             self._deliver_soon()
 
     def _deliver_soon(self) -> None:
-        """New alerts: run the delivery job now instead of at its next interval."""
-        scheduler = self._scheduler
-        if scheduler is None:
-            return
+        """New alerts: have the main loop run the delivery job now, not at its interval.
+
+        Not from this job's thread: APScheduler's ``shutdown(wait=True)`` holds the job
+        store lock while it waits for running jobs, so a job calling ``modify_job``
+        during a stop would wait for it forever.
+        """
+        self._nudge.set()
+        self._wake.set()
+
+    def _bring_delivery_forward(self, scheduler: BackgroundScheduler) -> None:
+        self._nudge.clear()
         try:
             scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
         except Exception as exc:  # noqa: BLE001 - a missed nudge only delays to the interval
@@ -356,8 +366,11 @@ class Service:
         self._notices.install()
         scheduler.start()
         try:
-            while not self._stop.wait(0.5):
-                pass
+            while not self._stop.is_set():
+                self._wake.wait(0.5)
+                self._wake.clear()
+                if self._nudge.is_set() and not self._stop.is_set():
+                    self._bring_delivery_forward(scheduler)
         finally:
             log.info("stopping: finishing the current step")
             self.health.stopping()
