@@ -189,12 +189,11 @@ class DIClient:
         else:
             headers.append(("x-api-key", self._secret))
         headers.extend(("x-org-id", org) for org in self._org_ids)
-        # No phase may outlast the whole request; one connection, so the deadline's
-        # watchdog knows which socket a request uses (see _Deadline).
-        phase = min(timeout, self.deadline)
+        # Each phase has the timeout, the whole request the deadline (_Deadline's
+        # watchdog); one connection, so the watchdog knows which socket a request uses.
         self._http = httpx.Client(
             headers=headers,
-            timeout=httpx.Timeout(phase),
+            timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             verify=True,
             transport=transport,

@@ -63,7 +63,7 @@ def test_a_trickled_body_ends_at_the_request_deadline(
     with pytest.raises(SourceUnavailable) as caught:
         list(client.iter_pages((NOW - 3600) * NS, NOW * NS))
     elapsed = time.monotonic() - started
-    assert 0.25 <= elapsed < 1.5
+    assert 0.25 <= elapsed < 3.0  # the body would take 10 s
     assert str(caught.value) == (
         "JumpCloud DI API unavailable: no complete response within 0.3s "
         "(source.request_deadline) after 1 attempts; the next poll retries"
@@ -78,7 +78,7 @@ def test_the_deadline_defaults_to_the_timeout(server: DIApiServer, clock: Manual
     started = time.monotonic()
     with pytest.raises(SourceUnavailable, match=r"no response within 0.3s \(timeout\)"):
         client.count((NOW - 3600) * NS, NOW * NS)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0  # the body would take 10 s
 
 
 def test_slow_headers_on_a_kept_alive_connection_end_at_the_deadline(
