@@ -667,10 +667,26 @@ class Poller:
             return
         skipped: list[str] = []
         ids: set[str] = set()
-        for event in self._read(start_ns, end_ns, skipped, []):
+        request_ids: list[str] = []
+        for event in self._read(start_ns, end_ns, skipped, request_ids):
             if event.id not in ids:
                 ids.add(event.id)
                 yield event
+        # The events are fed to the engine already, so no re-read: say it, never silently.
+        counted = self._count(start_ns, end_ns)
+        if counted is not None and len(ids) + len(skipped) < counted:
+            log.warning(
+                "%s: rebuilding the rule windows read %d events for [%s, %s] but "
+                "/events/count reports %d; windows may miss the rest (page request ids "
+                "%s; count request id %s)",
+                self.source_name,
+                len(ids) + len(skipped),
+                format_timestamp(start_ns),
+                format_timestamp(end_ns),
+                counted,
+                ", ".join(request_ids[:5]) or "none",
+                self.client.last_request_id or "?",
+            )
 
     def _read(
         self, start: int, end: int, skipped: list[str], request_ids: list[str]

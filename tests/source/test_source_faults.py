@@ -154,3 +154,17 @@ def test_a_window_that_stays_short_is_one_warning_and_the_poll_goes_on(
 
 def _iso(seconds: int) -> str:
     return format_timestamp(seconds * NS)
+
+
+def test_a_short_history_read_for_the_warm_up_is_said(
+    server: DIApiServer, clock: ManualClock, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.add_events(_events(25))
+    server.faults.empty_page_every = 1
+    poller = _poller(_client(server, clock, page_limit=10), store, clock)
+    with caplog.at_level(logging.WARNING, logger="alerting.source.jumpcloud"):
+        rebuilt = list(poller.history((NOW - 3600) * NS, NOW * NS))
+    assert len(rebuilt) == 10
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "rebuilding the rule windows read 10 events" in warning
+    assert "/events/count reports 25" in warning
