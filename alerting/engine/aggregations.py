@@ -98,6 +98,7 @@ from alerting.engine.types import (
     Hit,
     NewValueSpec,
     SequenceSpec,
+    TemporalSpec,
     ThresholdSpec,
     TravelSpec,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "DistinctAggregation",
     "NewValueAggregation",
     "SequenceAggregation",
+    "TemporalAggregation",
     "ThresholdAggregation",
     "TravelAggregation",
     "build_aggregation",
@@ -159,6 +161,8 @@ def build_aggregation(
         return TravelAggregation(spec, **kwargs)
     if isinstance(spec, SequenceSpec):
         return SequenceAggregation(spec, **kwargs)
+    if isinstance(spec, TemporalSpec):
+        return TemporalAggregation(spec, **kwargs)
     raise TypeError(f"unknown aggregation spec {type(spec).__name__}")
 
 
@@ -371,8 +375,11 @@ class DistinctAggregation(_Windowed):
         self._count = spec.count
         self._get: Getter = compile_path(spec.field)
 
+    def _values(self, hit: Hit) -> tuple[str, ...]:
+        return field_values(self._get(hit.event.raw))
+
     def add(self, hit: Hit) -> list[Firing]:
-        values = field_values(self._get(hit.event.raw))
+        values = self._values(hit)
         if not values:
             return []
         t = hit.event.time_ns
@@ -430,18 +437,57 @@ class DistinctAggregation(_Windowed):
             windows.enforce_cap()
         return firings
 
-    def _fire(
-        self, group_key: str, series: Series, start: int, stop: int, counts: dict[str, int]
-    ) -> Firing:
-        details = {
+    def _details(self, counts: dict[str, int]) -> dict[str, Any]:
+        return {
             "field": self.spec.field,
             "values": sorted(counts)[:MAX_DISTINCT_VALUES],
             "distinct": len(counts),
         }
+
+    def _fire(
+        self, group_key: str, series: Series, start: int, stop: int, counts: dict[str, int]
+    ) -> Firing:
+        details = self._details(counts)
         events = self._consume(group_key, series, start, stop)
         return Firing(
             group_key, series.group, events[-1], _cap_events(events), len(events), details
         )
+
+
+class TemporalAggregation(DistinctAggregation):
+    """``count`` of the correlated rules matched within ``within``, any order: distinct
+    over which rules an event matched (``Hit.steps``), so the semantics (window, trigger,
+    consumption) are distinct's (module docstring)."""
+
+    kind = "temporal"
+
+    def __init__(
+        self,
+        spec: TemporalSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
+    ) -> None:
+        _Windowed.__init__(
+            self,
+            td_ns(spec.within),
+            _DistinctSeries,
+            rule_id=rule_id,
+            max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=holder,
+        )
+        self.temporal = spec
+        self._count = spec.count
+        self._names = tuple(spec.rules)
+
+    def _values(self, hit: Hit) -> tuple[str, ...]:
+        return tuple(self._names[i] for i in hit.steps)
+
+    def _details(self, counts: dict[str, int]) -> dict[str, Any]:
+        return {"rules": [r for r in self._names if r in counts], "distinct": len(counts)}
 
 
 # ---------------------------------------------------------------------- travel

@@ -29,26 +29,39 @@ from alerting.engine.conditions import (
     required_event_types,
     specialize_tree,
 )
-from alerting.engine.fields import FieldPathError, Getter, compile_path
+from alerting.engine.fields import MISSING, FieldPathError, Getter, compile_path
 from alerting.engine.held import SummaryNeeds, summary_needs
 from alerting.engine.matchers import (
+    NO_CONTEXT,
     Predicate,
     Residual,
+    SelectionContext,
     SelectionError,
     Specializer,
     compile_selection,
+    or_specializer,
 )
 from alerting.engine.rule import (
     AGGREGATION_KEYS,
     CompiledRule,
+    CorrelationModel,
+    FilterModel,
+    PlaceholdersModel,
     RuleModel,
     TestEventError,
     build_test_events,
 )
-from alerting.engine.types import SequenceSpec
+from alerting.engine.types import (
+    AggregationSpec,
+    DistinctSpec,
+    SequenceSpec,
+    SequenceStep,
+    TemporalSpec,
+    ThresholdSpec,
+)
 from alerting.errors import AlertingError, Location, Problem, RuleError, ValidationFailed
 from alerting.jinja_env import make_environment
-from alerting.yamlfile import PathKey, YamlDocument, load_yaml, suggest, validate
+from alerting.yamlfile import PathKey, YamlDocument, load_yaml, load_yaml_all, suggest, validate
 
 RULE_SUFFIXES = (".yml", ".yaml")
 SELECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -89,44 +102,125 @@ def rule_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def load_rules(paths: Sequence[Path]) -> list[CompiledRule]:
-    """Load and compile every rule under ``paths``; raise ``RuleError`` with all problems."""
+def load_rules(
+    paths: Sequence[Path], *, placeholders: Mapping[str, Sequence[str]] | None = None
+) -> list[CompiledRule]:
+    """Load and compile every rule under ``paths``; raise ``RuleError`` with all problems.
+
+    A file holds one or more YAML documents: Sigma detection rules, correlation rules
+    (``correlation:``), filters (``filter:``) and ``placeholders:`` documents.
+    Correlations and filters may name rules of any file (by ``name``, ``id`` or rule
+    id). ``placeholders`` (the config's) are merged under the rules-side ones.
+    """
     problems: list[Problem] = []
-    rules: list[CompiledRule] = []
-    first_seen: dict[str, Location] = {}
+    docs: list[tuple[Path, YamlDocument, str]] = []
     for path in rule_files(paths):
         try:
-            rule, id_location = load_rule_file(path)
+            found = load_yaml_all(path)
         except ValidationFailed as exc:
             problems.extend(exc.problems)
             continue
+        docs.extend((path, doc, document_kind(doc)) for doc in found)
+
+    merged: dict[str, list[str]] = {
+        k: [str(v) for v in vs] for k, vs in (placeholders or {}).items()
+    }
+    for _path, doc, kind in docs:
+        if kind != "placeholders":
+            continue
+        try:
+            merged.update(validate(PlaceholdersModel, doc).placeholders)
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+    ctx = SelectionContext(merged)
+
+    rules: list[CompiledRule] = []
+    locations: dict[int, Location] = {}
+    correlations: list[tuple[Path, YamlDocument, CorrelationModel]] = []
+    filters: list[tuple[Path, YamlDocument]] = []
+    for path, doc, kind in docs:
+        if kind == "rule":
+            try:
+                rule, where = compile_rule_document(path, doc, ctx)
+            except ValidationFailed as exc:
+                problems.extend(exc.problems)
+                continue
+            rules.append(rule)
+            locations[id(rule)] = where
+        elif kind == "correlation":
+            try:
+                correlations.append((path, doc, validate(CorrelationModel, doc)))
+            except ValidationFailed as exc:
+                problems.extend(exc.problems)
+        elif kind == "filter":
+            filters.append((path, doc))
+
+    index = _RuleIndex(rules)
+    for path, doc in filters:
+        _apply_filter(path, doc, index, ctx, problems)
+    for path, doc, model in correlations:
+        built = _correlation(path, doc, model, index, problems)
+        if built is not None:
+            rules.append(built)
+            locations[id(built)] = _id_location(doc)
+
+    first_seen: dict[str, Location] = {}
+    unique: list[CompiledRule] = []
+    for rule in rules:
+        where = locations[id(rule)]
         if rule.id in first_seen:
-            other_loc = first_seen[rule.id]
             problems.append(
                 Problem(
-                    id_location,
-                    f"duplicate rule id {rule.id!r}: also defined in {other_loc}; "
+                    where,
+                    f"duplicate rule id {rule.id!r}: also defined in {first_seen[rule.id]}; "
                     "rule ids must be unique, rename one",
                 )
             )
             continue
-        first_seen[rule.id] = id_location
-        rules.append(rule)
+        first_seen[rule.id] = where
+        unique.append(rule)
     if problems:
         raise RuleError(problems)
-    return rules
+    return unique
+
+
+def document_kind(doc: YamlDocument) -> str:
+    """``rule``, ``correlation``, ``filter`` or ``placeholders`` (by its keys)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return "rule"  # the model reports the shape
+    if "correlation" in data:
+        return "correlation"
+    if "filter" in data and "detection" not in data:
+        return "filter"
+    if set(data) == {"placeholders"}:
+        return "placeholders"
+    return "rule"
+
+
+def _id_location(doc: YamlDocument) -> Location:
+    data = doc.data if isinstance(doc.data, dict) else {}
+    return doc.locate(("name",) if "name" in data else ("id",))
 
 
 def load_rule_file(path: Path) -> tuple[CompiledRule, Location]:
-    """Load one rule file; raise ``ValidationFailed`` with every problem in it."""
+    """Load a file holding one detection rule; raise ``ValidationFailed`` with every
+    problem in it (``load_rules`` reads whole directories, correlations included)."""
     doc = load_yaml(path)
+    return compile_rule_document(path, doc, NO_CONTEXT)
+
+
+def compile_rule_document(
+    path: Path, doc: YamlDocument, ctx: SelectionContext
+) -> tuple[CompiledRule, Location]:
+    """One detection rule document; raise ``ValidationFailed`` with every problem in it."""
     problems: list[Problem] = []
     model: RuleModel | None = None
     try:
         model = validate(RuleModel, doc)
     except ValidationFailed as exc:
         problems.extend(exc.problems)
-    builder = _Builder(path, doc, problems)
+    builder = _Builder(path, doc, problems, ctx)
     if isinstance(doc.data, dict):
         aggs = [k for k in AGGREGATION_KEYS if doc.data.get(k) is not None]
         if len(aggs) > 1:
@@ -143,7 +237,349 @@ def load_rule_file(path: Path) -> tuple[CompiledRule, Location]:
     rule = builder.finish(model, compiled)
     if problems or rule is None:
         raise ValidationFailed(problems)
-    return rule, doc.locate(("id",))
+    return rule, _id_location(doc)
+
+
+class _RuleIndex:
+    """Detection rules by every name a correlation or filter may use for them."""
+
+    def __init__(self, rules: list[CompiledRule]) -> None:
+        self.rules = rules
+        self.by_ref: dict[str, CompiledRule] = {}
+        for rule in rules:
+            meta = rule.meta
+            for ref in (rule.id, meta.name, meta.id):
+                if ref:
+                    self.by_ref.setdefault(ref.lower(), rule)
+
+    def get(self, ref: Any) -> CompiledRule | None:
+        return self.by_ref.get(str(ref).lower())
+
+    def hint(self, ref: Any) -> str:
+        return suggest(str(ref), [r.id for r in self.rules])
+
+
+def _apply_filter(
+    path: Path,
+    doc: YamlDocument,
+    index: _RuleIndex,
+    ctx: SelectionContext,
+    problems: list[Problem],
+) -> None:
+    """A Sigma filter: ``(rule condition) and (filter condition)`` for each rule it names
+    (or every rule its logsource covers, for ``rules: any``), as pySigma applies them."""
+    try:
+        model = validate(FilterModel, doc)
+    except ValidationFailed as exc:
+        problems.extend(exc.problems)
+        return
+    body = dict(model.filter)
+    refs = body.pop("rules", None)
+    builder = _Builder(path, doc, problems, ctx)
+    before = len(problems)
+    if refs is None:
+        builder.error(("filter",), "filter needs rules: the rules it tunes (names or ids, or any)")
+    if "condition" not in body:
+        builder.error(("filter",), "filter needs a condition, e.g. condition: not selection")
+    compiled = builder.detection(body, {}, root="filter")
+    if len(problems) > before or compiled.tree is None:
+        return
+    targets: list[CompiledRule] = []
+    if isinstance(refs, str) and refs.lower() in ("any", "all"):
+        targets = [r for r in index.rules if model.logsource.covers(r.logsource)]
+    else:
+        items = refs if isinstance(refs, list) else [refs]
+        for i, ref in enumerate(items):
+            where: PathKey = (
+                ("filter", "rules", i) if isinstance(refs, list) else ("filter", "rules")
+            )
+            rule = index.get(ref)
+            if rule is None:
+                builder.error(where, f"filter names unknown rule {ref!r}{index.hint(ref)}")
+                continue
+            if not model.logsource.covers(rule.logsource):
+                builder.error(
+                    where,
+                    f"filter's logsource does not cover rule {rule.id!r} "
+                    f"({rule.logsource.model_dump(exclude_none=True)}): widen the filter's "
+                    "logsource or drop the rule from it",
+                )
+                continue
+            targets.append(rule)
+    fpred = compile_tree(compiled.tree, compiled.selections)
+    fspec = _specializer(compiled.tree, compiled.selections, compiled.specializers)
+    for rule in targets:
+        rule.condition = _and_predicates(rule.condition, fpred)
+        rule.specialize = _and_specializers(rule.specialize, rule.condition, fspec)
+        rule.condition_text = f"({rule.condition_text}) and ({compiled.condition_text})"
+        rule.detections = (*rule.detections, body)
+        rule.filters.append(model.title)
+
+
+def _and_predicates(a: Predicate, b: Predicate) -> Predicate:
+    def both(raw: dict[str, Any]) -> bool:
+        return a(raw) and b(raw)
+
+    return both
+
+
+def _and_specializers(
+    first: Specializer | None, whole: Predicate, second: Specializer
+) -> Specializer | None:
+    if first is None:
+        return None
+
+    def specialize(known: Mapping[str, Any]) -> Residual:
+        a = first(known)
+        if a is False:
+            return False
+        b = second(known)
+        if b is False:
+            return False
+        if a is True:
+            return b
+        if b is True:
+            return a
+        return _and_predicates(a, b)
+
+    return specialize
+
+
+_SUPPORTED_LATER = ("value_sum", "value_avg", "value_percentile")
+
+
+def _correlation(
+    path: Path,
+    doc: YamlDocument,
+    model: CorrelationModel,
+    index: _RuleIndex,
+    problems: list[Problem],
+) -> CompiledRule | None:
+    """A Sigma correlation rule as one of the engine's aggregations over the rules it
+    names: event_count = threshold, value_count = distinct, temporal = distinct over
+    the rules matched, temporal_ordered = sequence (one step per rule)."""
+    builder = _Builder(path, doc, problems, NO_CONTEXT)
+    before = len(problems)
+    spec = model.correlation
+    if spec.type in _SUPPORTED_LATER:
+        builder.error(
+            ("correlation", "type"),
+            f"correlation type {spec.type!r} is not supported yet (event_count, value_count, "
+            "temporal and temporal_ordered are): use value_count or event_count, or keep "
+            "this rule for convert only",
+        )
+        return None
+    refs: list[CompiledRule] = []
+    for i, ref in enumerate(spec.rules):
+        where: PathKey = ("correlation", "rules", i)
+        rule = index.get(ref)
+        if rule is None:
+            builder.error(where, f"correlation names unknown rule {ref!r}{index.hint(ref)}")
+            continue
+        refs.append(rule)
+    if len(problems) > before:
+        return None
+
+    group_by: list[tuple[str, Getter]] = []
+    for i, name in enumerate(spec.group_by):
+        where = ("correlation", "group-by", i)
+        if name in spec.aliases:
+            getter = _alias_getter(builder, spec.aliases[name], refs, index, name)
+            if getter is not None:
+                group_by.append((name, getter))
+            continue
+        found = builder._path(name, where)
+        if found is not None:
+            group_by.append((name, found))
+    for alias in spec.aliases:
+        if alias not in spec.group_by:
+            builder.error(
+                ("correlation", "aliases", alias),
+                f"alias {alias!r} is not used in group-by: add it there or remove it",
+                key=True,
+            )
+
+    by = [name for name, _getter in group_by]
+    count = _count(builder, spec.condition, spec.type, len(refs))
+    aggregation: AggregationSpec | None = None
+    steps: tuple[Predicate, ...] = ()
+    ids = [r.id for r in refs]
+    if count is not None:
+        if spec.type == "event_count":
+            aggregation = ThresholdSpec(count=count, within=spec.timespan, by=by)
+        elif spec.type == "value_count":
+            field = (spec.condition or {}).get("field")
+            if not isinstance(field, str):
+                builder.error(
+                    ("correlation", "condition"),
+                    "value_count needs the field whose distinct values it counts: "
+                    "condition: {field: initiated_by.username, gte: 10}",
+                )
+            elif count < 2:
+                builder.error(
+                    ("correlation", "condition"),
+                    "value_count counts two or more distinct values: use event_count for one",
+                )
+            elif builder._path(field, ("correlation", "condition", "field")) is not None:
+                aggregation = DistinctSpec(field=field, count=count, within=spec.timespan, by=by)
+        elif spec.type == "temporal":
+            aggregation = TemporalSpec(rules=ids, count=count, within=spec.timespan, by=by)
+            steps = tuple(r.condition for r in refs)
+        else:
+            aggregation = SequenceSpec(
+                within=spec.timespan, by=by, steps=[SequenceStep(selection=i) for i in ids]
+            )
+            steps = tuple(r.condition for r in refs)
+    for i, p in enumerate(model.fields):
+        builder._path(p, ("fields", i))
+    summary, needs = builder._summary(model.summary)
+    builder._tests(model)
+    if len(problems) > before or aggregation is None:
+        return None
+
+    for rule in refs:
+        rule.correlated_by.append(model.rule_id)
+        if not model.generate:
+            rule.enabled = False  # Sigma: only the correlation alerts unless generate: true
+    conditions = [r.condition for r in dict.fromkeys(refs)]
+    types: set[str] = set()
+    constrained = all(r.event_types is not None for r in refs)
+    for r in refs:
+        types |= r.event_types or frozenset()
+    specializers = [r.specialize for r in refs]
+    return CompiledRule(
+        id=model.rule_id,
+        title=model.title,
+        severity=model.alert_severity,
+        description=model.description,
+        tags=list(model.tags),
+        enabled=model.enabled,
+        path=path,
+        model=model,
+        condition=_any_predicate(conditions),
+        condition_text=" or ".join(dict.fromkeys(ids)),
+        event_types=frozenset(types) if constrained else None,
+        selections={r.id: r.condition for r in refs},
+        group_by=group_by,
+        aggregation=aggregation,
+        realert_ns=td_ns(model.realert),
+        summary=summary,
+        held_paths=needs.paths,
+        hold_full=needs.hold_full,
+        step_predicates=steps,
+        specialize=(
+            or_specializer([s for s in specializers if s is not None])
+            if all(s is not None for s in specializers)
+            else None
+        ),
+        fields=list(model.fields),
+        tests=list(model.tests),
+        detections=tuple(d for r in refs for d in r.detections),
+        logsource=refs[0].logsource,
+    )
+
+
+def _any_predicate(preds: list[Predicate]) -> Predicate:
+    if len(preds) == 1:
+        return preds[0]
+    preds_t = tuple(preds)
+
+    def any_rule(raw: dict[str, Any]) -> bool:
+        for p in preds_t:  # noqa: SIM110 - hot path: no generator per event
+            if p(raw):
+                return True
+        return False
+
+    return any_rule
+
+
+def _alias_getter(
+    builder: _Builder,
+    mapping: dict[str, str],
+    refs: list[CompiledRule],
+    index: _RuleIndex,
+    alias: str,
+) -> Getter | None:
+    """An alias's field per rule: the field of the first named rule the event matches."""
+    pairs: list[tuple[Predicate, Getter]] = []
+    ok = True
+    for ref, path in mapping.items():
+        where: PathKey = ("correlation", "aliases", alias, ref)
+        rule = index.get(ref)
+        if rule is None or rule not in refs:
+            builder.error(
+                where,
+                f"alias {alias!r} names rule {ref!r}, which the correlation does not use"
+                f"{suggest(ref, [r.id for r in refs])}",
+                key=True,
+            )
+            ok = False
+            continue
+        getter = builder._path(path, where)
+        if getter is None:
+            ok = False
+            continue
+        pairs.append((rule.condition, getter))
+    if not ok:
+        return None
+    pairs_t = tuple(pairs)
+
+    def alias_value(raw: dict[str, Any]) -> Any:
+        for match, getter in pairs_t:
+            if match(raw):
+                return getter(raw)
+        return MISSING
+
+    return alias_value
+
+
+def _count(builder: _Builder, condition: Any, kind: str, rules: int) -> int | None:
+    """The count a correlation fires at: ``gte: N`` is N, ``gt: N`` is N + 1."""
+    where: PathKey = ("correlation", "condition")
+    if condition is None:
+        if kind in ("temporal", "temporal_ordered"):
+            return rules
+        builder.error(("correlation",), f"{kind} needs a condition, e.g. condition: {{gte: 10}}")
+        return None
+    ops = {k: v for k, v in condition.items() if k != "field"}
+    unknown = [k for k in ops if k not in ("gt", "gte", "lt", "lte", "eq", "neq")]
+    if unknown:
+        builder.error(
+            (*where, unknown[0]),
+            f"unknown condition {unknown[0]!r}{suggest(str(unknown[0]), ['gt', 'gte'])}",
+            key=True,
+        )
+        return None
+    if len(ops) != 1 or next(iter(ops)) not in ("gt", "gte"):
+        builder.error(
+            where,
+            f"condition {condition!r} is not supported yet: the engine fires when a count is "
+            "reached, so only gte or gt (alone) can be run; lt, lte, eq, neq and ranges "
+            "need a window to close first",
+        )
+        return None
+    op, value = next(iter(ops.items()))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        builder.error((*where, op), f"{op} needs a whole number, got {value!r}")
+        return None
+    count = value if op == "gte" else value + 1
+    if count < 1:
+        builder.error((*where, op), f"{op}: {value} always holds: count at least 1")
+        return None
+    if kind in ("temporal", "temporal_ordered") and count > rules:
+        builder.error(
+            (*where, op),
+            f"{kind} over {rules} rules cannot see {count} of them: count at most {rules}",
+        )
+        return None
+    if kind == "temporal_ordered" and count != rules:
+        builder.error(
+            (*where, op),
+            f"temporal_ordered needs all {rules} rules in order: drop the condition "
+            "(or use temporal for some of them in any order)",
+        )
+        return None
+    return count
 
 
 class _Compiled:
@@ -159,10 +595,17 @@ class _Compiled:
 class _Builder:
     """Semantic checks and compilation for one file, appending located problems."""
 
-    def __init__(self, path: Path, doc: YamlDocument, problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        doc: YamlDocument,
+        problems: list[Problem],
+        ctx: SelectionContext = NO_CONTEXT,
+    ) -> None:
         self.path = path
         self.doc = doc
         self.problems = problems
+        self.ctx = ctx
         self._lines: list[str] | None = None
 
     def error(self, where: PathKey, message: str, *, key: bool = False) -> None:
@@ -170,7 +613,9 @@ class _Builder:
 
     # ----------------------------------------------------------------- detection
 
-    def detection(self, detection: Any, data: dict[str, Any]) -> _Compiled:
+    def detection(
+        self, detection: Any, data: dict[str, Any], *, root: str = "detection"
+    ) -> _Compiled:
         out = _Compiled()
         if not isinstance(detection, dict):
             return out  # the model reports the missing key or wrong type
@@ -178,7 +623,15 @@ class _Builder:
         for name, body in detection.items():
             if name == "condition":
                 continue
-            where: PathKey = ("detection", name)
+            where: PathKey = (root, name)
+            if name == "timeframe":
+                self.error(
+                    where,
+                    "timeframe inside detection is Sigma 1's aggregation: write a correlation "
+                    "rule (event_count, value_count) with timespan instead",
+                    key=True,
+                )
+                continue
             if not isinstance(name, str) or not SELECTION_NAME.fullmatch(name):
                 self.error(
                     where,
@@ -193,7 +646,7 @@ class _Builder:
                 continue
             names.append(name)
             try:
-                selection = compile_selection(name, body)
+                selection = compile_selection(name, body, self.ctx)
             except SelectionError as exc:
                 for err in exc.all():
                     self.error((*where, *err.path), err.message, key=err.key)
@@ -203,7 +656,7 @@ class _Builder:
             if selection.specialize is not None:
                 out.specializers[name] = selection.specialize
         if not names:
-            self.error(("detection",), "detection has no selections: add at least one")
+            self.error((root,), f"{root} has no selections: add at least one")
             return out
 
         condition = detection.get("condition")
@@ -223,19 +676,15 @@ class _Builder:
                 out.used = {names[0]}
             else:
                 self.error(
-                    ("detection",),
-                    "detection needs a condition when it has several selections, "
+                    (root,),
+                    f"{root} needs a condition when it has several selections, "
                     f"e.g. condition: {names[0]} and not {names[-1]}",
                 )
             return out
         texts = condition if isinstance(condition, list) else [condition]
         trees: list[Node] = []
         for i, text in enumerate(texts):
-            where = (
-                ("detection", "condition", i)
-                if isinstance(condition, list)
-                else ("detection", "condition")
-            )
+            where = (root, "condition", i) if isinstance(condition, list) else (root, "condition")
             try:
                 parsed = parse_condition(text, names)
             except ConditionError as exc:
@@ -327,9 +776,9 @@ class _Builder:
             if name not in compiled.used
         ]
         return CompiledRule(
-            id=model.id,
+            id=model.rule_id,
             title=model.title,
-            severity=model.severity,
+            severity=model.alert_severity,
             description=model.description,
             tags=list(model.tags),
             enabled=model.enabled,
@@ -350,6 +799,8 @@ class _Builder:
             fields=list(model.fields),
             tests=list(model.tests),
             notes=notes,
+            detections=(model.detection,),
+            logsource=model.logsource,
         )
 
     def _is_list(self, where: PathKey) -> bool:
@@ -407,7 +858,7 @@ class _Builder:
         rest = lines[base.line - 1][(base.col or 1) - 1 :].strip()
         return rest[:1] in ("|", ">")
 
-    def _tests(self, model: RuleModel) -> None:
+    def _tests(self, model: RuleModel | CorrelationModel) -> None:
         seen: set[str] = set()
         for i, case in enumerate(model.tests):
             if case.name in seen:

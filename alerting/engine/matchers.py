@@ -1035,7 +1035,7 @@ def _map_specializer(entries: list[tuple[str, Predicate]]) -> Specializer:
     return specialize
 
 
-def _or_specializer(parts: list[Specializer]) -> Specializer:
+def or_specializer(parts: list[Specializer]) -> Specializer:
     """Partial evaluation of an OR of mappings (a list selection)."""
 
     def specialize(known: Mapping[str, Any]) -> Residual:
@@ -1154,7 +1154,7 @@ def compile_selection(
             _or(preds),
             frozenset(all_types) if constrained else None,
             tuple(fields),
-            _or_specializer(parts),
+            or_specializer(parts),
         )
     if isinstance(body, str | int | float) and not isinstance(body, bool):
         words = compile_keywords("", [body], ctx)
