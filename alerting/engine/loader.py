@@ -441,7 +441,7 @@ def _correlation(
         rule.correlated_by.append(model.rule_id)
         if not model.generate:
             rule.enabled = False  # Sigma: only the correlation alerts unless generate: true
-    conditions = [r.condition for r in dict.fromkeys(refs)]
+    conditions = list({id(r): r.condition for r in refs}.values())
     types: set[str] = set()
     constrained = all(r.event_types is not None for r in refs)
     for r in refs:
@@ -506,7 +506,7 @@ def _alias_getter(
     for ref, path in mapping.items():
         where: PathKey = ("correlation", "aliases", alias, ref)
         rule = index.get(ref)
-        if rule is None or rule not in refs:
+        if rule is None or all(rule is not r for r in refs):
             builder.error(
                 where,
                 f"alias {alias!r} names rule {ref!r}, which the correlation does not use"
