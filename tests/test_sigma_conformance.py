@@ -27,8 +27,8 @@ from alerting.yamlfile import load_yaml
 REAL = Path("/work/shared/reference/real-events/sekoia-intake-formats.jsonl")
 _FALLBACK = {
     "initiated_by": {"id": "61e536ebdbbe784cb2e55fb5", "type": "admin", "email": "john.doe@sekoia.io"},
-    "geoip": {"country_code": "FR", "timezone": "Europe/Paris", "latitude": 48.8323, "continent_code": "EU", "region_name": "Paris", "longitude": 2.4075, "region_code": "75"},  # noqa: E501
-    "useragent": {"os": "Mac OS X", "os_full": "Mac OS X 10.15.7", "major": "114", "name": "Chrome", "device": "Mac"},  # noqa: E501
+    "geoip": {"country_code": "FR", "timezone": "Europe/Paris", "latitude": 48.8323, "continent_code": "EU", "region_name": "Paris", "longitude": 2.4075, "region_code": "75"},
+    "useragent": {"os": "Mac OS X", "os_full": "Mac OS X 10.15.7", "major": "114", "name": "Chrome", "device": "Mac"},
     "mfa": True,
     "event_type": "admin_login_attempt",
     "provider": None,
@@ -120,7 +120,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         sel(service="C:\\Windows"),
         event(service="C:\\Windows"),
         True,
-    ),  # noqa: E501
+    ),
     ("\\\\ is one backslash", sel(service="a\\\\*"), event(service="a\\xyz"), True),
     ("empty string matches empty value", sel(service=""), event(service=""), True),
     ("empty string does not match a missing field", sel(service=""), event(service=_DROP), False),
@@ -143,13 +143,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         sel(event_type=["user_login_attempt", "admin_login_attempt"]),
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "a value list with no match",
         sel(event_type=["user_login_attempt", "sso_auth"]),
         event(),
         False,
-    ),  # noqa: E501
+    ),
     ("a map is AND (both hold)", sel(event_type="admin_login_attempt", mfa=True), event(), True),
     ("a map is AND (one fails)", sel(event_type="admin_login_attempt", mfa=False), event(), False),
     (
@@ -165,152 +165,152 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         {"s": {"useragent.os_full|contains": "OS X 10"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "startswith",
         {"s": {"initiated_by.email|startswith": "JOHN."}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "startswith mismatch",
         {"s": {"initiated_by.email|startswith": "doe"}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "endswith",
         {"s": {"initiated_by.email|endswith": "@sekoia.io"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "contains keeps inner wildcards",
         {"s": {"useragent.os_full|contains": "X*7"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "contains|all needs every value",
         {"s": {"useragent.os_full|contains|all": ["mac", "10.15"]}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "contains|all fails on one",
         {"s": {"useragent.os_full|contains|all": ["mac", "windows"]}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "cased is case-sensitive",
         {"s": {"useragent.name|cased": "chrome"}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     ("cased exact", {"s": {"useragent.name|cased": "Chrome"}, "condition": "s"}, event(), True),
     (
         "contains|cased",
         {"s": {"useragent.os_full|contains|cased": "mac"}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     ("exists true", {"s": {"geoip|exists": True}, "condition": "s"}, event(), True),
     (
         "exists true on a null value",
         {"s": {"provider|exists": True}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "exists false on a missing field",
         {"s": {"auth_method|exists": False}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "exists false on a present field",
         {"s": {"mfa|exists": False}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "neq differs",
         {"s": {"event_type|neq": "user_login_attempt"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "neq equal",
         {"s": {"event_type|neq": "ADMIN_LOGIN_ATTEMPT"}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "neq list: different from every value",
         {"s": {"event_type|neq": ["a", "b"]}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "neq list: equal to one",
         {"s": {"event_type|neq": ["a", "admin_login_attempt"]}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     ("neq on a number", {"s": {"useragent.major|neq": 114}, "condition": "s"}, event(), False),
     # -- regular expressions
-    ("re searches (unanchored)", {"s": {"client_ip|re": "2\\.3"}, "condition": "s"}, event(), True),  # noqa: E501
+    ("re searches (unanchored)", {"s": {"client_ip|re": "2\\.3"}, "condition": "s"}, event(), True),
     ("re anchors", {"s": {"client_ip|re": "^2\\.3"}, "condition": "s"}, event(), False),
     (
         "re is case-sensitive",
         {"s": {"useragent.name|re": "^chrome$"}, "condition": "s"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "re|i ignores case",
         {"s": {"useragent.name|re|i": "^chrome$"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "re without m: ^ is the text start",
         {"s": {"error_message|re": "^denied$"}, "condition": "s"},
         event(error_message="auth\ndenied"),
         False,
-    ),  # noqa: E501
+    ),
     (
         "re|m: ^ and $ per line",
         {"s": {"error_message|re|m": "^denied$"}, "condition": "s"},
         event(error_message="auth\ndenied"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "re without s: . stops at newline",
         {"s": {"error_message|re": "auth.denied"}, "condition": "s"},
         event(error_message="auth\ndenied"),
         False,
-    ),  # noqa: E501
+    ),
     (
         "re|s: . matches newline",
         {"s": {"error_message|re|s": "auth.denied"}, "condition": "s"},
         event(error_message="auth\ndenied"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "re alternation and classes",
         {"s": {"useragent.os_full|re": "(Windows|Mac) OS [A-Z] [0-9]+"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     # -- numeric comparisons
     ("gt", {"s": {"geoip.latitude|gt": 48}, "condition": "s"}, event(), True),
     ("gt is strict", {"s": {"geoip.latitude|gt": 48.8323}, "condition": "s"}, event(), False),
     ("gte at the bound", {"s": {"geoip.latitude|gte": 48.8323}, "condition": "s"}, event(), True),
     ("lt", {"s": {"geoip.longitude|lt": 2.5}, "condition": "s"}, event(), True),
     ("lte below", {"s": {"geoip.longitude|lte": 2}, "condition": "s"}, event(), False),
-    ("gt on a numeric string", {"s": {"useragent.major|gt": 100}, "condition": "s"}, event(), True),  # noqa: E501
+    ("gt on a numeric string", {"s": {"useragent.major|gt": 100}, "condition": "s"}, event(), True),
     ("gt on text never holds", {"s": {"useragent.name|gt": 1}, "condition": "s"}, event(), False),
     # -- time parts (UTC, as the spec: no zone conversion)
     ("minute", {"s": {"timestamp|minute": 6}, "condition": "s"}, event(), True),
@@ -326,249 +326,249 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
     ("time part of a non-date", {"s": {"service|hour": 1}, "condition": "s"}, event(), False),
     # -- cidr
     ("cidr v4 inside", {"s": {"client_ip|cidr": "1.2.0.0/16"}, "condition": "s"}, event(), True),
-    ("cidr v4 outside", {"s": {"client_ip|cidr": "10.0.0.0/8"}, "condition": "s"}, event(), False),  # noqa: E501
+    ("cidr v4 outside", {"s": {"client_ip|cidr": "10.0.0.0/8"}, "condition": "s"}, event(), False),
     (
         "cidr list is OR",
         {"s": {"client_ip|cidr": ["10.0.0.0/8", "1.0.0.0/8"]}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "cidr v6",
         {"s": {"client_ip|cidr": "2001:db8::/32"}, "condition": "s"},
         event(client_ip="2001:db8::1"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "cidr on a non-address",
         {"s": {"client_ip|cidr": "0.0.0.0/0"}, "condition": "s"},
         event(client_ip="n/a"),
         False,
-    ),  # noqa: E501
+    ),
     # -- windash
     (
         "windash: - matches /",
         {"s": {"error_message|windash|contains": " -force"}, "condition": "s"},
         event(error_message="run /force now"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "windash: - matches en dash",
         {"s": {"error_message|windash|contains": " -force"}, "condition": "s"},
         event(error_message="run \u2013force"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "windash: - matches em dash",
         {"s": {"error_message|windash|contains": " -force"}, "condition": "s"},
         event(error_message="run \u2014force"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "windash: - matches horizontal bar",
         {"s": {"error_message|windash|contains": " -force"}, "condition": "s"},
         event(error_message="run \u2015force"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "windash: / matches -",
         {"s": {"error_message|windash|contains": " /force"}, "condition": "s"},
         event(error_message="run -force"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "without windash / is not -",
         {"s": {"error_message|contains": " /force"}, "condition": "s"},
         event(error_message="run -force"),
         False,
-    ),  # noqa: E501
+    ),
     # -- encodings
     (
         "base64",
         {"s": {"error_message|base64": "admin"}, "condition": "s"},
         event(error_message=b64("admin")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "base64 is exact",
         {"s": {"error_message|base64": "admin"}, "condition": "s"},
         event(error_message=b64("admins")),
         False,
-    ),  # noqa: E501
+    ),
     (
         "base64|contains",
         {"s": {"error_message|base64|contains": "abc"}, "condition": "s"},
         event(error_message="x" + b64("abc") + "y"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "base64offset|contains at offset 0",
         {"s": {"error_message|base64offset|contains": "secret"}, "condition": "s"},
         event(error_message=b64("secret token")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "base64offset|contains at offset 1",
         {"s": {"error_message|base64offset|contains": "secret"}, "condition": "s"},
         event(error_message=b64("a secret token")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "base64offset|contains at offset 2",
         {"s": {"error_message|base64offset|contains": "secret"}, "condition": "s"},
         event(error_message=b64("ab secret token")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "base64offset|contains absent",
         {"s": {"error_message|base64offset|contains": "secret"}, "condition": "s"},
         event(error_message=b64("no such token")),
         False,
-    ),  # noqa: E501
+    ),
     (
         "wide|base64offset|contains",
         {"s": {"error_message|wide|base64offset|contains": "cmd"}, "condition": "s"},
         event(error_message=b64("run cmd /c", "utf-16-le")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "utf16le|base64",
         {"s": {"error_message|utf16le|base64": "cmd"}, "condition": "s"},
         event(error_message=b64("cmd", "utf-16-le")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "utf16be|base64",
         {"s": {"error_message|utf16be|base64": "cmd"}, "condition": "s"},
         event(error_message=b64("cmd", "utf-16-be")),
         True,
-    ),  # noqa: E501
+    ),
     (
         "utf16 (BOM)|base64",
         {"s": {"error_message|utf16|base64": "cmd"}, "condition": "s"},
         event(error_message=base64.b64encode(b"\xff\xfe" + "cmd".encode("utf-16-le")).decode()),
         True,
-    ),  # noqa: E501
+    ),
     (
         "utf16le is not utf8",
         {"s": {"error_message|utf16le|base64": "cmd"}, "condition": "s"},
         event(error_message=b64("cmd")),
         False,
-    ),  # noqa: E501
+    ),
     # -- fieldref
     (
         "fieldref equal",
         {"s": {"username|fieldref": "outer.username"}, "condition": "s"},
         event(username="john.doe", outer={"username": "JOHN.DOE"}),
         True,
-    ),  # noqa: E501
+    ),
     (
         "fieldref different",
         {"s": {"username|fieldref": "outer.username"}, "condition": "s"},
         event(username="john.doe", outer={"username": "amy"}),
         False,
-    ),  # noqa: E501
+    ),
     (
         "fieldref|neq",
         {"s": {"username|fieldref|neq": "outer.username"}, "condition": "s"},
         event(username="john.doe", outer={"username": "amy"}),
         True,
-    ),  # noqa: E501
+    ),
     (
         "fieldref missing field",
         {"s": {"username|fieldref": "outer.username"}, "condition": "s"},
         event(username="john.doe"),
         False,
-    ),  # noqa: E501
+    ),
     (
         "fieldref|startswith",
         {"s": {"initiated_by.email|fieldref|startswith": "username"}, "condition": "s"},
         event(username="john.doe"),
         True,
-    ),  # noqa: E501
+    ),
     # -- expand (placeholders)
     (
         "expand: a placeholder is its value list",
         {"s": {"client_ip|expand": "%office_ips%"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "expand: no value matches",
         {"s": {"client_ip|expand": "%office_ips%"}, "condition": "s"},
         event(client_ip="9.9.9.9"),
         False,
-    ),  # noqa: E501
+    ),
     (
         "expand: wildcards in values",
         {"s": {"initiated_by.email|expand": "%admins%"}, "condition": "s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "without expand %x% is literal",
         {"s": {"client_ip": "%office_ips%"}, "condition": "s"},
         event(client_ip="%office_ips%"),
         True,
-    ),  # noqa: E501
+    ),
     (
         "expand: \\% is a plain percent",
         {"s": {"service|expand": "100\\%"}, "condition": "s"},
         event(service="100%"),
         True,
-    ),  # noqa: E501
+    ),
     # -- keywords (full text over the event's values)
     (
         "keyword list is OR",
         {"keywords": ["Firefox", "Chrome"], "condition": "keywords"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "keyword ignores case and matches inside",
         {"keywords": ["sekoia.IO"], "condition": "keywords"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     ("keyword absent", {"keywords": ["Firefox"], "condition": "keywords"}, event(), False),
     (
         "keyword with a wildcard",
         {"keywords": ["Mac*10.15"], "condition": "keywords"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     ("keyword over a number", {"keywords": [48.8323], "condition": "keywords"}, event(), True),
     (
         "keywords '|all' needs every one",
         {"keywords": {"|all": ["Chrome", "Paris"]}, "condition": "keywords"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "keywords '|all' fails on one",
         {"keywords": {"|all": ["Chrome", "Tokyo"]}, "condition": "keywords"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "keywords and a selection",
         {"keywords": ["Chrome"], "s": {"mfa": True}, "condition": "keywords and s"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     # -- conditions
     (
         "and not",
         {"a": {"mfa": True}, "b": {"success": False}, "condition": "a and not b"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "not binds tighter than and",
         {"a": {"mfa": True}, "b": {"success": True}, "condition": "not b and a"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "and binds tighter than or",
         {
@@ -579,7 +579,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         },
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "or of and",
         {
@@ -590,7 +590,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         },
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "parentheses",
         {
@@ -601,31 +601,31 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         },
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "1 of pattern",
         {"sel_a": {"mfa": False}, "sel_b": {"mfa": True}, "condition": "1 of sel_*"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "all of pattern",
         {"sel_a": {"mfa": False}, "sel_b": {"mfa": True}, "condition": "all of sel_*"},
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "1 of them",
         {"a": {"mfa": False}, "b": {"mfa": True}, "condition": "1 of them"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "all of them skips _names",
         {"a": {"mfa": True}, "_b": {"mfa": False}, "condition": "all of them"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "1 of pattern and not 1 of filter",
         {
@@ -635,25 +635,25 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
         },
         event(),
         False,
-    ),  # noqa: E501
+    ),
     (
         "condition list is OR",
         {"a": {"mfa": False}, "b": {"mfa": True}, "condition": ["a", "b"]},
         event(),
         True,
-    ),  # noqa: E501
+    ),
     (
         "keywords are case-insensitive in the condition",
         {"a": {"mfa": True}, "b": {"mfa": False}, "condition": "a AND NOT b"},
         event(),
         True,
-    ),  # noqa: E501
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("detection", "raw", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)  # noqa: E501
+)
 def test_verdict(detection, raw, expected):
     assert verdict(detection, raw) is expected
 
@@ -665,45 +665,45 @@ REFUSED = [
         "all on a single value",
         {"s": {"a|contains|all": "x"}, "condition": "s"},
         "|all needs a list",
-    ),  # noqa: E501
+    ),
     ("re flag without re", {"s": {"a|i": "x"}, "condition": "s"}, "write field|re|i"),
     (
         "unknown placeholder",
         {"s": {"a|expand": "%nope%"}, "condition": "s"},
         "unknown placeholder %nope%",
-    ),  # noqa: E501
+    ),
     (
         "wildcards cannot be base64-encoded",
         {"s": {"a|base64": "a*"}, "condition": "s"},
         "wildcards cannot be encoded",
-    ),  # noqa: E501
+    ),
     (
         "a time part takes a whole number",
         {"s": {"timestamp|hour": "14"}, "condition": "s"},
         "|hour needs a whole number",
-    ),  # noqa: E501
+    ),
     (
         "cidr with text",
         {"s": {"client_ip|cidr|contains": "10.0.0.0/8"}, "condition": "s"},
         "cannot be combined",
-    ),  # noqa: E501
+    ),
     (
         "Sigma 1 timeframe",
         {"s": {"a": 1}, "timeframe": "5m", "condition": "s"},
         "write a correlation rule",
-    ),  # noqa: E501
+    ),
     (
         "Sigma 1 pipe aggregation",
         {"s": {"a": 1}, "condition": "s | count() > 5"},
         "correlation rule",
-    ),  # noqa: E501
+    ),
     ("unknown selection", {"s": {"a": 1}, "condition": "t"}, "unknown selection 't'"),
 ]
 
 
 @pytest.mark.parametrize(
     ("detection", "fragment"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED]
-)  # noqa: E501
+)
 def test_refused_with_a_located_error(detection, fragment):
     with pytest.raises(ValidationFailed) as info:
         verdict(detection, event())
