@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from alerting.durations import td_ns
+from alerting.durations import format_duration_ns, td_ns
 from alerting.engine.conditions import (
     KEYWORDS,
     ConditionError,
@@ -64,7 +64,7 @@ from alerting.jinja_env import make_environment
 from alerting.yamlfile import PathKey, YamlDocument, load_yaml, load_yaml_all, suggest, validate
 
 RULE_SUFFIXES = (".yml", ".yaml")
-SELECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+SELECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 SUMMARY_VARIABLES = (
     "count",
     "group",
@@ -158,11 +158,28 @@ def load_rules(
     index = _RuleIndex(rules)
     for path, doc in filters:
         _apply_filter(path, doc, index, ctx, problems)
-    for path, doc, model in correlations:
-        built = _correlation(path, doc, model, index, problems)
-        if built is not None:
-            rules.append(built)
-            locations[id(built)] = _id_location(doc)
+    # Correlations over correlations (the spec's chains) wait for the ones they name.
+    pending = list(correlations)
+    names = {
+        str(ref).lower()
+        for _p, _d, m in correlations
+        for ref in (m.rule_id, m.name, m.id)
+        if ref is not None
+    }
+    while pending:
+        ready = [
+            c
+            for c in pending
+            if not any(index.get(r) is None and r.lower() in names for r in c[2].correlation.rules)
+        ] or pending  # a cycle or an unknown name: build them to report it
+        for item in ready:
+            pending.remove(item)
+            path, doc, model = item
+            built = _correlation(path, doc, model, index, problems)
+            if built is not None:
+                rules.append(built)
+                index.add(built)
+                locations[id(built)] = _id_location(doc)
 
     first_seen: dict[str, Location] = {}
     unique: list[CompiledRule] = []
@@ -244,13 +261,15 @@ class _RuleIndex:
     """Detection rules by every name a correlation or filter may use for them."""
 
     def __init__(self, rules: list[CompiledRule]) -> None:
-        self.rules = rules
+        self.rules = list(rules)  # detection rules (filters apply to these)
         self.by_ref: dict[str, CompiledRule] = {}
         for rule in rules:
-            meta = rule.meta
-            for ref in (rule.id, meta.name, meta.id):
-                if ref:
-                    self.by_ref.setdefault(ref.lower(), rule)
+            self.add(rule)
+
+    def add(self, rule: CompiledRule) -> None:
+        for ref in (rule.id, rule.meta.name, rule.meta.id):
+            if ref:
+                self.by_ref.setdefault(ref.lower(), rule)
 
     def get(self, ref: Any) -> CompiledRule | None:
         return self.by_ref.get(str(ref).lower())
@@ -376,6 +395,8 @@ def _correlation(
         if rule is None:
             builder.error(where, f"correlation names unknown rule {ref!r}{index.hint(ref)}")
             continue
+        if isinstance(rule.model, CorrelationModel):
+            _check_chain(builder, where, model, rule)
         refs.append(rule)
     if len(problems) > before:
         return None
@@ -427,7 +448,17 @@ def _correlation(
             steps = tuple(r.condition for r in refs)
         else:
             aggregation = SequenceSpec(
-                within=spec.timespan, by=by, steps=[SequenceStep(selection=i) for i in ids]
+                within=spec.timespan,
+                by=by,
+                steps=[
+                    SequenceStep(
+                        selection=r.id,
+                        count=r.aggregation.count
+                        if isinstance(r.aggregation, ThresholdSpec)
+                        else 1,
+                    )
+                    for r in refs
+                ],
             )
             steps = tuple(r.condition for r in refs)
     for i, p in enumerate(model.fields):
@@ -477,6 +508,37 @@ def _correlation(
         detections=tuple(d for r in refs for d in r.detections),
         logsource=refs[0].logsource,
     )
+
+
+def _check_chain(
+    builder: _Builder, where: PathKey, outer: CorrelationModel, inner: CompiledRule
+) -> None:
+    """A correlation over a correlation runs in one case: an event_count as a step of a
+    temporal_ordered (the spec's "failed logins followed by a success"), which is a
+    sequence step with a count when the inner rule groups the same way and looks back
+    at least as far (then the outer window implies the inner one)."""
+    spec = outer.correlation
+    inner_model = inner.model
+    assert isinstance(inner_model, CorrelationModel)
+    inner_spec = inner_model.correlation
+    if spec.type != "temporal_ordered" or inner_spec.type != "event_count":
+        builder.error(
+            where,
+            f"{spec.type} over the {inner_spec.type} correlation {inner.id!r} is not supported "
+            "yet: only an event_count inside a temporal_ordered runs (as a step with a count)",
+        )
+    elif list(inner_spec.group_by) != list(spec.group_by):
+        builder.error(
+            where,
+            f"correlation {inner.id!r} groups by {inner_spec.group_by}, this one by "
+            f"{spec.group_by}: chained correlations must group by the same fields",
+        )
+    elif inner_spec.timespan < spec.timespan:
+        builder.error(
+            where,
+            f"correlation {inner.id!r} looks back {format_duration_ns(td_ns(inner_spec.timespan))}, less than this one's "
+            f"timespan {format_duration_ns(td_ns(spec.timespan))}: make the inner timespan at least as long",
+        )
 
 
 def _any_predicate(preds: list[Predicate]) -> Predicate:
@@ -635,7 +697,7 @@ class _Builder:
             if not isinstance(name, str) or not SELECTION_NAME.fullmatch(name):
                 self.error(
                     where,
-                    f"selection name {name!r} may hold only letters, digits, '_' and '-'",
+                    f"selection name {name!r} may hold only letters, digits, '_', '-' and '.'",
                     key=True,
                 )
                 continue
