@@ -623,7 +623,7 @@ def _check_modifiers(key: str, mods: list[str]) -> None:
             f"newline): write field|re|{flags[0]} in {key!r}",
             key=True,
         )
-    transforms = [m for m in mods if m in VALUE_TRANSFORMS]
+    transforms = [m for m in mods if m in VALUE_TRANSFORMS and m != "expand"]
     if transforms and set(kinds) & {"re", "cidr", "exists", "fieldref", "during"} | set(compares):
         other = (
             next(k for k in kinds if k in {"re", "cidr", "exists", "fieldref", "during"})
