@@ -412,6 +412,7 @@ class _Notify:
             templates_dir=config.templates.path,
             store=self.store,
             clock=self.clock,
+            time_intervals=config.intervals,
         )
         self.group_wait_s = config.delivery.group_wait.total_seconds()
         self.pending: list[Alert] = []

@@ -264,7 +264,12 @@ class Service:
         from alerting.engine.loader import load_rules
 
         assert self.store is not None
-        self.rules = list(load_rules([Path(p) for p in self.config.rules.paths]))
+        self.rules = list(
+            load_rules(
+                [Path(p) for p in self.config.rules.paths],
+                placeholders=self.config.placeholders,
+            )
+        )
         self.engine = Engine(self.rules, store=self.store)  # restores realert + baselines
 
     def _reset_engine(self) -> None:
@@ -284,6 +289,7 @@ class Service:
             templates_dir=self.config.templates.path,
             store=self.db,
             clock=self.clock,
+            time_intervals=self.config.intervals,
         )
 
     def _build_source(self) -> None:

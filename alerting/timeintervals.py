@@ -19,6 +19,7 @@ A list of intervals holds when any of them does.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -194,6 +195,30 @@ def _day(value: int, last: int) -> int:
     return value if value > 0 else last + 1 + value
 
 
-def any_contains(intervals: list[TimeInterval], ns: int) -> bool:
+def any_contains(intervals: Sequence[TimeInterval], ns: int) -> bool:
     """Whether any interval holds at ``ns`` (Alertmanager: a named interval's list)."""
     return any(i.contains_ns(ns) for i in intervals)
+
+
+class NamedTimeInterval(BaseModel):
+    """``{name, time_intervals: [...]}``: Alertmanager's named time interval, which
+    routes (``mute_time_intervals``, ``active_time_intervals``) and silences
+    (``active_time_intervals``) name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    time_intervals: list[TimeInterval] = Field(min_length=1)
+
+
+def by_name(named: Sequence[NamedTimeInterval]) -> dict[str, list[TimeInterval]]:
+    """The named intervals as a lookup."""
+    return {n.name: list(n.time_intervals) for n in named}
+
+
+def active_at(
+    names: Sequence[str], intervals: Mapping[str, Sequence[TimeInterval]], ns: int
+) -> bool:
+    """Whether any of the named intervals holds at ``ns`` (an unknown name never does;
+    the config refuses unknown names when it loads)."""
+    return any(any_contains(intervals.get(name, ()), ns) for name in names)

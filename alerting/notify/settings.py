@@ -130,8 +130,14 @@ class RouteConfig(_Model):
     match: AlertMatch = Field(default_factory=AlertMatch)
     channels: list[str] = Field(min_length=1)
     continue_: bool = Field(default=False, alias="continue")
+    # Alertmanager's: names of the config's time_intervals. Muted: the route is skipped
+    # while one holds; active: the route is used only while one holds.
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
 
-    _channels = field_validator("channels", mode="before")(one_or_many)
+    _channels = field_validator(
+        "channels", "mute_time_intervals", "active_time_intervals", mode="before"
+    )(one_or_many)
 
 
 class SilenceConfig(_Model):
@@ -141,6 +147,10 @@ class SilenceConfig(_Model):
     until: datetime
     reason: str = Field(min_length=1)
     owner: str = Field(min_length=1)
+    # Only while one of these named time_intervals holds (e.g. nightly maintenance).
+    active_time_intervals: list[str] = Field(default_factory=list)
+
+    _active = field_validator("active_time_intervals", mode="before")(one_or_many)
 
     @field_validator("until")
     @classmethod
