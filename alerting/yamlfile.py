@@ -386,7 +386,7 @@ def pydantic_problems(
             msg = f"expected a mapping (key: value), got {_kind(err.get('input'))}"
         elif kind == "list_type":
             msg = f"expected a list, got {_kind(err.get('input'))}"
-        problems.append(doc.problem(path, f"{dotted}: {msg}"))
+        problems.append(doc.problem(path, f"{dotted}: {msg}" if path else msg))
     return problems
 
 

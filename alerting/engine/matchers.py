@@ -907,6 +907,7 @@ def _compile_map(
     fields: list[str] = []
     errors: list[SelectionError] = []
     keyword_entries: list[Predicate] = []
+    plain_keys: list[str] = []
     for key, value in body.items():
         if not isinstance(key, str):
             errors.append(
@@ -923,12 +924,17 @@ def _compile_map(
             continue
         preds.append(pred)
         fields.append(field)
+        plain_keys.append(key)
         if ets is not None:
             types = ets if types is None else types & ets
     if errors:
         first = errors[0]
         raise SelectionError(first.message, first.path, key=first.key, others=errors[1:])
-    entries = list(zip(fields, preds, strict=True))
+    # A fieldref entry reads a second field: never decided by known values alone.
+    entries = [
+        ("" if "fieldref" in str(key).split("|")[1:] else f, p)
+        for key, f, p in zip(plain_keys, fields, preds, strict=True)
+    ]
     preds.extend(keyword_entries)
     entries.extend(("", p) for p in keyword_entries)
     return _and(preds), types, fields, _map_specializer(entries)
