@@ -18,7 +18,7 @@ from alerting.config import load_config
 from alerting.errors import ConfigError
 from alerting.store import Store
 from alerting.timeintervals import TimeInterval
-from tests.notify_fakes import START, make_alert, make_notifier
+from tests.support.notify import START, make_alert, make_notifier
 
 OFFICE = {
     "location": "Europe/Paris",
@@ -88,7 +88,7 @@ def test_interval_errors_say_how_to_fix(interval: dict[str, Any], fragment: str)
     assert fragment in str(info.value)
 
 
-# START (tests/notify_fakes.py) is Friday 2027-01-15 08:00 UTC: 09:00 in Paris.
+# START (tests/support/notify.py) is Friday 2027-01-15 08:00 UTC: 09:00 in Paris.
 NAMED = {"office-hours": [TimeInterval.model_validate(OFFICE)]}
 CHANNELS = {"pager": {"type": "console"}, "chat": {"type": "console"}}
 

@@ -8,13 +8,17 @@ validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from alerting.alert import SEVERITIES
 from alerting.durations import Duration
+from alerting.timeintervals import TimeInterval
 from alerting.yamlfile import one_or_many
 
 
@@ -171,6 +175,19 @@ class DeliveryConfig(_Model):
     group_wait: Duration = timedelta(seconds=0)
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """Everything the notify stage is configured by, without the rest of the config."""
+
+    channels: Mapping[str, ChannelConfig]
+    routes: Sequence[RouteConfig]
+    silences: Sequence[SilenceConfig]
+    delivery: DeliveryConfig
+    templates_dir: Path
+    # Named time intervals (alerting.timeintervals) that routes and silences refer to.
+    time_intervals: Mapping[str, Sequence[TimeInterval]] = field(default_factory=dict)
+
+
 __all__ = [
     "SEVERITIES",
     "AlertMatch",
@@ -179,6 +196,7 @@ __all__ = [
     "DeliveryConfig",
     "EmailChannel",
     "FileChannel",
+    "NotifySettings",
     "RouteConfig",
     "SilenceConfig",
     "SlackChannel",
