@@ -90,6 +90,14 @@ class TimeRange(BaseModel):
         return value
 
 
+_NOUN = {
+    "weekdays": "a weekday",
+    "days_of_month": "a day of the month",
+    "months": "a month",
+    "years": "a year",
+}
+
+
 def _parse_ranges(
     items: list[Any], names: tuple[str, ...], low: int, high: int, what: str, *, negative: bool
 ) -> tuple[tuple[int, int], ...]:
@@ -108,7 +116,7 @@ def _parse_ranges(
                 value = int(part)
             except ValueError:
                 choices = f" ({', '.join(names)})" if names else ""
-                raise ValueError(f"{what} {item!r} is not a {what[:-1]}{choices}") from None
+                raise ValueError(f"{what} {item!r} is not {_NOUN[what]}{choices}") from None
             if not (low <= value <= high or (negative and -high <= value <= -1)):
                 raise ValueError(f"{what} {item!r} is out of range {low} to {high}")
             bounds.append(value)

@@ -623,15 +623,13 @@ def _check_modifiers(key: str, mods: list[str]) -> None:
             f"newline): write field|re|{flags[0]} in {key!r}",
             key=True,
         )
+    # Value transforms (windash, encodings) make text; expand only substitutes values.
     transforms = [m for m in mods if m in VALUE_TRANSFORMS and m != "expand"]
-    if transforms and set(kinds) & {"re", "cidr", "exists", "fieldref", "during"} | set(compares):
-        other = (
-            next(k for k in kinds if k in {"re", "cidr", "exists", "fieldref", "during"})
-            if (set(kinds) & {"re", "cidr", "exists", "fieldref", "during"})
-            else compares[0]
-        )
+    not_text = [k for k in kinds if k in ("re", "cidr", "exists", "fieldref", "during")]
+    clash = (not_text + compares + parts)[:1]
+    if transforms and clash:
         raise SelectionError(
-            f"|{transforms[0]} changes a text value and cannot be combined with |{other} "
+            f"|{transforms[0]} changes a text value and cannot be combined with |{clash[0]} "
             f"in {key!r}",
             key=True,
         )
