@@ -384,8 +384,8 @@ def _correlation(
         builder.error(
             ("correlation", "type"),
             f"correlation type {spec.type!r} is not supported yet (event_count, value_count, "
-            "temporal and temporal_ordered are): use value_count or event_count, or keep "
-            "this rule for convert only",
+            "temporal and temporal_ordered are): rewrite it with one of those, or move the "
+            "file out of the rules directories",
         )
         return None
     refs: list[CompiledRule] = []
