@@ -214,7 +214,8 @@ def _load(path: str | Path, text: str, *, multi: bool) -> list[YamlDocument]:
             nodes = []
             while loader.check_node():
                 found = loader.get_node()
-                if found is not None:
+                empty = isinstance(found, yaml.ScalarNode) and found.value == ""
+                if found is not None and not empty:  # `---` with nothing after it
                     nodes.append(found)
         count = 0
         for node in nodes:

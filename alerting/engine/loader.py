@@ -56,6 +56,7 @@ from alerting.engine.types import (
     DistinctSpec,
     SequenceSpec,
     SequenceStep,
+    SumSpec,
     TemporalSpec,
     ThresholdSpec,
 )
@@ -364,7 +365,9 @@ def _and_specializers(
     return specialize
 
 
-_SUPPORTED_LATER = ("value_sum", "value_avg", "value_percentile")
+# An average or a percentile over a window is not reached for good the way a count or a
+# sum is: judging it needs the window to close, which event-driven firing does not do.
+_SUPPORTED_LATER = ("value_avg", "value_percentile")
 
 
 def _correlation(
@@ -384,8 +387,8 @@ def _correlation(
         builder.error(
             ("correlation", "type"),
             f"correlation type {spec.type!r} is not supported yet (event_count, value_count, "
-            "temporal and temporal_ordered are): rewrite it with one of those, or move the "
-            "file out of the rules directories",
+            "value_sum, temporal and temporal_ordered are): rewrite it with one of those, or "
+            "move the file out of the rules directories",
         )
         return None
     refs: list[CompiledRule] = []
@@ -443,6 +446,23 @@ def _correlation(
                 )
             elif builder._path(field, ("correlation", "condition", "field")) is not None:
                 aggregation = DistinctSpec(field=field, count=count, within=spec.timespan, by=by)
+        elif spec.type == "value_sum":
+            field = (spec.condition or {}).get("field")
+            if not isinstance(field, str):
+                builder.error(
+                    ("correlation", "condition"),
+                    "value_sum needs the numeric field it adds up: "
+                    "condition: {field: bytes_out, gt: 1000000}",
+                )
+            elif builder._path(field, ("correlation", "condition", "field")) is not None:
+                op = "gt" if "gt" in (spec.condition or {}) else "gte"
+                aggregation = SumSpec(
+                    field=field,
+                    total=float((spec.condition or {})[op]),
+                    strict=op == "gt",
+                    within=spec.timespan,
+                    by=by,
+                )
         elif spec.type == "temporal":
             aggregation = TemporalSpec(rules=ids, count=count, within=spec.timespan, by=by)
             steps = tuple(r.condition for r in refs)
@@ -596,7 +616,8 @@ def _alias_getter(
 
 
 def _count(builder: _Builder, condition: Any, kind: str, rules: int) -> int | None:
-    """The count a correlation fires at: ``gte: N`` is N, ``gt: N`` is N + 1."""
+    """The count a correlation fires at: ``gte: N`` is N, ``gt: N`` is N + 1 (for
+    value_sum: 1 when its bound is a number); None after reporting why not."""
     where: PathKey = ("correlation", "condition")
     if condition is None:
         if kind in ("temporal", "temporal_ordered"):
@@ -615,12 +636,17 @@ def _count(builder: _Builder, condition: Any, kind: str, rules: int) -> int | No
     if len(ops) != 1 or next(iter(ops)) not in ("gt", "gte"):
         builder.error(
             where,
-            f"condition {condition!r} is not supported yet: the engine fires when a count is "
-            "reached, so only gte or gt (alone) can be run; lt, lte, eq, neq and ranges "
-            "need a window to close first",
+            f"condition {condition!r} is not supported yet: the engine fires when a count "
+            "(or sum) is reached, so only gte or gt (alone) can be run; lt, lte, eq, neq "
+            "and ranges need a window to close first",
         )
         return None
     op, value = next(iter(ops.items()))
+    if kind == "value_sum":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            builder.error((*where, op), f"{op} needs a number, got {value!r}")
+            return None
+        return 1  # the bound itself is read by the caller
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         builder.error((*where, op), f"{op} needs a whole number, got {value!r}")
         return None

@@ -95,8 +95,19 @@ class TemporalSpec(_Spec):
     by: list[str] = Field(default_factory=list)
 
 
+class SumSpec(_Spec):
+    """The group's numeric ``field`` summed over ``within`` reaches ``total`` (more than
+    it, when ``strict``): Sigma's ``value_sum`` correlation."""
+
+    field: str
+    total: float
+    strict: bool = False
+    within: Duration
+    by: list[str] = Field(default_factory=list)
+
+
 AggregationSpec = (
-    ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec | TemporalSpec
+    ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec | TemporalSpec | SumSpec
 )
 
 

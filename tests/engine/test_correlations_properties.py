@@ -57,6 +57,7 @@ class Ev:
     user: str
     kind: str
     value: str
+    size: int | None = None
 
     def event(self) -> Event:
         raw: dict[str, Any] = {
@@ -66,6 +67,8 @@ class Ev:
             "initiated_by": {"username": self.user},
             "client_ip": self.value,
         }
+        if self.size is not None:
+            raw["bytes_out"] = self.size
         return Event.from_raw(raw)
 
 
@@ -83,6 +86,7 @@ def streams(draw: Any) -> list[Ev]:
                 draw(st.sampled_from("ab")),
                 draw(st.sampled_from(KINDS)),
                 draw(st.sampled_from(("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"))),
+                draw(st.none() | st.integers(0, 60)),
             )
         )
     return out
@@ -156,6 +160,27 @@ def test_value_count_matches_oracle(stream: list[Ev], count: int, timespan: int)
     expected = window_oracle(
         stream, {"x", "z"}, timespan * S, lambda w: len({u.value for u in w}) >= count
     )
+    assert run(rule, stream) == expected
+
+
+@PROPS
+@given(
+    stream=streams(), total=st.integers(0, 150), strict=st.booleans(), timespan=st.integers(10, 200)
+)
+def test_value_sum_matches_oracle(
+    stream: list[Ev], total: int, strict: bool, timespan: int
+) -> None:
+    op = "gt" if strict else "gte"
+    rule = correlation(
+        "value_sum", ["rule_x", "rule_y"], timespan, f"{{field: bytes_out, {op}: {total}}}"
+    )
+    sized = [e for e in stream if e.size is not None or e.kind not in ("x", "y")]
+
+    def enough(window: list[Ev]) -> bool:
+        got = sum(u.size or 0 for u in window)
+        return got > total if strict else got >= total
+
+    expected = window_oracle(sized, {"x", "y"}, timespan * S, enough)
     assert run(rule, stream) == expected
 
 

@@ -170,13 +170,13 @@ def correlation(body: str, extra: str = "") -> str:
     [
         (
             "type: value_sum\nrules: [failed_login]\ngroup-by: [a]\ntimespan: 1h\n"
-            "condition: {field: bytes, gt: 10}",
-            "a.yml:5:9: correlation type 'value_sum' is not supported yet",
+            "condition: {gt: 10}",
+            "value_sum needs the numeric field it adds up",
         ),
         (
             "type: value_avg\nrules: [failed_login]\ngroup-by: [a]\ntimespan: 1h\n"
             "condition: {field: bytes, gt: 10}",
-            "correlation type 'value_avg' is not supported yet",
+            "a.yml:5:9: correlation type 'value_avg' is not supported yet",
         ),
         (
             "type: value_percentile\nrules: [failed_login]\ngroup-by: [a]\ntimespan: 1h\n"
