@@ -8,6 +8,7 @@ a ``CompiledRule``: everything precompiled so the engine does no parsing per eve
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import date as date_type
 from datetime import timedelta
@@ -104,6 +105,8 @@ LEVEL_SEVERITY = {
 UUID_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 RULE_NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 DEFAULT_LOGSOURCE = {"product": "jumpcloud", "service": "directory_insights"}
+# uuid5 namespace for the Sigma ids of rules written without one (CompiledRule.sigma_id).
+RULE_UUID_NAMESPACE = uuid.UUID("5d7b3b52-9a43-4c0e-8f0a-2a6f7f1c9e31")
 
 
 class LogSource(_Model):
@@ -363,6 +366,16 @@ class CompiledRule:
     def meta(self) -> SigmaMeta:
         """Sigma's metadata of the rule (title, id, name, status, level, ...)."""
         return self.model
+
+    @property
+    def sigma_id(self) -> str:
+        """A UUID for the rule as Sigma wants one: its own ``id`` when that is a UUID, else
+        one derived from the rule id (uuid5), stable across runs, for exporting rules
+        written with a kebab-case ``id`` (``alerting convert``)."""
+        own = self.model.id
+        if own is not None and UUID_ID.fullmatch(own):
+            return own.lower()
+        return str(uuid.uuid5(RULE_UUID_NAMESPACE, self.id))
 
     @property
     def window_ns(self) -> int:

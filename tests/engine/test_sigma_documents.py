@@ -52,12 +52,23 @@ def test_the_shipped_pack_keeps_its_ids_and_severities():
         assert rule.logsource.product == "jumpcloud"  # the default, for filters and convert
 
 
+def test_every_rule_has_a_stable_sigma_uuid():
+    """Rules written with a kebab-case id get a derived UUID (for convert), the same on
+    every load; a rule's own UUID is kept."""
+    first = {r.id: r.sigma_id for r in load_rules([ROOT / "rules"])}
+    again = {r.id: r.sigma_id for r in load_rules([ROOT / "rules"])}
+    assert first == again
+    assert len(set(first.values())) == len(first)
+    assert all(len(u) == 36 and u.count("-") == 4 for u in first.values())
+
+
 def test_sigma_identity_name_then_id_in_lower_case(tmp_path):
     write(tmp_path, "a.yml", BASE)
     rules = {r.title: r for r in load_rules([tmp_path])}
     assert rules["Failed login"].id == "failed_login"
     assert rules["Successful login"].id == "4d0a2c83-c62c-4ed4-b475-c7e23a9269b8"
     assert rules["Failed login"].severity == "medium"  # no level: Sigma's middle
+    assert rules["Failed login"].sigma_id == "53ba33fd-3a50-4468-a5ef-c583635cfa92"
 
 
 def test_metadata_is_kept_for_convert(tmp_path):
