@@ -8,7 +8,6 @@ event is plain dict lookups and string operations.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import math
 import re
@@ -22,6 +21,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from alerting.engine.fields import MISSING, FieldPathError, Getter, compile_path
+from alerting.engine.sigmavalues import (
+    QMARK,
+    STAR,
+    VALUE_TRANSFORMS,
+    TransformError,
+    has_wildcard,
+    transform,
+)
+from alerting.engine.sigmavalues import tokens as sigma_tokens
 from alerting.events import parse_timestamp
 from alerting.timeintervals import TimeInterval
 from alerting.yamlfile import PathKey, suggest
@@ -37,16 +45,6 @@ field -> value, ``MISSING`` for a field the event lacks); see ``_map_specializer
 STRING_MODIFIERS = ("contains", "startswith", "endswith")
 TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists", "fieldref")
 REGEX_FLAGS = ("i", "m", "s")
-VALUE_TRANSFORMS = (
-    "windash",
-    "expand",
-    "base64",
-    "base64offset",
-    "utf16le",
-    "utf16be",
-    "utf16",
-    "wide",
-)
 TIME_PARTS = ("minute", "hour", "day", "week", "month", "year")
 # Sigma 2.1's modifiers, then the project's extension: ``during`` (a time interval).
 MODIFIERS = (
@@ -103,41 +101,12 @@ class CompiledSelection:
 
 # --------------------------------------------------------------------------- wildcards
 
-_STAR = object()
-_QMARK = object()
-
-
-def _tokens(pattern: str) -> list[Any]:
-    """Split a Sigma string into literal characters and ``*``/``?`` wildcards.
-
-    A backslash escapes ``*``, ``?`` and ``\\``; before any other character it is kept
-    literally (Sigma's rule, so Windows paths need no doubling).
-    """
-    out: list[Any] = []
-    i = 0
-    n = len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < n and pattern[i + 1] in "*?\\":
-            out.append(pattern[i + 1])
-            i += 2
-            continue
-        if ch == "*":
-            if not out or out[-1] is not _STAR:
-                out.append(_STAR)
-        elif ch == "?":
-            out.append(_QMARK)
-        else:
-            out.append(ch)
-        i += 1
-    return out
-
 
 def _string_test(tokens: list[Any], cased: bool) -> Callable[[str], bool]:
     """A test on a string for a token list, using str methods when no regex is needed."""
-    lead = bool(tokens) and tokens[0] is _STAR
+    lead = bool(tokens) and tokens[0] is STAR
     rest = tokens[1:] if lead else tokens
-    trail = bool(rest) and rest[-1] is _STAR
+    trail = bool(rest) and rest[-1] is STAR
     core = rest[:-1] if trail else rest
     if all(isinstance(t, str) for t in core):
         lit = "".join(core)
@@ -157,19 +126,15 @@ def _string_test(tokens: list[Any], cased: bool) -> Callable[[str], bool]:
         return lambda s: s == lit or s.lower() == lit
     parts = []
     for t in tokens:
-        if t is _STAR:
+        if t is STAR:
             parts.append(".*")
-        elif t is _QMARK:
+        elif t is QMARK:
             parts.append(".")
         else:
             parts.append(re.escape(t))
     rx = re.compile("".join(parts), re.DOTALL if cased else re.DOTALL | re.IGNORECASE)
     fullmatch = rx.fullmatch
     return lambda s: fullmatch(s) is not None
-
-
-def _has_wildcard(tokens: list[Any]) -> bool:
-    return any(t is _STAR or t is _QMARK for t in tokens)
 
 
 # --------------------------------------------------------------------------- value tests
@@ -203,16 +168,16 @@ def _as_number(value: Any) -> float | None:
 
 
 def _text_test(pattern: str, mods: set[str]) -> ValueTest:
-    tokens = _tokens(pattern)
+    tokens = sigma_tokens(pattern)
     if "contains" in mods:
-        tokens = [_STAR, *tokens, _STAR]
+        tokens = [STAR, *tokens, STAR]
     elif "startswith" in mods:
-        tokens = [*tokens, _STAR]
+        tokens = [*tokens, STAR]
     elif "endswith" in mods:
-        tokens = [_STAR, *tokens]
-    if len(tokens) > 1 and tokens[0] is _STAR and tokens[1] is _STAR:
+        tokens = [STAR, *tokens]
+    if len(tokens) > 1 and tokens[0] is STAR and tokens[1] is STAR:
         tokens = tokens[1:]
-    if len(tokens) > 1 and tokens[-1] is _STAR and tokens[-2] is _STAR:
+    if len(tokens) > 1 and tokens[-1] is STAR and tokens[-2] is STAR:
         tokens = tokens[:-1]
     test = _string_test(tokens, "cased" in mods)
 
@@ -458,114 +423,20 @@ def _during_test(value: Any) -> ValueTest:
 INTERVAL_KEYS = ("location", "weekdays", "times", "days_of_month", "months", "years")
 
 
-# --------------------------------------------------------------------------- transforms
-
-_WINDASH_CHARS = "-/\u2013\u2014\u2015"
-_WINDASH = re.compile(r"(?<!\w)[-/\u2013\u2014\u2015](?=\w)")
-_PLACEHOLDER = re.compile(r"(?<!\\)%([A-Za-z0-9_.-]+)%")
-MAX_EXPANSION = 4096
-
-
-def _windash(value: str) -> list[str]:
-    """Every spelling of a Windows flag: each dash/slash starting a word as - / en, em dash
-    and horizontal bar (Sigma's windash; at most MAX_EXPANSION variants)."""
-    spots = [m.start() for m in _WINDASH.finditer(value)]
-    if len(_WINDASH_CHARS) ** len(spots) > MAX_EXPANSION:
-        raise SelectionError(
-            f"|windash on {value!r} makes over {MAX_EXPANSION} variants: split the value"
-        )
-    out = [value]
-    for spot in spots:
-        out = [v[:spot] + ch + v[spot + 1 :] for v in out for ch in _WINDASH_CHARS]
-    return out
-
-
-def _expand(value: str, placeholders: Mapping[str, Sequence[str]]) -> list[str]:
-    names = _PLACEHOLDER.findall(value)
-    if not names:
-        return [value.replace("\\%", "%")]
-    out = [value]
-    for name in dict.fromkeys(names):
-        if name not in placeholders:
-            known = sorted(placeholders)
-            hint = suggest(name, known) or (
-                f" (defined: {', '.join(known)})" if known else " (none are defined)"
-            )
-            raise SelectionError(
-                f"unknown placeholder %{name}%{hint}: define it under placeholders: in the "
-                "config or in a placeholders document in the rules directory"
-            )
-        values = placeholders[name]
-        out = [v.replace(f"%{name}%", str(p)) for v in out for p in values]
-        if len(out) > MAX_EXPANSION:
-            raise SelectionError(f"|expand of {value!r} makes over {MAX_EXPANSION} values")
-    return [v.replace("\\%", "%") for v in out]
-
-
-def _encode(value: str | bytes, mod: str) -> bytes:
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    if mod in ("utf16le", "wide"):
-        return text.encode("utf-16-le")
-    if mod == "utf16be":
-        return text.encode("utf-16-be")
-    return b"\xff\xfe" + text.encode("utf-16-le")  # utf16: a BOM, then little-endian
-
-
-def _base64offset(value: bytes) -> list[str]:
-    """The three base64 spellings of ``value`` inside a longer encoded text (Sigma)."""
-    starts = (0, 2, 3)
-    ends = (None, -3, -2)
-    return [
-        base64.b64encode(i * b" " + value)[starts[i] : ends[(len(value) + i) % 3]].decode()
-        for i in range(3)
-    ]
+# --------------------------------------------------------------------------- fields
 
 
 def _transform(value: Any, mods: list[str], ctx: SelectionContext) -> list[Any]:
-    """One rule value through the value-changing modifiers, left to right (Sigma's order):
-    the values it stands for (windash and expand make several)."""
-    if not any(m in VALUE_TRANSFORMS for m in mods):
+    """A rule value through its value-changing modifiers (``sigmavalues.transform``)."""
+    changing = [m for m in mods if m in VALUE_TRANSFORMS]
+    if not changing:
         return [value]
     if not isinstance(value, str):
-        first = next(m for m in mods if m in VALUE_TRANSFORMS)
-        raise SelectionError(f"|{first} needs a text value, got {value!r}")
-    values: list[str | bytes] = [value]
-    for mod in mods:
-        if mod not in VALUE_TRANSFORMS:
-            continue
-        if mod == "expand":
-            values = [e for v in values for e in _expand(_text(v), ctx.placeholders)]
-        elif mod == "windash":
-            values = [w for v in values for w in _windash(_text(v))]
-        elif mod in ("utf16le", "utf16be", "utf16", "wide"):
-            values = [_encode(v, mod) for v in values]
-        else:
-            encoded: list[str | bytes] = []
-            for v in values:
-                raw = v if isinstance(v, bytes) else v.encode("utf-8")
-                if isinstance(v, str) and _has_wildcard(_tokens(v)):
-                    raise SelectionError(
-                        f"|{mod} of {v!r}: wildcards cannot be encoded; escape them as \\* "
-                        "or drop them"
-                    )
-                if mod == "base64":
-                    encoded.append(base64.b64encode(raw).decode())
-                else:
-                    encoded.extend(_base64offset(raw))
-            values = [_escape_wildcards(e) if isinstance(e, str) else e for e in encoded]
-    return [_text(v) for v in values]
-
-
-def _text(value: str | bytes) -> str:
-    """Encoded bytes compare as text one code point per byte (latin-1)."""
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-def _escape_wildcards(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
-
-
-# --------------------------------------------------------------------------- fields
+        raise SelectionError(f"|{changing[0]} needs a text value, got {value!r}")
+    try:
+        return transform(value, changing, ctx.placeholders)
+    except TransformError as exc:
+        raise SelectionError(str(exc)) from None
 
 
 def _parse_key(key: str) -> tuple[str, list[str]]:
@@ -741,7 +612,8 @@ def compile_field(
         field == "event_type"
         and not (mods - {"cased", "expand"})
         and all(
-            isinstance(v, str) and not _has_wildcard(_tokens(v)) and "\\" not in v for v in plain
+            isinstance(v, str) and not has_wildcard(sigma_tokens(v)) and "\\" not in v
+            for v in plain
         )
     ):
         event_types = frozenset(v.lower() for v in plain)
@@ -819,7 +691,9 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
     if "." in field or field.startswith("$"):
         return None
     key = field
-    if all(isinstance(v, str) and "\\" not in v and not _has_wildcard(_tokens(v)) for v in values):
+    if all(
+        isinstance(v, str) and "\\" not in v and not has_wildcard(sigma_tokens(v)) for v in values
+    ):
         lits = frozenset(v.lower() for v in values)
 
         def literal(raw: dict[str, Any]) -> bool:
