@@ -274,10 +274,19 @@ def build_correlation(
     if len(problems) > before or aggregation is None:
         return None
 
-    for rule in refs:
+    notes: list[Problem] = []
+    for i, rule in enumerate(refs):
         rule.correlated_by.append(model.rule_id)
-        if not model.generate:
+        if not model.generate and rule.enabled:
             rule.enabled = False  # Sigma: only the correlation alerts unless generate: true
+            if not isinstance(rule.model, CorrelationModel):
+                notes.append(
+                    doc.problem(
+                        ("correlation", "rules", i),
+                        f"rule {rule.id!r} alerts only through this correlation; "
+                        "add generate: true to keep its own alerts",
+                    )
+                )
     conditions = list({id(r): r.condition for r in refs}.values())
     types: set[str] = set()
     constrained = all(r.event_types is not None for r in refs)
@@ -311,6 +320,7 @@ def build_correlation(
         ),
         fields=list(model.fields),
         tests=list(model.tests),
+        notes=notes,
         detections=tuple(d for r in refs for d in r.detections),
         logsource=refs[0].logsource,
     )

@@ -366,3 +366,18 @@ def test_keyword_rules_read_whole_events(tmp_path):
     assert engine.fields_read() is None
     (event,) = build_test_events([{"event_type": "x", "changes": [{"to": "run Mimikatz"}]}])
     assert len(engine.process_many([event])) == 1
+
+
+def test_validate_notes_rules_that_alert_only_through_a_correlation(tmp_path):
+    write(tmp_path, "base.yml", BASE)
+    write(
+        tmp_path,
+        "mr.yml",
+        "title: c\nname: c\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n"
+        "  group-by: [initiated_by.username]\n  timespan: 5m\n  condition: {gte: 3}\n",
+    )
+    (corr,) = [r for r in load_rules([tmp_path]) if r.id == "c"]
+    assert [str(n).split(str(tmp_path) + "/", 1)[-1] for n in corr.notes] == [
+        "mr.yml:5:11: rule 'failed_login' alerts only through this correlation; "
+        "add generate: true to keep its own alerts"
+    ]
