@@ -320,6 +320,8 @@ def build_correlation(
         ),
         fields=list(model.fields),
         tests=list(model.tests),
+        references=list(model.references),
+        runbook=model.runbook.strip(),
         notes=notes,
         detections=tuple(d for r in refs for d in r.detections),
         logsource=refs[0].logsource,

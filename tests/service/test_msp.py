@@ -201,3 +201,49 @@ def test_messages_name_the_customer(tmp_path: Path) -> None:
     assert texts["email_subject"] == "[HIGH] Burst of failed RADIUS logins: john.doe, Acme Corp"
     assert f"*Org*\nAcme Corp ({ACME})" in texts["slack"]
     assert f"org:   Acme Corp ({ACME})" in texts["console"]
+
+
+SIGMA_CORRELATION = """\
+title: Failed RADIUS login
+name: radius_failed
+level: low
+detection:
+  selection: {event_type: radius_auth_attempt, success: false}
+  condition: selection
+---
+title: Many failed RADIUS logins for one account
+name: radius_failures_correlated
+level: high
+runbook: https://wiki.example.com/runbooks/radius
+references: [https://attack.mitre.org/techniques/T1110/]
+correlation:
+  type: event_count
+  rules: [radius_failed]
+  group-by: [initiated_by.username]
+  timespan: 10m
+  condition: {gte: 3}
+"""
+
+
+def test_a_sigma_correlation_counts_per_org_and_carries_its_runbook(tmp_path: Path) -> None:
+    (tmp_path / "sigma").mkdir()
+    (tmp_path / "sigma" / "radius.yml").write_text(SIGMA_CORRELATION)
+    raws = failures(ACME, 1_000_000, n=2) + failures(GLOBEX, 1_000_010, n=2)
+    # Four failures of "john.doe" in one stream: without MSP mode one account, one alert.
+    assert len(run_engine_rules(tmp_path / "sigma", raws)) == 1
+    alerts = run_engine_rules(tmp_path / "sigma", raws, group_by_organization=True)
+    assert alerts == []  # two per org: neither reaches three
+    alerts = run_engine_rules(
+        tmp_path / "sigma", [*raws, *failures(GLOBEX, 1_000_500, n=1)], group_by_organization=True
+    )
+    (alert,) = alerts
+    assert alert.organization == GLOBEX
+    assert alert.group == {"initiated_by.username": "john.doe", "organization": GLOBEX}
+    assert alert.runbook == "https://wiki.example.com/runbooks/radius"
+    assert alert.references == ["https://attack.mitre.org/techniques/T1110/"]
+
+
+def run_engine_rules(rules_dir: Path, raws: list[dict[str, Any]], **options: Any) -> list[Alert]:
+    engine = Engine(load_rules([rules_dir]), **options)
+    events = sorted((Event.from_raw(r) for r in raws), key=sort_key)
+    return [a for a in engine.process_many(events) if a.rule == "radius_failures_correlated"]
