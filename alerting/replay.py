@@ -31,8 +31,8 @@ from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
-from alerting.errors import AlertingError
 from alerting.engine.types import NewValueSpec
+from alerting.errors import AlertingError
 from alerting.events import Event, LazyEvent, parse_timestamp
 from alerting.replay_sort import RUN_BYTES, DuplicateTally, drop_duplicates, sort_events
 from alerting.source.files import HeadFilter, read_events, read_lines
@@ -46,7 +46,7 @@ MAX_SKIP_WARNINGS = 20
 _Item = tuple[int, str, int, Event]
 
 
-class OutOfOrder(Exception):  # noqa: N818 - a signal between replay's two paths, not an error
+class OutOfOrder(Exception):
     """A strict ``ReorderBuffer`` met an event it cannot put back in order."""
 
 

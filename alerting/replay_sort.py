@@ -158,7 +158,7 @@ def _read_run(path: Path) -> Iterator[_Record]:
 def _blocks(fh: BinaryIO) -> Iterator[_Record]:
     while True:
         try:
-            block: list[_Record] = marshal.load(fh)
+            block: list[_Record] = marshal.load(fh)  # noqa: S302 - our own run file
         except EOFError:
             return
         yield from block
