@@ -123,10 +123,11 @@ def _open(path: str | Path, name: str) -> tuple[IO[bytes], IO[bytes] | None]:
     else:
         stream = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
     if magic == _GZIP_MAGIC:
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        stream = io.BufferedReader(stream, buffer_size=_CHUNK)  # type: ignore[arg-type]
+        # buffered, so that a UTF-16 byte-order mark inside can be looked at
+        unzipped = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), _CHUNK)
+        stream = unzipped
         try:
-            magic = stream.peek(2)[:2]  # type: ignore[attr-defined]
+            magic = unzipped.peek(2)[:2]
         except (OSError, EOFError, zlib.error):
             magic = b""  # the first read says what is wrong with the gzip data
     if magic in _UTF16_BOMS:
