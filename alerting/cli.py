@@ -68,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rule", dest="only_rules", action="append", metavar="RULE_ID", help="only these rules"
     )
+    p.add_argument(
+        "--summary-json",
+        metavar="F",
+        help="also write the summary (alerts per rule per day) as JSON",
+    )
+    p.add_argument(
+        "--truth",
+        metavar="F",
+        help="score the alerts against ground truth (simulate --export F writes F.truth.json)",
+    )
 
     p = sub.add_parser("simulate", help="serve the fake DI API with realistic traffic and attacks")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -83,7 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     p.add_argument("--fault", action="append", metavar="NAME", help="fault modes to switch on")
-    p.add_argument("--export", metavar="F", help="write the generated events as JSONL and exit")
+    p.add_argument(
+        "--export",
+        metavar="F",
+        help="write the generated events as JSONL (gzip if F ends in .gz) and their ground "
+        "truth as F.truth.json, and exit",
+    )
+    p.add_argument(
+        "--users", type=int, default=60, help="people in the simulated org (default: 60)"
+    )
 
     p = sub.add_parser("outbox", help="list or retry pending and dead-lettered notifications")
     p.add_argument(
