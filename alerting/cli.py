@@ -1,4 +1,4 @@
-"""The ``alerting`` command line: run, validate, test, replay, simulate, outbox.
+"""The ``alerting`` command line: run, validate, test, replay, export, simulate, outbox.
 
 The commands and flags are a stable contract (DESIGN section 8). Each command lives in
 its own module; this file parses arguments, dispatches, and turns every ``AlertingError``
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default="config.yaml", help="configuration file (default: config.yaml)"
     )
     p.add_argument("--once", action="store_true", help="one poll and one delivery pass, then exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="one poll on a throwaway copy of the state: print what would be sent where, "
+        "send nothing, move no cursor",
+    )
 
     p = sub.add_parser("validate", help="check the config, rules and templates")
     p.add_argument(
@@ -77,6 +83,26 @@ def _parser() -> argparse.ArgumentParser:
         "--truth",
         metavar="F",
         help="score the alerts against ground truth (simulate --export F writes F.truth.json)",
+    )
+
+    p = sub.add_parser("export", help="write the configured source's events to a file for replay")
+    p.add_argument(
+        "--config", default="config.yaml", help="configuration file (default: config.yaml)"
+    )
+    p.add_argument(
+        "--since", required=True, metavar="WHEN", help="start: a duration back (7d) or a time"
+    )
+    p.add_argument(
+        "--until", metavar="WHEN", help="end: a duration back (1d) or a time (default: now)"
+    )
+    p.add_argument(
+        "--services",
+        nargs="+",
+        metavar="SERVICE",
+        help="only these DI services (default: the config's source.services)",
+    )
+    p.add_argument(
+        "--output", required=True, metavar="F", help="JSONL file to write (.gz: gzipped)"
     )
 
     p = sub.add_parser("simulate", help="serve the fake DI API with realistic traffic and attacks")
@@ -132,6 +158,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from alerting.commands.replay import main as replay_main
 
         return replay_main
+    if name == "export":
+        from alerting.commands.export import main as export_main
+
+        return export_main
     if name == "simulate":
         from alerting.commands.simulate import main as simulate_main
 
