@@ -5,11 +5,13 @@ The service runs exactly as ``--once`` does (warm-up, poll, rules, silences, rou
 one transaction that queues alerts and moves the cursor), but on a throwaway copy of the
 state database in a temporary directory: nothing is delivered, nothing is queued in the
 real outbox, no cursor or baseline moves, and the real database is only read (SQLite's
-online backup through a read-only connection, so a running service is not disturbed).
+file copied, or, while a service runs, SQLite's online backup through a read-only
+connection, so that service is not disturbed).
 """
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -25,11 +27,20 @@ __all__ = ["copy_state", "dry_run"]
 
 
 def copy_state(source: Path, target: Path) -> bool:
-    """Copy the state database ``source`` to ``target`` without writing to it; False
-    when there is none yet (the dry run then starts from empty state, as a first run)."""
+    """Copy the state database ``source`` to ``target`` without writing anything beside
+    it; False when there is none yet (the dry run then starts empty, as a first run).
+
+    A stopped service leaves one file: it is copied as bytes, SQLite never opens it
+    (even a read-only connection would leave ``-wal``/``-shm`` files behind). A running
+    (or crashed) one has its write-ahead log beside it: SQLite's online backup reads the
+    committed state through a read-only connection, using the files already there.
+    """
     if not source.exists():
         return False
     try:
+        if not Path(f"{source}-wal").exists():
+            shutil.copyfile(source, target)
+            return True
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
         try:
             dst = sqlite3.connect(target)
@@ -41,6 +52,8 @@ def copy_state(source: Path, target: Path) -> bool:
             src.close()
     except sqlite3.Error as exc:
         raise AlertingError(f"cannot read the state database {source}: {exc}") from None
+    except OSError as exc:
+        raise AlertingError(f"cannot read the state database {source}: {exc.strerror}") from None
     return True
 
 
