@@ -21,14 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alerting import jsonutil
+from alerting import jsonutil, replay_sort
 from alerting.alert import Alert
 from alerting.durations import DAY_NS, MINUTE_NS, td_ns
 from alerting.engine.engine import Engine
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import NewValueSpec
 from alerting.events import Event, LazyEvent, parse_timestamp
-from alerting.replay_sort import RUN_BYTES, DuplicateTally, drop_duplicates, sort_events
+from alerting.replay_sort import DuplicateTally, drop_duplicates, sort_events
 from alerting.source.files import HeadFilter, read_events, read_lines
 
 DEFAULT_LATENESS_NS = 10 * MINUTE_NS
@@ -329,7 +329,7 @@ def replay_file(
     progress: Callable[[ReplayResult], None] | None = None,
     sort_progress: Callable[[int], None] | None = None,
     tmp_dir: str | Path | None = None,
-    run_bytes: int = RUN_BYTES,
+    run_bytes: int | None = None,
 ) -> ReplayResult:
     """Replay a file (``-`` = stdin) with the same alerts whatever its order.
 
@@ -368,7 +368,7 @@ def replay_file(
                 runs = sort_events(
                     read_events(source, on_skip=skips, name=name),
                     work,
-                    run_bytes=run_bytes,
+                    run_bytes=replay_sort.RUN_BYTES if run_bytes is None else run_bytes,
                     progress=sort_progress,
                 )
                 lines = runs.lines(dedupe_ns=window)

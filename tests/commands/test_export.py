@@ -97,7 +97,7 @@ def test_export_pages_past_ten_thousand_events_through_a_429_and_a_503(
 
 def test_export_services_and_until_narrow_the_range(tmp_path: Path, traffic: list[dict]) -> None:
     clock = ManualClock(float(NOW))
-    with DIApiServer(traffic, clock=clock) as api:
+    with DIApiServer(in_range(traffic, 13), clock=clock) as api:
         config = write_config(tmp_path, api.url)
         output = tmp_path / "sso.jsonl"
         export(
