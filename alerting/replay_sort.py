@@ -140,13 +140,16 @@ def sort_events(
 
 
 def _spill(held: list[_Record], runs: SortedRuns) -> None:
-    """Sort ``held`` and write it as the next run: marshal blocks of ``_BLOCK`` records
-    (our own data in our own 0700 directory: marshal is fast and runs no code)."""
+    """Sort ``held`` and write it as the next run: marshal blocks of ``_BLOCK`` records,
+    each after its length (our own data in our own 0700 directory: marshal is fast and
+    runs no code)."""
     held.sort()
     path = runs.directory / f"run-{len(runs.paths):05d}"
     with open(path, "wb") as fh:
         for i in range(0, len(held), _BLOCK):
-            marshal.dump(held[i : i + _BLOCK], fh)
+            block = marshal.dumps(held[i : i + _BLOCK])
+            fh.write(len(block).to_bytes(4, "little"))
+            fh.write(block)
     runs.paths.append(path)
 
 
@@ -156,11 +159,10 @@ def _read_run(path: Path) -> Iterator[_Record]:
 
 
 def _blocks(fh: BinaryIO) -> Iterator[_Record]:
-    while True:
-        try:
-            block: list[_Record] = marshal.load(fh)  # noqa: S302 - our own run file
-        except EOFError:
-            return
+    """The records of a run, one block in memory at a time (a length, then the block:
+    one read each, where ``marshal.load`` on the file would read object by object)."""
+    while size := int.from_bytes(fh.read(4), "little"):
+        block: list[_Record] = marshal.loads(fh.read(size))  # noqa: S302 - our own run file
         yield from block
 
 
