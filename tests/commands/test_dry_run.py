@@ -17,6 +17,7 @@ def state_files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_dry_run_sends_nothing_and_leaves_the_state_database_byte_identical(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -53,6 +54,7 @@ def test_dry_run_sends_nothing_and_leaves_the_state_database_byte_identical(
         assert len(hook.alerts()) == 5
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_dry_run_before_any_real_run_creates_no_state(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

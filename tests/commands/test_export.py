@@ -87,8 +87,10 @@ def test_export_pages_past_ten_thousand_events_through_a_429_and_a_503(
     ms = [parse_timestamp(e["timestamp"]) // 1_000_000 for e in written]
     assert ms == sorted(ms)  # the API's order: oldest first, to the millisecond
     assert statuses.count(200) >= 3
-    assert 429 in statuses and 503 in statuses
-    assert statuses.index(429) > 0 and statuses.index(503) > statuses.index(200)  # mid-export
+    assert 429 in statuses
+    assert 503 in statuses
+    assert statuses.index(429) > 0
+    assert statuses.index(503) > statuses.index(200)
     assert stderr.getvalue() == ""  # no progress line when stderr is not a terminal
     out = capsys.readouterr().out
     assert f"wrote {len(expected):,} events" in out
@@ -115,7 +117,8 @@ def test_export_services_and_until_narrow_the_range(tmp_path: Path, traffic: lis
         if e["service"] == "sso" and start <= parse_timestamp(e["timestamp"]) <= end
     }
     written = [json.loads(line) for line in output.read_text().splitlines()]
-    assert expected and {e["id"] for e in written} == expected
+    assert expected
+    assert {e["id"] for e in written} == expected
 
 
 def test_a_wrong_key_is_one_clear_line_and_leaves_no_file(
@@ -162,7 +165,8 @@ def test_an_outage_mid_export_stops_with_one_line_and_no_half_written_file(
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("export stopped, nothing written to ")
-    assert "HTTP 503" in message and message.endswith("run it again")
+    assert "HTTP 503" in message
+    assert message.endswith("run it again")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
 
 
@@ -177,4 +181,5 @@ def test_a_bad_since_is_one_line_naming_the_flag(
     code = cli.main(["export", "--config", str(config), "--since", since, "--output", "x.jsonl"])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and fragment in err[0]
+    assert len(err) == 1
+    assert fragment in err[0]

@@ -78,7 +78,8 @@ def test_export_to_a_gz_name_writes_real_gzip(tmp_path: Path) -> None:
         events = [json.loads(line) for line in fh]
     assert len(events) > 50
     truth = json.loads((tmp_path / "events.jsonl.gz.truth.json").read_text())
-    assert truth and all(a["entity"] for a in truth if a["scenario"] != "password-spray")
+    assert truth
+    assert all(a["entity"] for a in truth if a["scenario"] != "password-spray")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "events.jsonl.gz",
         "events.jsonl.gz.truth.json",
