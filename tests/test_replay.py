@@ -334,3 +334,21 @@ def test_notify_delivers_through_the_configured_routes(tmp_path, rules_dir, caps
     assert [d["rule"] for d in delivered] == ["failed-burst"] * 3
     assert "notify: 3 deliveries sent" in out
     assert "1 matched no route" in out
+
+
+def test_newest_first_on_stdin_is_sorted_like_a_file(tmp_path, rules_dir, capsys, monkeypatch):
+    """Stdin cannot be read twice: it is copied aside, so it too can be sorted."""
+    import io
+
+    records = two_days_of_events()
+    expected = tmp_path / "expected.jsonl"
+    replay_cli(
+        capsys, write_jsonl(tmp_path / "s.jsonl", records), rules_dir, "--output", str(expected)
+    )
+    data = "".join(json.dumps(r) + "\n" for r in reversed(records)).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    got = tmp_path / "got.jsonl"
+    code, out, _ = replay_cli(capsys, "-", rules_dir, "--output", str(got))
+    assert code == 0
+    assert "input was newest-first: sorted 10 events in 1 run" in out
+    assert got.read_text() == expected.read_text() != ""
