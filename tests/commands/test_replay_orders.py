@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting import cli, replay_sort
+from alerting import cli, jsonutil, replay_sort
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = 16  # fewer people than the default 60: a week in seconds, every scenario still in
@@ -29,7 +29,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_jsonl(path: Path, events: list[dict], *, gz: bool = False) -> Path:
-    text = "".join(json.dumps(e) + "\n" for e in events)
+    text = "".join(jsonutil.dumps(e) + "\n" for e in events)
     if gz:
         with gzip.open(path, "wt", encoding="utf-8") as fh:
             fh.write(text)
@@ -39,7 +39,7 @@ def write_jsonl(path: Path, events: list[dict], *, gz: bool = False) -> Path:
 
 
 def the_five_forms(week: Path, directory: Path) -> dict[str, Path]:
-    events = [json.loads(line) for line in week.read_text().splitlines()]
+    events = [jsonutil.loads(line) for line in week.read_bytes().splitlines()]
     # What JumpCloud's own DI exporters write: newest first, one JSON array, gzipped
     # (finalData.sort(key=lambda x: x['timestamp'], reverse=True); json.dump; gzip).
     newest = sorted(events, key=lambda x: x["timestamp"], reverse=True)
