@@ -1,0 +1,241 @@
+"""SIEM queries from the Sigma documents, through pySigma's backends, with the gaps named.
+
+pySigma is the reference Sigma converter; its SIEM backends (Splunk, Elasticsearch) need
+pySigma 1.x, so the ``convert`` extra pins ``pysigma<2``. It is imported only here, only
+when a SIEM target is asked for, so the service and the other commands never load it.
+
+Two things pySigma does not know and this module adds:
+
+- JSONPath field names (``$.changes..field``) are this project's extension; a backend
+  would query a field literally named ``$.changes..field``. A processing pipeline maps
+  the simple forms (names joined by ``.``, ``..`` and ``[*]``) to the target's names for
+  values inside arrays of objects: Splunk's ``changes{}.field`` (and ``changes.field`` for
+  the object form DI sometimes sends), Elasticsearch's ``changes.field``. Anything else
+  (filters, indexes) is reported and the rule not written.
+- What each backend drops: Lucene has no correlations (an aggregated rule would fire on
+  every match, so it is not written); Splunk and ES|QL count in fixed time buckets
+  (``bin _time`` / ``date_trunc``), not the engine's sliding window; neither has
+  ``temporal_ordered``, so a sequence becomes an unordered ``temporal`` correlation (Splunk)
+  or is not written (ES|QL, whose chained correlations nest one query inside another).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from alerting.convert.sigma import Fidelity, SigmaRule
+from alerting.errors import AlertingError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; pySigma is an optional extra
+    from sigma.conversion.base import Backend
+
+INSTALL_HINT = "install the convert extra: pip install 'jc-alerting[convert]'"
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_JSONPATH = re.compile(rf"\$((?:(?:\.\.|\.){_NAME}|\[\*\])+)")
+_SEGMENT = re.compile(rf"(\.\.|\.)({_NAME})|(\[\*\])")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One SIEM query language: its backend, file suffix and how it names array fields."""
+
+    name: str
+    suffix: str
+    description: str
+    backend: Callable[[], type[Backend]]
+    array_fields: Callable[[list[str]], list[str]]  # path parts -> field names to query
+    correlations: bool  # the backend converts event_count / value_count
+    temporal: bool  # ... and temporal (unordered) correlations, chained ones included
+
+
+def _splunk_fields(parts: list[str]) -> list[str]:
+    # JSON arrays are ``name{}`` in Splunk's extracted field names; DI's ``changes`` is
+    # sometimes a single object, so the plain dotted name is queried too.
+    array = ".".join(f"{p}{{}}" if i < len(parts) - 1 else p for i, p in enumerate(parts))
+    plain = ".".join(parts)
+    return [array, plain] if array != plain else [plain]
+
+
+def _dotted(parts: list[str]) -> list[str]:
+    # Elasticsearch flattens arrays of objects: ``changes.field`` matches any element.
+    return [".".join(parts)]
+
+
+def _splunk() -> type[Backend]:
+    from sigma.backends.splunk import SplunkBackend
+
+    return SplunkBackend
+
+
+def _lucene() -> type[Backend]:
+    from sigma.backends.elasticsearch import LuceneBackend
+
+    return LuceneBackend
+
+
+def _esql() -> type[Backend]:
+    from sigma.backends.elasticsearch import ESQLBackend
+
+    return ESQLBackend
+
+
+def _eql() -> type[Backend]:
+    from sigma.backends.elasticsearch import EqlBackend
+
+    return EqlBackend
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("splunk", ".spl", "Splunk SPL", _splunk, _splunk_fields, True, True),
+        Target("lucene", ".lucene", "Elasticsearch Lucene", _lucene, _dotted, False, False),
+        Target("esql", ".esql", "Elasticsearch ES|QL", _esql, _dotted, True, False),
+        Target("eql", ".eql", "Elasticsearch EQL", _eql, _dotted, False, False),
+    )
+}
+
+
+def jsonpath_parts(name: str) -> list[str] | None:
+    """``$.changes..field`` -> ``["changes", "field"]``; None for JSONPath we cannot map."""
+    match = _JSONPATH.fullmatch(name)
+    if match is None:
+        return None
+    return [m.group(2) for m in _SEGMENT.finditer(match.group(1)) if m.group(2)]
+
+
+@dataclass
+class Converted:
+    """One rule's query for one target (None when not written) and the verdict."""
+
+    rule_id: str
+    query: str | None
+    fidelity: Fidelity
+
+
+def convert(sigma: SigmaRule, target: Target) -> Converted:
+    """Convert one rule's Sigma documents to ``target``; raise ``AlertingError`` when
+    pySigma refuses them (a bug in the Sigma writer or a modifier the backend lacks)."""
+    fidelity = Fidelity(reasons=list(sigma.fidelity.reasons), dropped=list(sigma.fidelity.dropped))
+    fidelity.verdict = sigma.fidelity.verdict
+    docs = copy.deepcopy(sigma.documents)
+    firing = docs[-1]
+    kind = sigma.kind
+
+    if kind == "extension":
+        key = "new_value" if "new_value" in firing else "travel"
+        return _refused(sigma, fidelity, f"{key} has no {target.description} counterpart")
+    if kind in ("event_count", "value_count") and not target.correlations:
+        return _refused(
+            sigma,
+            fidelity,
+            f"{target.description} has no aggregations: the {kind} correlation would be "
+            "dropped and the query fire on every match",
+        )
+    if kind == "temporal_ordered":
+        if not target.temporal:
+            return _refused(
+                sigma,
+                fidelity,
+                f"{target.description} cannot express this sequence (an ordered, chained "
+                "correlation)",
+            )
+        firing["correlation"]["type"] = "temporal"
+        fidelity.lower("partial", "step order not checked (the backend has no temporal_ordered)")
+    if kind in ("event_count", "value_count", "temporal_ordered"):
+        span = firing["correlation"]["timespan"]
+        fidelity.lower(
+            "partial",
+            f"counts in fixed {span} buckets, not a sliding {span} window: a burst across "
+            "a bucket boundary is missed",
+        )
+
+    mapping: dict[str, list[str]] = {}
+    for name in sorted(_field_names(docs)):
+        if not name.startswith("$"):
+            continue
+        parts = jsonpath_parts(name)
+        if parts is None:
+            return _refused(
+                sigma,
+                fidelity,
+                f"JSONPath field {name!r} has no {target.description} field name",
+            )
+        mapping[name] = target.array_fields(parts)
+    if mapping:
+        shown = ", ".join(f"{k} -> {' | '.join(v)}" for k, v in mapping.items())
+        fidelity.reasons.append(f"fields mapped: {shown}")
+
+    query = _run_backend(sigma, docs, target, mapping)
+    return Converted(sigma.rule_id, query, fidelity)
+
+
+def _refused(sigma: SigmaRule, fidelity: Fidelity, reason: str) -> Converted:
+    """Not written: the one reason says why (the Sigma-level caveats no longer matter)."""
+    return Converted(
+        sigma.rule_id, None, Fidelity("not expressible", [reason], list(fidelity.dropped))
+    )
+
+
+def _run_backend(
+    sigma: SigmaRule, docs: list[dict[str, Any]], target: Target, mapping: dict[str, list[str]]
+) -> str:
+    try:
+        from sigma.collection import SigmaCollection
+        from sigma.exceptions import SigmaError
+        from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+        from sigma.processing.transformations import FieldMappingTransformation
+    except ImportError:
+        raise AlertingError(f"--target {target.name} needs pySigma: {INSTALL_HINT}") from None
+    pipeline = ProcessingPipeline(
+        name="jc-alerting JSONPath fields",
+        priority=20,
+        items=[
+            ProcessingItem(
+                identifier="jc_alerting_jsonpath",
+                transformation=FieldMappingTransformation(
+                    {k: v if len(v) > 1 else v[0] for k, v in mapping.items()}
+                ),
+            )
+        ]
+        if mapping
+        else [],
+    )
+    try:
+        collection = SigmaCollection.from_dicts(docs)
+        backend = target.backend()(processing_pipeline=pipeline)
+        queries = backend.convert(collection)
+    except (SigmaError, NotImplementedError) as exc:
+        raise AlertingError(
+            f"{sigma.rule_id}: {target.name}: pySigma refused the rule: {exc}"
+        ) from None
+    if not queries:
+        raise AlertingError(f"{sigma.rule_id}: {target.name}: pySigma produced no query")
+    # Base rules of a correlation yield nothing; the firing document's query comes last.
+    return str(queries[-1])
+
+
+def _field_names(docs: list[dict[str, Any]]) -> Iterator[str]:
+    """Every field a detection names (the part of a key before its modifiers)."""
+    for doc in docs:
+        detection = doc.get("detection")
+        if not isinstance(detection, dict):
+            continue
+        for name, body in detection.items():
+            if name != "condition":
+                yield from _selection_fields(body)
+
+
+def _selection_fields(body: Any) -> Iterator[str]:
+    if isinstance(body, dict):
+        for key in body:
+            yield str(key).split("|", 1)[0]
+    elif isinstance(body, list):
+        for item in body:
+            if isinstance(item, dict):
+                yield from _selection_fields(item)
