@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
         "--rules", action="append", metavar="DIR", help="rules directory (overrides config)"
     )
 
+    p.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on warnings too, not only errors"
+    )
+
     p = sub.add_parser("test", help="run the rules' inline tests")
     p.add_argument(
         "--rules", action="append", metavar="DIR", help="rules directory (default: rules)"

@@ -3,8 +3,9 @@
 Everything is checked in one run, so a user fixes all mistakes at once: a broken config
 does not stop the rules from being checked. Errors go to stderr as
 ``file:line:col: message`` (exit 1); on success a short summary goes to stdout, followed
-by warnings (expired silences, unreachable routes) and notes (unused channels), which
-do not fail the run.
+by warnings (expired silences, unreachable routes, rule names DI does not know, summaries
+reading a group key the rule lacks, tests matching no selection) and notes (unused
+channels), which do not fail the run unless ``--strict``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any, TextIO
 
 from alerting.clock import Clock, SystemClock
 from alerting.config import Config, config_notes, config_warnings, load_config
+from alerting.engine.lint import rule_warnings
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
 from alerting.notify.render import check_templates
 from alerting.notify.settings import SlackChannel, WebhookChannel
-from alerting.yamlfile import suggest
+from alerting.yamlfile import load_yaml, suggest
 
 TEMPLATE_SUFFIXES = (".json.j2", ".txt.j2", ".html.j2", ".j2")
 
@@ -115,6 +117,11 @@ def _check_rules(paths: Sequence[Path], report: Report) -> list[Any] | None:
         return None
     for rule in rules:
         report.notes.extend(rule.notes)
+        try:
+            doc = load_yaml(rule.path)
+        except ValidationFailed:  # changed since it loaded a moment ago: nothing to add
+            continue
+        report.warnings.extend(rule_warnings(rule, doc))
     return rules
 
 
@@ -190,8 +197,17 @@ def print_report(report: Report, out: TextIO, err: TextIO) -> None:
 
 
 def main(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
-    """``alerting validate``: exit 0 when everything is valid, 1 otherwise."""
+    """``alerting validate``: exit 0 when everything is valid, 1 otherwise (``--strict``:
+    warnings count as failures too, for CI that wants a clean pack)."""
     clock = clock or SystemClock()
     report = check(args.config, args.rules, now=datetime.fromtimestamp(clock.time(), tz=UTC))
-    print_report(report, sys.stdout, sys.stderr)
+    out, err = sys.stdout, sys.stderr
+    print_report(report, out, err)
+    if getattr(args, "strict", False) and report.warnings:
+        count = len(report.warnings)
+        print(
+            f"{count} warning{'s' if count != 1 else ''} (--strict): fix them or drop --strict",
+            file=err,
+        )
+        return 1
     return 0 if report.ok else 1

@@ -22,22 +22,18 @@ Two things pySigma does not know and this module adds:
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from alerting.convert.sigma import Fidelity, SigmaRule
+from alerting.engine.fields import jsonpath_parts
 from alerting.errors import AlertingError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; pySigma is an optional extra
     from sigma.conversion.base import Backend
 
 INSTALL_HINT = "install the convert extra: pip install 'jc-alerting[convert]'"
-
-_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
-_JSONPATH = re.compile(rf"\$((?:(?:\.\.|\.){_NAME}|\[\*\])+)")
-_SEGMENT = re.compile(rf"(\.\.|\.)({_NAME})|(\[\*\])")
 
 
 @dataclass(frozen=True)
@@ -99,14 +95,6 @@ TARGETS: dict[str, Target] = {
         Target("eql", ".eql", "Elasticsearch EQL", _eql, _dotted, False, False),
     )
 }
-
-
-def jsonpath_parts(name: str) -> list[str] | None:
-    """``$.changes..field`` -> ``["changes", "field"]``; None for JSONPath we cannot map."""
-    match = _JSONPATH.fullmatch(name)
-    if match is None:
-        return None
-    return [m.group(2) for m in _SEGMENT.finditer(match.group(1)) if m.group(2)]
 
 
 @dataclass
