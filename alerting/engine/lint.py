@@ -185,9 +185,9 @@ def _summary_warnings(rule: CompiledRule, doc: YamlDocument, schema: DiSchema) -
 def _group_reads(ast: nodes.Template) -> Iterator[str]:
     """The constant keys read of ``group``: ``group['a.b']``, ``group.x``, ``group.get('y')``."""
     for item in ast.find_all(nodes.Getitem):
-        if _is_group(item.node) and isinstance(item.arg, nodes.Const):
-            if isinstance(item.arg.value, str):
-                yield item.arg.value
+        arg = item.arg
+        if _is_group(item.node) and isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+            yield arg.value
     for attr in ast.find_all(nodes.Getattr):
         if _is_group(attr.node) and attr.attr not in ("get", "items", "keys", "values"):
             yield attr.attr
