@@ -227,7 +227,8 @@ def _head(rule: CompiledRule, *, name: str | None = None, suffix: str = "") -> d
         doc["tags"] = list(rule.tags)
     doc["logsource"] = copy.deepcopy(_attr(rule, "logsource") or LOGSOURCE)
     if model.falsepositives:
-        doc["falsepositives"] = list(model.falsepositives)
+        # Sigma's convention: each entry a sentence (SigmaHQ checks the capital).
+        doc["falsepositives"] = [f[:1].upper() + f[1:] for f in model.falsepositives]
     doc["level"] = LEVELS.get(rule.severity, rule.severity)
     if suffix:
         # Base rules of a correlation are not alerts of their own (Sigma's default), and
@@ -247,7 +248,7 @@ def _correlation_head(
         "name": name or rule.id,
         "status": _attr(rule, "status") or "stable",
     }
-    if rule.description and not suffix:
+    if rule.description:
         doc["description"] = rule.description
     if _attr(rule, "author"):
         doc["author"] = _attr(rule, "author")
