@@ -22,11 +22,11 @@ Two things pySigma does not know and this module adds:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from alerting.convert.sigma import Fidelity, SigmaRule
+from alerting.convert.sigma import Fidelity, SigmaRule, detection_fields
 from alerting.engine.fields import jsonpath_parts
 from alerting.errors import AlertingError
 
@@ -47,6 +47,8 @@ class Target:
     array_fields: Callable[[list[str]], list[str]]  # path parts -> field names to query
     correlations: bool  # the backend converts event_count / value_count
     temporal: bool  # ... and temporal (unordered) correlations, chained ones included
+    # What goes wrong with fields holding many values (array elements), if anything.
+    multivalue_caveat: str | None = None
 
 
 def _splunk_fields(parts: list[str]) -> list[str]:
@@ -91,7 +93,17 @@ TARGETS: dict[str, Target] = {
     for t in (
         Target("splunk", ".spl", "Splunk SPL", _splunk, _splunk_fields, True, True),
         Target("lucene", ".lucene", "Elasticsearch Lucene", _lucene, _dotted, False, False),
-        Target("esql", ".esql", "Elasticsearch ES|QL", _esql, _dotted, True, False),
+        Target(
+            "esql",
+            ".esql",
+            "Elasticsearch ES|QL",
+            _esql,
+            _dotted,
+            True,
+            False,
+            "ES|QL compares a multi-valued field (one value per array element) as null, "
+            "so the array fields may match nothing without an MV_EXPAND",
+        ),
         Target("eql", ".eql", "Elasticsearch EQL", _eql, _dotted, False, False),
     )
 }
@@ -109,8 +121,10 @@ class Converted:
 def convert(sigma: SigmaRule, target: Target) -> Converted:
     """Convert one rule's Sigma documents to ``target``; raise ``AlertingError`` when
     pySigma refuses them (a bug in the Sigma writer or a modifier the backend lacks)."""
-    fidelity = Fidelity(reasons=list(sigma.fidelity.reasons), dropped=list(sigma.fidelity.dropped))
-    fidelity.verdict = sigma.fidelity.verdict
+    fidelity = Fidelity(dropped=list(sigma.fidelity.dropped))
+    for reason in sigma.fidelity.reasons:
+        if reason not in sigma.sigma_only:
+            fidelity.lower("partial", reason)
     docs = copy.deepcopy(sigma.documents)
     firing = docs[-1]
     kind = sigma.kind
@@ -144,7 +158,7 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
         )
 
     mapping: dict[str, list[str]] = {}
-    for name in sorted(_field_names(docs)):
+    for name in sorted({f for doc in docs for f in detection_fields(doc)}):
         if not name.startswith("$"):
             continue
         parts = jsonpath_parts(name)
@@ -158,6 +172,8 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
     if mapping:
         shown = ", ".join(f"{k} -> {' | '.join(v)}" for k, v in mapping.items())
         fidelity.reasons.append(f"fields mapped: {shown}")
+        if target.multivalue_caveat:
+            fidelity.lower("partial", target.multivalue_caveat)
 
     query = _run_backend(sigma, docs, target, mapping)
     return Converted(sigma.rule_id, query, fidelity)
@@ -206,24 +222,3 @@ def _run_backend(
         raise AlertingError(f"{sigma.rule_id}: {target.name}: pySigma produced no query")
     # Base rules of a correlation yield nothing; the firing document's query comes last.
     return str(queries[-1])
-
-
-def _field_names(docs: list[dict[str, Any]]) -> Iterator[str]:
-    """Every field a detection names (the part of a key before its modifiers)."""
-    for doc in docs:
-        detection = doc.get("detection")
-        if not isinstance(detection, dict):
-            continue
-        for name, body in detection.items():
-            if name != "condition":
-                yield from _selection_fields(body)
-
-
-def _selection_fields(body: Any) -> Iterator[str]:
-    if isinstance(body, dict):
-        for key in body:
-            yield str(key).split("|", 1)[0]
-    elif isinstance(body, list):
-        for item in body:
-            if isinstance(item, dict):
-                yield from _selection_fields(item)

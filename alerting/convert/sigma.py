@@ -80,6 +80,8 @@ class SigmaRule:
     documents: list[dict[str, Any]]
     fidelity: Fidelity
     kind: str  # "detection", "event_count", "value_count", "temporal_ordered", "extension"
+    # Said for the sigma target only: the SIEM targets map these fields themselves.
+    sigma_only: list[str] = field(default_factory=list)
 
 
 def rule_uuid(rule: CompiledRule, suffix: str = "") -> str:
@@ -104,6 +106,39 @@ def timespan(td: timedelta) -> str:
 
 def to_sigma(rule: CompiledRule) -> SigmaRule:
     """The Sigma documents for ``rule``; the last document is the one that fires."""
+    sigma = _to_sigma(rule)
+    jsonpath = sorted({f for d in sigma.documents for f in detection_fields(d) if f[:1] == "$"})
+    if jsonpath:
+        reason = (
+            f"JSONPath field names ({', '.join(jsonpath)}) are a jc-alerting extension: "
+            "other Sigma tools need a field mapping for them"
+        )
+        sigma.fidelity.lower("partial", reason)
+        sigma.sigma_only.append(reason)
+    return sigma
+
+
+def detection_fields(doc: dict[str, Any]) -> set[str]:
+    """The fields a document's detection names (each key's part before its modifiers)."""
+    out: set[str] = set()
+    detection = doc.get("detection")
+    if not isinstance(detection, dict):
+        return out
+
+    def walk(body: Any) -> None:
+        if isinstance(body, dict):
+            out.update(str(k).split("|", 1)[0] for k in body)
+        elif isinstance(body, list):
+            for item in body:
+                walk(item)
+
+    for name, body in detection.items():
+        if name != "condition":
+            walk(body)
+    return out
+
+
+def _to_sigma(rule: CompiledRule) -> SigmaRule:
     model = rule.model
     fidelity = Fidelity()
     spec = rule.aggregation
