@@ -423,3 +423,21 @@ def test_an_unwritable_output_is_one_line(
     assert len(err) == 1
     assert "cannot create output directory" in err[0]
     assert "--output" in err[0]
+
+
+def test_the_fidelity_table_in_the_docs_is_what_convert_prints(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "sigma.md").read_text()
+    table = {}
+    for row in doc.splitlines():
+        cells = [c.strip() for c in row.replace("\\|", "/").strip().strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)+", cells[0]):
+            table[cells[0]] = [
+                re.match(r"faithful|partial|not expressible", c).group(0) for c in cells[1:]
+            ]  # type: ignore[union-attr]
+    verdicts: dict[str, list[str]] = {rule: [] for rule in table}
+    for target in ("sigma", "splunk", "esql", "lucene"):
+        _, lines, _ = convert(tmp_path, target)
+        assert set(lines) == set(table)
+        for rule, line in lines.items():
+            verdicts[rule].append(re.match(r"faithful|partial|not expressible", line).group(0))  # type: ignore[union-attr]
+    assert verdicts == table
