@@ -37,18 +37,32 @@ def dump_sigma(sigma: SigmaRule) -> str:
     )
 
 
-def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Convert every rule; 0 unless a rule could not be converted or written."""
+def main(args: argparse.Namespace) -> int:
+    """``alerting convert``: 0 unless a rule could not be converted or written."""
+    output = Path(args.output) if args.output else None
+    return run(args.target, [Path(d) for d in (args.rules or ["rules"])], output)
+
+
+def run(
+    target: str,
+    dirs: list[Path],
+    output: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Convert the rules in ``dirs`` for ``target`` into ``output`` (default
+    ``converted/TARGET``), one report line per rule on ``out``."""
     stream = out or sys.stdout
     errors = err or sys.stderr
-    target = args.target.lower()
+    wanted = target
+    target = target.lower()
     if target not in target_names():
         raise AlertingError(
-            f"unknown target {args.target!r}{suggest(target, target_names())}: "
+            f"unknown target {wanted!r}{suggest(target, target_names())}: "
             f"use one of {', '.join(target_names())}"
         )
-    rules = load_rules([Path(d) for d in (args.rules or ["rules"])])
-    output = Path(args.output) if args.output else Path("converted") / target
+    rules = load_rules(dirs)
+    output = output or Path("converted") / target
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
