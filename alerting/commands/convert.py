@@ -17,7 +17,7 @@ from typing import TextIO
 
 import yaml
 
-from alerting.convert.backends import TARGETS, convert
+from alerting.convert.backends import TARGETS, convert, require_pysigma
 from alerting.convert.sigma import SigmaRule, to_sigma
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError
@@ -61,6 +61,8 @@ def run(
             f"unknown target {wanted!r}{suggest(target, target_names())}: "
             f"use one of {', '.join(target_names())}"
         )
+    if target != SIGMA:
+        require_pysigma(TARGETS[target])
     rules = load_rules(dirs)
     output = output or Path("converted") / target
     try:

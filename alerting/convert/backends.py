@@ -118,6 +118,17 @@ class Converted:
     fidelity: Fidelity
 
 
+def require_pysigma(target: Target) -> None:
+    """Fail once, before any rule, when the ``convert`` extra is not installed."""
+    try:
+        import sigma.collection
+        import sigma.processing.pipeline  # noqa: F401
+
+        target.backend()
+    except ImportError:
+        raise AlertingError(f"--target {target.name} needs pySigma: {INSTALL_HINT}") from None
+
+
 def convert(sigma: SigmaRule, target: Target) -> Converted:
     """Convert one rule's Sigma documents to ``target``; raise ``AlertingError`` when
     pySigma refuses them (a bug in the Sigma writer or a modifier the backend lacks)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -441,3 +442,46 @@ def test_the_fidelity_table_in_the_docs_is_what_convert_prints(tmp_path: Path) -
         for rule, line in lines.items():
             verdicts[rule].append(re.match(r"faithful|partial|not expressible", line).group(0))  # type: ignore[union-attr]
     assert verdicts == table
+
+
+def test_a_jsonpath_without_a_field_name_is_reported_and_not_written(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "filtered.yaml").write_text(
+        textwrap.dedent(
+            """\
+            id: filtered-change
+            title: A filtered JSONPath
+            severity: low
+            detection:
+              sel:
+                event_type: user_update
+                $.changes[?(@.field == 'suspended')].to: true
+            """
+        )
+    )
+    out = tmp_path / "out"
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = main(["convert", "--target", "splunk", "--rules", str(rules), "--output", str(out)])
+    assert code == 0  # a report, not an error
+    line = buffer.getvalue().splitlines()[0]
+    assert line.startswith("filtered-change: splunk: not expressible: JSONPath field ")
+    assert line.endswith("has no Splunk SPL field name -> not written")
+    assert list(out.iterdir()) == []
+
+
+def test_without_pysigma_a_siem_target_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "sigma.collection", None)  # import fails as if absent
+    out = tmp_path / "out"
+    assert main(["convert", "--target", "esql", "--rules", str(RULES), "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "alerting convert: error: --target esql needs pySigma: install the convert extra: "
+        "pip install 'jc-alerting[convert]'"
+    ]
+    assert not out.exists()
+    # Sigma itself needs no extra.
+    assert main(["convert", "--target", "sigma", "--rules", str(RULES), "--output", str(out)]) == 0
