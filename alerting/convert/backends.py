@@ -150,7 +150,7 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
             f"{target.description} has no aggregations: the {kind} correlation would be "
             "dropped and the query fire on every match",
         )
-    if kind == "temporal_ordered":
+    if kind in ("temporal", "temporal_ordered"):
         if not target.temporal:
             return _refused(
                 sigma,
@@ -158,9 +158,12 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
                 f"{target.description} cannot express this sequence (an ordered, chained "
                 "correlation)",
             )
-        firing["correlation"]["type"] = "temporal"
-        fidelity.lower("partial", "step order not checked (the backend has no temporal_ordered)")
-    if kind in ("event_count", "value_count", "temporal_ordered"):
+        if kind == "temporal_ordered":
+            firing["correlation"]["type"] = "temporal"
+            fidelity.lower(
+                "partial", "step order not checked (the backend has no temporal_ordered)"
+            )
+    if kind in ("event_count", "value_count", "temporal", "temporal_ordered"):
         span = firing["correlation"]["timespan"]
         fidelity.lower(
             "partial",

@@ -25,10 +25,13 @@ reported because a Sigma backend ignores them.
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
+
+import yaml
 
 from alerting.durations import format_duration_ns, td_ns
 from alerting.engine.rule import CompiledRule
@@ -44,6 +47,9 @@ from alerting.engine.types import (
 RULE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/jc-alerting/rules")
 LOGSOURCE = {"product": "jumpcloud", "service": "directory_insights"}
 LEVELS = {"info": "informational"}  # every other severity is a Sigma level as it is
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# Sigma metadata a rule loaded from a Sigma file may carry; passed through as it is.
+PASSED_META = ("license", "references", "author", "date", "modified", "related", "taxonomy")
 
 Verdict = Literal["faithful", "partial", "not expressible"]
 _RANK: dict[Verdict, int] = {"faithful": 0, "partial": 1, "not expressible": 2}
@@ -86,12 +92,10 @@ class SigmaRule:
 
 def rule_uuid(rule: CompiledRule, suffix: str = "") -> str:
     """The rule's own UUID (a Sigma rule loaded as is) or one derived from its id."""
-    own = _attr(rule, "uuid") or _attr(rule, "sigma_id")
-    if not suffix and isinstance(own, str):
-        try:
-            return str(uuid.UUID(own))
-        except ValueError:
-            pass
+    if not suffix:
+        for own in (_attr(rule, "uuid"), _attr(rule, "sigma_id"), getattr(rule.model, "id", None)):
+            if isinstance(own, str) and UUID_TEXT.fullmatch(own):
+                return own.lower()
     return str(uuid.uuid5(RULE_NAMESPACE, rule.id + (f"/{suffix}" if suffix else "")))
 
 
@@ -140,6 +144,8 @@ def detection_fields(doc: dict[str, Any]) -> set[str]:
 
 def _to_sigma(rule: CompiledRule) -> SigmaRule:
     model = rule.model
+    if not hasattr(model, "detection"):
+        return _as_written(rule)
     fidelity = Fidelity()
     spec = rule.aggregation
     group = [p for p, _ in rule.group_by]
@@ -183,6 +189,19 @@ def _to_sigma(rule: CompiledRule) -> SigmaRule:
 
     assert isinstance(spec, SequenceSpec)
     return _sequence(rule, spec, group, detection, extensions, fidelity)
+
+
+def _as_written(rule: CompiledRule) -> SigmaRule:
+    """A Sigma correlation rule loaded as written: its file's documents are already Sigma
+    (the rules it refers to in other files are not copied in)."""
+    docs = [d for d in yaml.safe_load_all(rule.path.read_text(encoding="utf-8")) if d]
+    firing = next(
+        (d for d in docs if "correlation" in d and rule.id in (d.get("name"), d.get("id"))),
+        docs[-1],
+    )
+    docs = [d for d in docs if d is not firing] + [firing]
+    kind = str(firing.get("correlation", {}).get("type", "detection"))
+    return SigmaRule(rule.id, docs, Fidelity(), kind)
 
 
 def _sequence(
@@ -254,13 +273,16 @@ def _head(rule: CompiledRule, *, name: str | None = None, suffix: str = "") -> d
     }
     if rule.description:
         doc["description"] = rule.description
-    for key in ("references", "author", "date", "modified"):
+    for key in PASSED_META:
         value = _attr(rule, key)
         if value:
-            doc[key] = copy.deepcopy(value)
+            doc[key] = _plain(value)
     if rule.tags:
         doc["tags"] = list(rule.tags)
-    doc["logsource"] = copy.deepcopy(_attr(rule, "logsource") or LOGSOURCE)
+    doc["logsource"] = _plain(_attr(rule, "logsource")) or dict(LOGSOURCE)
+    scope = getattr(model, "scope", None)
+    if scope:
+        doc["scope"] = list(scope)
     if model.falsepositives:
         # Sigma's convention: each entry a sentence (SigmaHQ checks the capital).
         doc["falsepositives"] = [f[:1].upper() + f[1:] for f in model.falsepositives]
@@ -311,6 +333,19 @@ def _extensions(rule: CompiledRule, fidelity: Fidelity) -> dict[str, Any]:
     if model.tests:
         out["tests"] = [t.model_dump(mode="json", exclude_none=True) for t in model.tests]
     return out
+
+
+def _plain(value: Any) -> Any:
+    """YAML-ready: pydantic models as dicts (without unset parts), dates as text."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 def _attr(rule: CompiledRule, name: str) -> Any:
