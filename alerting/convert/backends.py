@@ -15,8 +15,10 @@ Two things pySigma does not know and this module adds:
 - What each backend drops: Lucene has no correlations (an aggregated rule would fire on
   every match, so it is not written); Splunk and ES|QL count in fixed time buckets
   (``bin _time`` / ``date_trunc``), not the engine's sliding window; neither has
-  ``temporal_ordered``, so a sequence becomes an unordered ``temporal`` correlation (Splunk)
-  or is not written (ES|QL, whose chained correlations nest one query inside another).
+  ``temporal_ordered``, so a sequence becomes an unordered ``temporal`` correlation, and a
+  chained correlation (a step repeated N times is an ``event_count`` inside the sequence)
+  is not written: Splunk's output puts ``stats`` inside ``multisearch``, which Splunk
+  refuses (streaming commands only), and ES|QL's nests one query inside another.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class Target:
     backend: Callable[[], type[Backend]]
     array_fields: Callable[[list[str]], list[str]]  # path parts -> field names to query
     correlations: bool  # the backend converts event_count / value_count
-    temporal: bool  # ... and temporal (unordered) correlations, chained ones included
+    temporal: bool  # ... and temporal (unordered) correlations
     # What goes wrong with fields holding many values (array elements), if anything.
     multivalue_caveat: str | None = None
 
@@ -100,7 +102,7 @@ TARGETS: dict[str, Target] = {
             _esql,
             _dotted,
             True,
-            False,
+            True,
             "ES|QL compares a multi-valued field (one value per array element) as null, "
             "so the array fields may match nothing without an MV_EXPAND",
         ),
@@ -152,11 +154,13 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
         )
     if kind in ("temporal", "temporal_ordered"):
         if not target.temporal:
+            return _refused(sigma, fidelity, f"{target.description} has no temporal correlations")
+        if _chained(docs):
             return _refused(
                 sigma,
                 fidelity,
-                f"{target.description} cannot express this sequence (an ordered, chained "
-                "correlation)",
+                f"a repeated step is a correlation inside the sequence, which pySigma's "
+                f"{target.description} backend turns into an invalid query",
             )
         if kind == "temporal_ordered":
             firing["correlation"]["type"] = "temporal"
@@ -191,6 +195,17 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
 
     query = _run_backend(sigma, docs, target, mapping)
     return Converted(sigma.rule_id, query, fidelity)
+
+
+def _chained(docs: list[dict[str, Any]]) -> bool:
+    """A correlation that refers to another correlation."""
+    correlations = {d.get("name") for d in docs if "correlation" in d}
+    return any(
+        ref in correlations
+        for d in docs
+        if "correlation" in d
+        for ref in d["correlation"].get("rules", [])
+    )
 
 
 def _refused(sigma: SigmaRule, fidelity: Fidelity, reason: str) -> Converted:
