@@ -36,7 +36,7 @@ def rule_warnings(
     data = doc.data if isinstance(doc.data, dict) else {}
     out: list[Problem] = []
     out.extend(_detection_warnings(data.get("detection"), doc, schema))
-    out.extend(_path_warnings(rule, data, doc, schema))
+    out.extend(_path_warnings(data, doc, schema))
     out.extend(_summary_warnings(rule, doc, schema))
     out.extend(_test_warnings(rule, doc, schema))
     return sorted(out, key=lambda p: (p.location.line or 0, p.location.col or 0))
@@ -114,10 +114,9 @@ def _event_type_warnings(
     return out
 
 
-def _path_warnings(
-    rule: CompiledRule, data: dict[str, Any], doc: YamlDocument, schema: DiSchema
-) -> list[Problem]:
-    """``by``, the aggregation's field / latitude / longitude and ``fields``."""
+def _path_warnings(data: dict[str, Any], doc: YamlDocument, schema: DiSchema) -> list[Problem]:
+    """``by``, the aggregation's field / latitude / longitude, ``fields``, and a Sigma
+    correlation's ``group-by`` and ``condition.field``."""
     checks: list[tuple[str, PathKey]] = []
     for key in AGGREGATION_KEYS:
         spec = data.get(key)
@@ -129,6 +128,12 @@ def _path_warnings(
                 checks.append((spec[attr], (key, attr)))
     checks.extend(_listed(data.get("by"), ("by",)))
     checks.extend(_listed(data.get("fields"), ("fields",)))
+    correlation = data.get("correlation")
+    if isinstance(correlation, dict):  # a Sigma correlation document
+        checks.extend(_listed(correlation.get("group-by"), ("correlation", "group-by")))
+        condition = correlation.get("condition")
+        if isinstance(condition, dict) and isinstance(condition.get("field"), str):
+            checks.append((condition["field"], ("correlation", "condition", "field")))
     return [
         doc.problem(
             where,

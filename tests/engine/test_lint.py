@@ -213,3 +213,26 @@ def test_the_schema_file_is_what_the_generator_builds() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_correlation_documents_have_their_group_and_field_checked() -> None:
+    from alerting.engine.lint import _path_warnings
+    from alerting.yamlfile import load_yaml
+
+    text = textwrap.dedent(
+        """\
+        title: Spray
+        name: spray
+        correlation:
+          type: value_count
+          rules: [failed]
+          group-by: [clientip]
+          timespan: 10m
+          condition: {gte: 10, field: initiated_by.usrname}
+        """
+    )
+    doc = load_yaml("c.yml", text=text)
+    warnings = _path_warnings(doc.data, doc, di_schema())
+    assert [str(w.location) for w in warnings] == ["c.yml:6:14", "c.yml:8:31"]
+    assert "(did you mean 'client_ip'?)" in warnings[0].message
+    assert "(did you mean 'initiated_by.username'?)" in warnings[1].message
