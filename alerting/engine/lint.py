@@ -236,6 +236,8 @@ def _test_warnings(rule: CompiledRule, doc: YamlDocument, schema: DiSchema) -> l
     """
     out: list[Problem] = []
     selections = rule.selections
+    if not selections:
+        return out  # nothing of its own to match (a correlation over other rules)
     for i, case in enumerate(rule.tests):
         try:
             events = case_events(rule, case)
