@@ -75,7 +75,13 @@ def run(
 
     failed = 0
     counts = {"faithful": 0, "partial": 0, "not expressible": 0}
+    # A Sigma correlation loaded as written carries the rules of its file with it.
+    correlation_files = {r.path: r.id for r in rules if not hasattr(r.model, "detection")}
     for rule in rules:
+        part_of = correlation_files.get(rule.path)
+        if part_of is not None and part_of != rule.id and getattr(rule, "correlated_by", None):
+            print(f"{rule.id}: {target}: written with {part_of}, its correlation", file=stream)
+            continue
         try:
             sigma = to_sigma(rule)
             if target == SIGMA:
