@@ -74,6 +74,7 @@ def run(
         ) from None
 
     failed = 0
+    with_correlation = 0
     counts = {"faithful": 0, "partial": 0, "not expressible": 0}
     # A Sigma correlation loaded as written carries the rules of its file with it.
     correlation_files = {r.path: r.id for r in rules if not hasattr(r.model, "detection")}
@@ -81,6 +82,7 @@ def run(
         part_of = correlation_files.get(rule.path)
         if part_of is not None and part_of != rule.id and getattr(rule, "correlated_by", None):
             print(f"{rule.id}: {target}: written with {part_of}, its correlation", file=stream)
+            with_correlation += 1
             continue
         try:
             sigma = to_sigma(rule)
@@ -112,6 +114,7 @@ def run(
     print(
         f"{len(rules)} rules: {counts['faithful']} faithful, {counts['partial']} partial, "
         f"{counts['not expressible']} not expressible"
+        + (f", {with_correlation} written with their correlation" if with_correlation else "")
         + (f", {failed} failed" if failed else "")
         + f" ({target}, in {output})",
         file=stream,

@@ -201,7 +201,9 @@ def _as_written(rule: CompiledRule) -> SigmaRule:
     )
     docs = [d for d in docs if d is not firing] + [firing]
     kind = str(firing.get("correlation", {}).get("type", "detection"))
-    return SigmaRule(rule.id, docs, Fidelity(), kind)
+    fidelity = Fidelity()
+    _extensions(rule, fidelity)  # what a backend ignores (realert), said as for any rule
+    return SigmaRule(rule.id, docs, fidelity, kind)
 
 
 def _sequence(
