@@ -306,6 +306,14 @@ def test_converted_sigma_loads_as_sigma_to_the_same_alerts(
     assert len(original) > 50
     assert in_order(run(sigma, history, day)) == original
     assert main(["test", "--rules", str(out)]) == 0
+    # Sigma in, Sigma out: each file once, its rules written with their correlation.
+    again = tmp_path / "again"
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = main(["convert", "--target", "sigma", "--rules", str(out), "--output", str(again)])
+    assert code == 0
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in out.iterdir())
+    assert "password-spray-events: sigma: written with password-spray" in buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- SIEM targets
