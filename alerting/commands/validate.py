@@ -21,12 +21,12 @@ from typing import Any, TextIO
 
 from alerting.clock import Clock, SystemClock
 from alerting.config import Config, config_notes, config_warnings, load_config
-from alerting.engine.lint import rule_warnings
+from alerting.engine.lint import rule_document, rule_warnings
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
 from alerting.notify.render import check_templates
 from alerting.notify.settings import SlackChannel, WebhookChannel
-from alerting.yamlfile import load_yaml, suggest
+from alerting.yamlfile import YamlDocument, load_yaml_all, suggest
 
 TEMPLATE_SUFFIXES = (".json.j2", ".txt.j2", ".html.j2", ".j2")
 
@@ -73,7 +73,7 @@ def check(
         # Same default as the config model: ``rules`` beside the config file.
         paths = [Path(config_path).absolute().parent / "rules"]
     if paths:
-        rules = _check_rules(paths, report)
+        rules = _check_rules(paths, report, config.placeholders if config is not None else None)
         rule_ids = [str(r.id) for r in rules] if rules is not None else None
 
     if config is None:
@@ -105,23 +105,29 @@ def check(
     return report
 
 
-def _check_rules(paths: Sequence[Path], report: Report) -> list[Any] | None:
+def _check_rules(
+    paths: Sequence[Path], report: Report, placeholders: dict[str, list[str]] | None = None
+) -> list[Any] | None:
     """Load every rule; ``None`` when the rules could not be loaded."""
     try:
-        rules = list(load_rules(paths))
+        rules = list(load_rules(paths, placeholders=placeholders))
     except ValidationFailed as exc:
         report.errors.extend(exc.problems)
         return None
     except AlertingError as exc:
         report.errors.append(Problem(Location(", ".join(str(p) for p in paths)), str(exc)))
         return None
+    files: dict[Path, list[YamlDocument]] = {}
     for rule in rules:
         report.notes.extend(rule.notes)
-        try:
-            doc = load_yaml(rule.path)
-        except ValidationFailed:  # changed since it loaded a moment ago: nothing to add
-            continue
-        report.warnings.extend(rule_warnings(rule, doc))
+        if rule.path not in files:
+            try:
+                files[rule.path] = load_yaml_all(rule.path)
+            except ValidationFailed:  # changed since it loaded a moment ago: nothing to add
+                files[rule.path] = []
+        doc = rule_document(rule, files[rule.path])
+        if doc is not None:
+            report.warnings.extend(rule_warnings(rule, doc))
     return rules
 
 

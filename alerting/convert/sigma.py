@@ -5,8 +5,8 @@ Plain Python, no pySigma: ``alerting convert --target sigma`` works without the
 documents to pySigma. The mapping:
 
 - a rule without an aggregation is one detection rule: ``name`` is the rule id users see
-  in alerts, routes and silences, ``id`` a UUID (the rule's own when it has one, else a
-  uuid5 of the rule id, so it is stable across conversions);
+  in alerts, routes and silences, ``id`` its ``sigma_id`` (its own UUID, else a uuid5 of
+  the rule id, so it is stable across conversions);
 - ``threshold`` / ``distinct`` become a detection rule (``name: <id>-events``) and an
   ``event_count`` / ``value_count`` correlation named after the rule;
 - ``sequence`` becomes one detection rule per step selection, an ``event_count``
@@ -25,7 +25,6 @@ reported because a Sigma backend ignores them.
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -34,7 +33,7 @@ from typing import Any, Literal
 import yaml
 
 from alerting.durations import format_duration_ns, td_ns
-from alerting.engine.rule import CompiledRule
+from alerting.engine.rule import RULE_UUID_NAMESPACE, CompiledRule
 from alerting.engine.types import (
     DistinctSpec,
     NewValueSpec,
@@ -43,11 +42,8 @@ from alerting.engine.types import (
     TravelSpec,
 )
 
-# uuid5 namespace for rule ids without a UUID of their own (uuid5(NAMESPACE_URL, ...)).
-RULE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/jc-alerting/rules")
 LOGSOURCE = {"product": "jumpcloud", "service": "directory_insights"}
 LEVELS = {"info": "informational"}  # every other severity is a Sigma level as it is
-UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Sigma metadata a rule loaded from a Sigma file may carry; passed through as it is.
 PASSED_META = ("license", "references", "author", "date", "modified", "related", "taxonomy")
 
@@ -91,12 +87,11 @@ class SigmaRule:
 
 
 def rule_uuid(rule: CompiledRule, suffix: str = "") -> str:
-    """The rule's own UUID (a Sigma rule loaded as is) or one derived from its id."""
+    """The rule's Sigma id (its own UUID, or one derived from its rule id); a part of it
+    (a correlation's base rule) gets one derived from the rule id and the part."""
     if not suffix:
-        for own in (_attr(rule, "uuid"), _attr(rule, "sigma_id"), getattr(rule.model, "id", None)):
-            if isinstance(own, str) and UUID_TEXT.fullmatch(own):
-                return own.lower()
-    return str(uuid.uuid5(RULE_NAMESPACE, rule.id + (f"/{suffix}" if suffix else "")))
+        return rule.sigma_id
+    return str(uuid.uuid5(RULE_UUID_NAMESPACE, f"{rule.id}/{suffix}"))
 
 
 def timespan(td: timedelta) -> str:

@@ -42,6 +42,15 @@ def rule_warnings(
     return sorted(out, key=lambda p: (p.location.line or 0, p.location.col or 0))
 
 
+def rule_document(rule: CompiledRule, docs: list[YamlDocument]) -> YamlDocument | None:
+    """The document of a (possibly multi-document) file that defines ``rule``."""
+    for doc in docs:
+        data = doc.data if isinstance(doc.data, dict) else {}
+        if rule.id in (data.get("name"), str(data.get("id", "")).lower()):
+            return doc
+    return docs[0] if len(docs) == 1 else None
+
+
 # --------------------------------------------------------------------------- detection
 
 

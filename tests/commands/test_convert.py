@@ -306,6 +306,9 @@ def test_converted_sigma_loads_as_sigma_to_the_same_alerts(
     assert len(original) > 50
     assert in_order(run(sigma, history, day)) == original
     assert main(["test", "--rules", str(out)]) == 0
+    # validate reads every document of the multi-document files: no warning either
+    config = str(RULES.parent / "config.yaml")
+    assert main(["validate", "--config", config, "--rules", str(out), "--strict"]) == 0
     # Sigma in, Sigma out: each file once, its rules written with their correlation.
     again = tmp_path / "again"
     buffer = io.StringIO()

@@ -236,3 +236,37 @@ def test_correlation_documents_have_their_group_and_field_checked() -> None:
     assert [str(w.location) for w in warnings] == ["c.yml:6:14", "c.yml:8:31"]
     assert "(did you mean 'client_ip'?)" in warnings[0].message
     assert "(did you mean 'initiated_by.username'?)" in warnings[1].message
+
+
+def test_each_document_of_a_sigma_file_is_checked_where_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, warnings = validate(
+        tmp_path,
+        """\
+        title: Failed logins
+        name: failed
+        logsource: {product: jumpcloud, service: directory_insights}
+        level: low
+        detection:
+          sel: {event_type: user_login_attempt, sucess: false}
+          condition: sel
+        ---
+        title: Many failed logins
+        name: many-failed
+        level: high
+        correlation:
+          type: event_count
+          rules: [failed]
+          group-by: [initiated_by.usrname]
+          timespan: 5m
+          condition: {gte: 10}
+        """,
+        capsys,
+    )
+    assert [w.split(": warning: ")[0].rsplit(":", 2)[-2:] for w in warnings] == [
+        ["6", "41"],
+        ["15", "14"],
+    ]
+    assert "'sucess'" in warnings[0]
+    assert "(did you mean 'initiated_by.username'?)" in warnings[1]
