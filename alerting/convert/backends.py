@@ -132,8 +132,9 @@ def require_pysigma(target: Target) -> None:
 
 
 def convert(sigma: SigmaRule, target: Target) -> Converted:
-    """Convert one rule's Sigma documents to ``target``; raise ``AlertingError`` when
-    pySigma refuses them (a bug in the Sigma writer or a modifier the backend lacks)."""
+    """Convert one rule's Sigma documents to ``target``: the query and how faithful it is,
+    or no query and why (the backend lacks something the rule uses). Raise
+    ``AlertingError`` when pySigma finds the documents themselves wrong."""
     fidelity = Fidelity(dropped=list(sigma.fidelity.dropped))
     for reason in sigma.fidelity.reasons:
         if reason not in sigma.sigma_only:
@@ -193,7 +194,10 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
         if target.multivalue_caveat:
             fidelity.lower("partial", target.multivalue_caveat)
 
-    query = _run_backend(sigma, docs, target, mapping)
+    try:
+        query = _run_backend(docs, target, mapping)
+    except _Unsupported as exc:
+        return _refused(sigma, fidelity, str(exc))
     return Converted(sigma.rule_id, query, fidelity)
 
 
@@ -215,12 +219,19 @@ def _refused(sigma: SigmaRule, fidelity: Fidelity, reason: str) -> Converted:
     )
 
 
-def _run_backend(
-    sigma: SigmaRule, docs: list[dict[str, Any]], target: Target, mapping: dict[str, list[str]]
-) -> str:
+class _Unsupported(Exception):
+    """The backend has no way to express something the rule uses."""
+
+
+def _plain_message(exc: Exception) -> str:
+    """pySigma's message without its ``(while converting rule ...)`` tail."""
+    return str(exc).split(" (while ", 1)[0].strip() or type(exc).__name__
+
+
+def _run_backend(docs: list[dict[str, Any]], target: Target, mapping: dict[str, list[str]]) -> str:
     try:
         from sigma.collection import SigmaCollection
-        from sigma.exceptions import SigmaError
+        from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
         from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
         from sigma.processing.transformations import FieldMappingTransformation
     except ImportError:
@@ -243,11 +254,17 @@ def _run_backend(
         collection = SigmaCollection.from_dicts(docs)
         backend = target.backend()(processing_pipeline=pipeline)
         queries = backend.convert(collection)
-    except (SigmaError, NotImplementedError) as exc:
+    except (SigmaFeatureNotSupportedByBackendError, NotImplementedError) as exc:
+        # What the backend cannot express (field references, a correlation type): a
+        # report for this rule, not an error.
+        raise _Unsupported(
+            f"pySigma's {target.description} backend: {_plain_message(exc)}"
+        ) from None
+    except SigmaError as exc:
         raise AlertingError(
-            f"{sigma.rule_id}: {target.name}: pySigma refused the rule: {exc}"
+            f"{target.name}: pySigma refused the rule: {_plain_message(exc)}"
         ) from None
     if not queries:
-        raise AlertingError(f"{sigma.rule_id}: {target.name}: pySigma produced no query")
+        raise AlertingError(f"{target.name}: pySigma produced no query")
     # Base rules of a correlation yield nothing; the firing document's query comes last.
     return str(queries[-1])

@@ -556,3 +556,28 @@ def test_without_pysigma_a_siem_target_says_how_to_install_it(
     assert not out.exists()
     # Sigma itself needs no extra.
     assert main(["convert", "--target", "sigma", "--rules", str(RULES), "--output", str(out)]) == 0
+
+
+@pytest.mark.parametrize("target", ["splunk", "lucene", "esql"])
+def test_real_sigmahq_rules_convert_and_what_a_backend_lacks_is_a_report(
+    tmp_path: Path, target: str
+) -> None:
+    """SigmaHQ's own identity/cloud rules, loaded as written: every one is written, but
+    for a field reference (``fieldref``) that the Splunk and Lucene backends refuse."""
+    fixtures = RULES.parent / "tests" / "engine" / "fixtures" / "sigmahq"
+    out = tmp_path / target
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = main(["convert", "--target", target, "--rules", str(fixtures), "--output", str(out)])
+    assert code == 0
+    lines = buffer.getvalue().splitlines()
+    fieldref = "055fb148-60f8-462d-ad16-26926ce050f1"  # aws_update_login_profile.yml
+    refused = [line for line in lines if "not expressible" in line and "->" in line]
+    if target == "esql":
+        assert refused == []
+    else:
+        assert len(refused) == 1
+        assert refused[0].startswith(f"{fieldref}: {target}: not expressible: pySigma's ")
+    written = sorted(p.stem for p in out.iterdir())
+    assert len(written) == len(lines) - 1 - len(refused)  # all but the refused, one total line
+    assert (fieldref in written) == (target == "esql")
