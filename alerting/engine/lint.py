@@ -35,8 +35,21 @@ def rule_warnings(
     schema = schema or di_schema()
     data = doc.data if isinstance(doc.data, dict) else {}
     out: list[Problem] = []
-    out.extend(_detection_warnings(data.get("detection"), doc, schema))
-    out.extend(_path_warnings(data, doc, schema))
+    logsource = data.get("logsource")
+    product = logsource.get("product") if isinstance(logsource, dict) else None
+    if isinstance(product, str) and product.lower() != "jumpcloud":
+        # Another product's field names: one warning for the rule, not one per field.
+        out.append(
+            doc.problem(
+                ("logsource", "product"),
+                f"logsource product {product!r}: this service reads JumpCloud Directory "
+                "Insights events only, so the rule's fields (theirs, not DI's) never match; "
+                "rewrite it for DI's fields (logsource product: jumpcloud)",
+            )
+        )
+    else:
+        out.extend(_detection_warnings(data.get("detection"), doc, schema))
+        out.extend(_path_warnings(data, doc, schema))
     out.extend(_summary_warnings(rule, doc, schema))
     out.extend(_test_warnings(rule, doc, schema))
     return sorted(out, key=lambda p: (p.location.line or 0, p.location.col or 0))

@@ -270,3 +270,27 @@ def test_each_document_of_a_sigma_file_is_checked_where_it_is(
     ]
     assert "'sucess'" in warnings[0]
     assert "(did you mean 'initiated_by.username'?)" in warnings[1]
+
+
+def test_another_product_s_rule_gets_one_warning_not_one_per_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, warnings = validate(
+        tmp_path,
+        """\
+        title: Okta MFA reset
+        id: 50e068d7-1e6b-4054-87e5-0a592c40c7e0
+        logsource: {product: okta, service: okta}
+        level: medium
+        detection:
+          selection:
+            eventType: [user.mfa.factor.reset_all, user.mfa.factor.deactivate]
+          condition: selection
+        """,
+        capsys,
+    )
+    assert len(warnings) == 1
+    assert (
+        "r.yaml:3:22: warning: logsource product 'okta': this service reads JumpCloud"
+        in warnings[0]
+    )
