@@ -5,8 +5,8 @@ Every figure reads the same cached JSONL file: the simulator's mix (mostly SSO a
 or the portal-login-heavy mix (``--mix portal``: ~91% ``user_login_attempt``, the events
 most rules meet). The bare loops only read lines and JSON-parse them, with the standard
 library and with orjson (the floors for any Python replay); the replays run the real
-path of ``alerting replay``: ``read_for_replay`` -> reorder buffer -> engine -> each alert
-serialised to JSON. Ratios are taken within one run, so the machine cancels out.
+path of ``alerting replay``: ``replay_file`` (reader -> reorder buffer -> duplicates ->
+engine) -> each alert serialised to JSON. Ratios are taken within one run, so the machine cancels out.
 
 The cost of materialising an alert (group key, samples, summary, fingerprint, JSON) is
 measured as the difference between a rule that fires on every match and the same
@@ -22,11 +22,10 @@ import itertools
 import json
 from pathlib import Path
 
-from alerting import jsonutil
+from alerting import jsonutil, replay
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
-from alerting.replay import read_for_replay, replay
 from alerting.source.files import read_events
 from benchmarks.common import (
     ALERT_HEAVY_RULE,
@@ -62,8 +61,8 @@ def bare_loop(path: Path, loads: object = jsonutil.loads) -> int:
 
 def replay_file(path: Path, rules: list[CompiledRule]) -> tuple[int, int]:
     """(events, alerts) of a full replay of ``path`` through ``rules`` (loaded already:
-    loading and compiling rules is a start-up cost, not a per-event one)."""
-    engine = Engine(rules)
+    loading and compiling rules is a start-up cost, not a per-event one), the CLI's way:
+    ``alerting.replay.replay_file`` (in-order path, duplicates dropped, alerts spooled)."""
     alerts = 0
 
     def on_alert(alert: object) -> None:
@@ -71,8 +70,9 @@ def replay_file(path: Path, rules: list[CompiledRule]) -> tuple[int, int]:
         alerts += 1
         alert.to_json()  # type: ignore[attr-defined]  # what `replay --output` writes
 
-    events = read_for_replay(path, engine, on_skip=lambda _message: None)  # as the CLI
-    result = replay(events, engine, on_alert=on_alert)
+    result = replay.replay_file(
+        path, lambda: Engine(rules), on_skip=lambda _message: None, on_alert=on_alert
+    )
     return result.events, alerts
 
 
