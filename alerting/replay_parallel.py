@@ -34,7 +34,7 @@ from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.engine.engine import Engine, Route
 from alerting.engine.rule import CompiledRule
-from alerting.engine.types import NewValueSpec, TravelSpec
+from alerting.engine.types import NewValueSpec, SequenceSpec, TravelSpec
 from alerting.errors import AlertingError
 from alerting.events import Event
 from alerting.replay import DEFAULT_LATENESS_NS, ReplayResult, replay_file, spool_stdin
@@ -72,11 +72,12 @@ def default_jobs(path: str) -> int:
 
 
 def _weight(rule: CompiledRule) -> int:
-    """A rough share of replay work. Travel and baseline (new_value) rules meet every
-    login and hold each one's place: they cost the most, so they go to different
-    workers first; the rest weigh by how many event types they read."""
+    """A rough share of replay work (measured per rule in benchmarks/README.md). Travel,
+    sequence and baseline (new_value) rules hold each login they meet: they cost the
+    most, so they go to different workers first; the rest weigh by how many event
+    types they read."""
     spec = rule.aggregation
-    if isinstance(spec, TravelSpec):
+    if isinstance(spec, TravelSpec | SequenceSpec):
         return 16
     if isinstance(spec, NewValueSpec):
         return 12

@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 from pathlib import Path
 
 from alerting import jsonutil, replay
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
+from alerting.replay_parallel import can_fork, replay_parallel
 from alerting.source.files import read_events
 from benchmarks.common import (
     ALERT_HEAVY_RULE,
@@ -46,6 +48,7 @@ TARGETS: dict[str, tuple[int, float | None]] = {
     "portal": (100_000, 0.75),
 }
 TARGET_ALERT_US = 20.0  # materialising one alert, amortised
+TARGET_JOBS_SPEEDUP = 1.7  # the full pack with --jobs 2 against one process, on 2 cores
 
 
 def bare_loop(path: Path, loads: object = jsonutil.loads) -> int:
@@ -76,6 +79,19 @@ def replay_file(path: Path, rules: list[CompiledRule]) -> tuple[int, int]:
     return result.events, alerts
 
 
+def replay_jobs(path: Path, rules: list[CompiledRule], jobs: int) -> tuple[int, int]:
+    """``replay_file`` with ``alerting replay --jobs``: the rules over forked workers."""
+    alerts = 0
+
+    def on_alert(alert: object) -> None:
+        nonlocal alerts
+        alerts += 1
+        alert.to_json()  # type: ignore[attr-defined]
+
+    result = replay_parallel(str(path), rules, jobs, on_skip=lambda _m: None, on_alert=on_alert)
+    return result.events, alerts
+
+
 def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
     path = ensure_file(events, mix)
     pack = load_rules([PACK_RULES])
@@ -101,6 +117,11 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
         return seconds
 
     pack_s = replay_run("pack", pack)
+    jobs = min(2, os.cpu_count() or 1)
+    if jobs > 1 and can_fork():
+        jobs_s, _ = best_of(repeats, lambda: replay_jobs(path, pack, jobs)[0])
+    else:
+        jobs_s = 0.0
     one_s = replay_run("threshold", threshold)
     heavy_s = replay_run("heavy", heavy)
     quiet_s = replay_run("quiet", quiet)
@@ -110,6 +131,9 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
     report.add("bare read + json.loads (stdlib)", rate(n, stdlib_s))
     report.add("bare read + orjson", rate(n, bare_s))
     report.add("replay, full pack", f"{rate(n, pack_s)}, {alerts['pack']} alerts")
+    if jobs_s:
+        report.add(f"replay, full pack, --jobs {jobs}", rate(n, jobs_s))
+        report.add(f"speed-up of --jobs {jobs}", f"{pack_s / jobs_s:.2f}x")
     report.add("replay, one threshold rule", f"{rate(n, one_s)}, {alerts['threshold']} alerts")
     report.add(
         "replay, alert-heavy rule",
@@ -128,6 +152,11 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
             pack_rate / stdlib_rate >= target_ratio,
         )
     report.check(f"one alert <= {TARGET_ALERT_US:.0f} us amortised", alert_us <= TARGET_ALERT_US)
+    if jobs_s:
+        report.check(
+            f"--jobs {jobs} >= {TARGET_JOBS_SPEEDUP}x one process",
+            pack_s / jobs_s >= TARGET_JOBS_SPEEDUP,
+        )
     return report
 
 

@@ -109,10 +109,10 @@ def test_split_keeps_every_rule_once_in_order_and_balances_the_heavy_ones() -> N
     for share in shares:
         assert [order[r.id] for r in share] == sorted(order[r.id] for r in share)
     travel = [r.id for r in rules if type(r.aggregation).__name__ == "TravelSpec"]
-    baseline = [r.id for r in rules if type(r.aggregation).__name__ == "NewValueSpec"]
-    if travel and baseline:  # the two costliest kinds do not pile into one worker
+    sequence = [r.id for r in rules if type(r.aggregation).__name__ == "SequenceSpec"]
+    if travel and sequence:  # the two costliest kinds do not pile into one worker
         where = {r.id: n for n, share in enumerate(shares) for r in share}
-        assert where[travel[0]] != where[baseline[0]]
+        assert where[travel[0]] != where[sequence[0]]
     assert split_rules(rules[:1], 4) == [rules[:1]]
 
 
