@@ -96,6 +96,10 @@ def run(
             f"{until or 'now'} ({format_timestamp(end)}): give an earlier --since"
         )
     settings = _with_services(config.source, services)
+    if output == "-":
+        raise AlertingError(
+            "--output -: name a file (an export is written whole or not at all, so not to stdout)"
+        )
     target = Path(output)
     if target.is_dir():
         raise AlertingError(f"--output {output}: is a directory; name the file to write")

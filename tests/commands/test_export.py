@@ -170,6 +170,16 @@ def test_an_outage_mid_export_stops_with_one_line_and_no_half_written_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
 
 
+def test_output_to_stdout_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    assert cli.main(["export", "--config", str(config), "--since", "1d", "--output", "-"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "--output -: name a file" in err[0]
+
+
 @pytest.mark.parametrize(
     ("since", "fragment"),
     [("soon", "--since 'soon': use a duration"), ("2026-13-40", "not a time")],

@@ -19,6 +19,7 @@ from alerting.clock import ManualClock
 from alerting.errors import SourceError
 from alerting.events import format_timestamp, parse_timestamp, sort_key
 from alerting.simulator.di_api import DEMO_API_KEY, DIApiServer, Faults
+from alerting.source import jumpcloud
 from alerting.source.jumpcloud import (
     DIClient,
     Poller,
@@ -99,11 +100,11 @@ def test_25000_events_in_one_window_take_three_pages(
     poller = make_poller(client, store, clock)
     batch = poller.poll()
     assert batch is not None
-    assert batch.requests == 3
+    assert batch.requests == 4  # three pages and /events/count
     assert len(batch.events) == 25_000
     assert len({e.id for e in batch.events}) == 25_000
     assert batch.events == sorted(batch.events, key=sort_key)
-    bodies = [r.json() for r in server.requests[-3:]]
+    bodies = [r.json() for r in server.requests[-4:-1]]
     assert "search_after" not in bodies[0]
     assert bodies[1]["search_after"] == [
         (NOW - 3000) * 1000 + 9_999 * 100,
@@ -120,9 +121,9 @@ def test_exact_multiple_of_the_limit_ends_with_an_empty_page(
     batch = poller.poll()
     assert batch is not None
     assert len(batch.events) == 20_000
-    assert batch.requests == 3
-    assert server.requests[-1].status == 200
-    assert server.requests[-1].json()["search_after"][1] == "ev019999"
+    assert batch.requests == 4  # three pages and /events/count
+    assert server.requests[-2].status == 200
+    assert server.requests[-2].json()["search_after"][1] == "ev019999"
 
 
 def test_paging_ties_within_one_millisecond(
@@ -134,7 +135,7 @@ def test_paging_ties_within_one_millisecond(
     batch = poller.poll()
     assert batch is not None
     assert sorted(e.id for e in batch.events) == [e["id"] for e in same_ms]
-    assert batch.requests == 5
+    assert batch.requests == 6  # five pages and /events/count
 
 
 def test_request_shape(server: DIApiServer, clock: ManualClock) -> None:
@@ -296,6 +297,20 @@ def test_history_reads_a_range_without_repeats_or_malformed_records(
     assert store.get_cursor("jumpcloud") is None  # history never moves the cursor
 
 
+def test_history_forgets_old_ids_but_still_drops_every_repeat(
+    server: DIApiServer, clock: ManualClock, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export reads days through history(): ids are swept once they are older than the
+    window, so memory holds minutes of ids; repeats (within a page or across pages) are
+    still dropped, as they come right after their first copy."""
+    monkeypatch.setattr(jumpcloud, "_HISTORY_SWEEP", 9)  # a sweep at the end of page one
+    server.add_events(event(i, NOW - 5000 + 30 * i) for i in range(150))  # 75 minutes
+    server.faults = Faults(duplicate_ids=True)
+    poller = make_poller(make_client(server, clock, page_limit=9), store, clock)
+    got = [e.id for e in poller.history((NOW - 5000) * NS, NOW * NS)]
+    assert got == [f"ev{i:06d}" for i in range(150)]
+
+
 # ---------------------------------------------------------------------------- faults
 
 
@@ -310,7 +325,7 @@ def test_429_with_retry_after_is_retried_after_that_wait(
     assert [e.id for e in batch.events] == ["ev000001"]
     assert clock.sleeps == [7.0]
     assert batch.retries == 1
-    assert batch.requests == 2
+    assert batch.requests == 3  # the 429, the page, /events/count
 
 
 def test_429_without_retry_after_backs_off_with_jitter(
@@ -346,7 +361,7 @@ def test_5xx_are_retried_then_succeed(
     assert batch is not None
     assert len(batch.events) == 3
     assert batch.retries == len(statuses)
-    assert [r.status for r in server.requests] == [*statuses, 200]
+    assert [r.status for r in server.requests] == [*statuses, 200, 200]  # page, count
     for n, wait in enumerate(clock.sleeps, 1):
         assert 0 <= wait <= 1.0 * 2 ** (n - 1)
 
