@@ -1,5 +1,5 @@
 """Fixtures for the service tests (the shared config, rules and receiver helpers are in
-test_service.py, which test_crash_restart.py imports)."""
+tests/support/service.py)."""
 
 from tests.support.logs import restore_logging
 
