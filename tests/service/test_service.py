@@ -46,22 +46,11 @@ from tests.support.service import (
     http_get,
     login,
     metric,
+    open_service,
     run_alerting,
     write_config,
     write_rules,
 )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
-
-
-def open_service(config_path: Path, clock: ManualClock) -> Service:
-    service = Service.from_config(load_config(config_path), clock=clock)
-    service.open()
-    return service
-
 
 # --------------------------------------------------------------------------- tests
 

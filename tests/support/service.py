@@ -19,9 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
+from alerting.clock import ManualClock
+from alerting.config import load_config
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.events import Event, format_timestamp, sort_key
+from alerting.service import Service
 
 API_KEY = "jc_test_key_for_the_service_0123456789ab"
 WEBHOOK_SECRET = "whsec_test_5ecret_value"
@@ -218,6 +221,13 @@ def metric(text: str, series: str) -> float:
             if name == series:
                 return float(value)
     raise AssertionError(f"{series} not in /metrics")
+
+
+def open_service(config_path: Path, clock: ManualClock) -> Service:
+    """The service from a config file, opened in-process on the test's clock."""
+    service = Service.from_config(load_config(config_path), clock=clock)
+    service.open()
+    return service
 
 
 def run_alerting(
