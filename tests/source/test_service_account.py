@@ -19,12 +19,13 @@ import pytest
 
 from alerting import cli
 from alerting.clock import ManualClock, SystemClock
-from alerting.config import DEFAULT_TOKEN_URL, load_config
+from alerting.config import load_config
 from alerting.errors import ConfigError
 from alerting.redact import secret_values
 from alerting.simulator.di_api import DIApiServer
 from alerting.source.jumpcloud import DIClient, SourceAuthError, SourceUnavailable
 from alerting.source.oauth import ClientCredentials
+from alerting.source.settings import DEFAULT_TOKEN_URL
 from tests.support.di import NOW, NS, raw_event
 from tests.support.notify import closed_port
 
