@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from alerting.engine.elements import element_predicate
 from alerting.engine.fields import MISSING, FieldPathError, compile_path
 from alerting.yamlfile import PathKey, suggest
 
@@ -29,7 +30,7 @@ field -> value, ``MISSING`` for a field the event lacks); see ``_map_specializer
 
 STRING_MODIFIERS = ("contains", "startswith", "endswith")
 TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists")
-MODIFIERS = (*STRING_MODIFIERS, *TYPE_MODIFIERS, "all", "cased")
+MODIFIERS = (*STRING_MODIFIERS, *TYPE_MODIFIERS, "all", "cased", "element")
 
 
 class SelectionError(ValueError):
@@ -366,6 +367,17 @@ def compile_field(key: str, value: Any) -> tuple[str, Predicate, frozenset[str] 
         getter = compile_path(field)
     except FieldPathError as exc:
         raise SelectionError(str(exc), key=True) from None
+
+    if "element" in mods:
+        if len(mods) > 1:
+            raise SelectionError(f"|element takes no other modifier in {key!r}", key=True)
+        if not isinstance(value, dict):
+            raise SelectionError(
+                "|element needs a mapping that one list element must match, "
+                f"e.g. changes|element: {{field: totp_enabled, to: false}}; got {value!r}"
+            )
+        match, _types, _fields, _spec = _compile_map(value, ())
+        return field, element_predicate(getter, match), None
 
     if "exists" in mods:
         if not isinstance(value, bool):
