@@ -45,6 +45,24 @@ CONTRACT_IDS = {
     "mass-user-deletion",
     "api-key-or-policy-change",
 }
+# Issue 15: the rules that bring the pack level with what peers ship for JumpCloud.
+PACK_V2_IDS = {
+    "admin-login-without-mfa",
+    "login-without-mfa-digest",
+    "account-lockout",
+    "user-created-or-deleted",
+    "admin-deleted-or-org-changed",
+    "privileged-group-member-added",
+    "di-alert-raised",
+    "denied-country-activity",
+    "failed-login-new-country",
+    "dormant-account-login",
+    "mfa-exclusion-granted",
+}
+# Rules that list a day's matches in one message (what normal traffic may raise).
+DIGESTS = {"login-without-mfa-digest", "account-lockout", "user-created-or-deleted"}
+# A deny-list of countries applies to every event, whatever its type.
+ANY_EVENT = {"denied-country-activity"}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +110,10 @@ def explains(attack: InjectedAttack, alert: Alert) -> bool:
 def test_pack_loads_with_the_contract_ids_one_rule_per_file(rules: list[CompiledRule]) -> None:
     ids = {r.id for r in rules}
     assert ids >= CONTRACT_IDS
-    assert 2 <= len(ids - CONTRACT_IDS) <= 4  # the extras the DI event list makes worth it
+    assert ids >= PACK_V2_IDS
+    assert (
+        2 <= len(ids - CONTRACT_IDS - PACK_V2_IDS) <= 4
+    )  # extras the DI event list makes worth it
     assert set(SCENARIOS.values()) <= ids  # every simulated attack has its rule
     for rule in rules:
         assert rule.path.name == f"{rule.id}.yaml"
@@ -102,7 +123,8 @@ def test_pack_loads_with_the_contract_ids_one_rule_per_file(rules: list[Compiled
         assert any(t.startswith("attack.t") for t in rule.tags), rule.id
         assert rule.summary is not None, rule.id
         assert rule.realert_ns > 0, rule.id
-        assert rule.event_types, f"{rule.id} is evaluated against every event"
+        if rule.id not in ANY_EVENT:
+            assert rule.event_types, f"{rule.id} is evaluated against every event"
         assert not rule.notes, f"{rule.id}: {rule.notes}"
 
 
@@ -151,7 +173,7 @@ def test_every_injected_attack_is_caught_and_every_alert_is_explained(
     unexplained = [
         f"{al.rule} {al.group} {al.first_event_time}: {al.summary}"
         for al in alerts
-        if not any(explains(a, al) for a in attacks)
+        if al.rule not in DIGESTS and not any(explains(a, al) for a in attacks)
     ]
     assert not unexplained
     # one alert per incident: each attack raises its own rule's alert once (realert and
@@ -178,7 +200,7 @@ def test_summaries_name_who_and_from_where_on_simulated_attacks(
     )
     brute_alert = next(al for al in by_rule["brute-force-success"] if explains(brute, al))
     victim = brute.group["initiated_by.username"]
-    assert brute_alert.summary.startswith(f"{victim} logged in from ")
+    assert brute_alert.summary.startswith(f"{victim} logged in (user_login_attempt) from ")
     assert "summary template failed" not in " ".join(al.summary for al in alerts)
 
 
@@ -188,7 +210,7 @@ def test_summaries_name_who_and_from_where_on_simulated_attacks(
 def test_normal_traffic_raises_no_alert(rules: list[CompiledRule], seed: int, start: int) -> None:
     gen = TrafficGenerator(seed=seed, scenarios=[])
     alerts, _ = run_pack(rules, gen, start)
-    assert [f"{a.rule} {a.group}: {a.summary}" for a in alerts] == []
+    assert [f"{a.rule} {a.group}: {a.summary}" for a in alerts if a.rule not in DIGESTS] == []
 
 
 def test_normal_traffic_exercises_the_rules(rules: list[CompiledRule]) -> None:
@@ -204,4 +226,4 @@ def test_normal_traffic_exercises_the_rules(rules: list[CompiledRule]) -> None:
     for rid in ("failed-login-burst", "brute-force-success", "password-spray"):
         assert matched[rid] > 10, (rid, matched[rid])
     assert matched["mfa-disabled"] == 0
-    assert matched["login-without-mfa"] == 0
+    assert matched["login-without-mfa"] > 100  # every portal login feeds the MFA baseline

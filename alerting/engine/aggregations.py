@@ -48,7 +48,8 @@ new_value {field, learn, forget, known, dormant}
     Forgotten values leave memory on ``evict`` and the store on the next ``flush``.
     With ``dormant > 0`` a hit of a group whose newest hit is at least ``dormant`` older
     (after ``learn``) fires instead, whatever its value (details: ``last_seen``,
-    ``idle_days``): an account used again after a long idle time.
+    ``idle_days``): an account used again after a long idle time. With ``alert_on`` (a
+    selection) only hits matching it may fire; every hit is learned.
 
 travel {max_speed_kmh, min_distance_km, within, latitude, longitude}
     Held hits are the group's located hits. A new hit is compared with its neighbours in
@@ -882,14 +883,10 @@ class NewValueAggregation:
         forget = self._forget
         known = baseline.values
         new_value: str | None = None
-        idle = t - baseline.newest
-        if self._dormant and known and idle >= self._dormant and t >= self._start + self._learn:
+        judged = t >= self._start + self._learn and (self.spec.alert_on is None or hit.steps)
+        if self._dormant and known and judged and t - baseline.newest >= self._dormant:
             return self._returning(hit, baseline, values)
-        if (
-            t >= self._start + self._learn
-            and known
-            and (not forget or t - baseline.newest < forget)
-        ):
+        if judged and known and (not forget or t - baseline.newest < forget):
             for v in values:
                 seen = known.get(v)
                 if (seen is None or (forget and t - seen[1] >= forget)) and v not in self._known:

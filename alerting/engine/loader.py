@@ -45,7 +45,7 @@ from alerting.engine.rule import (
     TestEventError,
     build_test_events,
 )
-from alerting.engine.types import SequenceSpec
+from alerting.engine.types import NewValueSpec, SequenceSpec
 from alerting.errors import AlertingError, Location, Problem, RuleError, ValidationFailed
 from alerting.jinja_env import make_environment
 from alerting.yamlfile import PathKey, YamlDocument, load_yaml, suggest, validate
@@ -312,6 +312,8 @@ class _Builder:
                 preds.append(compiled.selections[step.selection])
                 compiled.used.add(step.selection)
             steps = tuple(preds)
+        elif isinstance(spec, NewValueSpec) and spec.alert_on is not None:
+            steps = self._alert_on(spec.alert_on, model, compiled)
 
         summary, needs = self._summary(model.summary)
         self._tests(model)
@@ -351,6 +353,16 @@ class _Builder:
             tests=list(model.tests),
             notes=notes,
         )
+
+    def _alert_on(self, name: str, model: RuleModel, compiled: _Compiled) -> tuple[Predicate, ...]:
+        """new_value's ``alert_on`` selection, as the one step predicate hits carry."""
+        if name not in compiled.selections:
+            if name not in model.detection:
+                hint = suggest(name, [k for k in model.detection if k != "condition"])
+                self.error(("new_value", "alert_on"), f"unknown selection {name!r}{hint}")
+            return ()
+        compiled.used.add(name)
+        return (compiled.selections[name],)
 
     def _is_list(self, where: PathKey) -> bool:
         node: Any = self.doc.data

@@ -58,6 +58,9 @@ class NewValueSpec(_Spec):
     # Also fire when the group's previous hit is at least this old, whatever the value
     # (a login by an account idle for N days); 0 = off. Needs forget 0 or longer.
     dormant: Duration = timedelta(0)
+    # A selection of the rule: only hits matching it may fire, the others only learn
+    # (a baseline of every login's country, judged on failed logins only).
+    alert_on: str | None = None
     _by = field_validator("by", mode="before")(one_or_many)
 
     @model_validator(mode="after")
