@@ -8,7 +8,10 @@ validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -161,6 +164,17 @@ class DeliveryConfig(_Model):
     group_wait: Duration = timedelta(seconds=0)
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """Everything the notify stage is configured by, without the rest of the config."""
+
+    channels: Mapping[str, ChannelConfig]
+    routes: Sequence[RouteConfig]
+    silences: Sequence[SilenceConfig]
+    delivery: DeliveryConfig
+    templates_dir: Path
+
+
 __all__ = [
     "SEVERITIES",
     "AlertMatch",
@@ -169,6 +183,7 @@ __all__ = [
     "DeliveryConfig",
     "EmailChannel",
     "FileChannel",
+    "NotifySettings",
     "RouteConfig",
     "SilenceConfig",
     "SlackChannel",
