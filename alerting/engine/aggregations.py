@@ -90,7 +90,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
-from alerting.durations import HOUR_NS, MINUTE_NS, td_ns
+from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS, td_ns
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.geo import coordinate, haversine_km
 from alerting.engine.held import HeldEvent, Holder, event_json
@@ -936,7 +936,7 @@ class NewValueAggregation:
             "value": values[0],
             "known": sorted(baseline.values)[:MAX_KNOWN_VALUES],
             "last_seen": format_timestamp(last),
-            "idle_days": (t - last) // (24 * _HOUR_NS),
+            "idle_days": (t - last) // DAY_NS,
         }
         for v in values:
             seen = baseline.values.get(v)

@@ -364,9 +364,7 @@ class NormalBehaviour(EventEmitter):
             self._directory(out, rng, t, "system_update", self._admin_body(admin, body))
         else:
             gone = f"{rng.choice(FIRST_NAMES)}.{rng.choice(LAST_NAMES)}{rng.randrange(2, 99)}"
-            body = {
-                "resource": {"id": oid(rng, t // NS - 10**7), "type": "user", "username": gone}
-            }
+            body = {"resource": {"id": oid(rng, t // NS - 10**7), "type": "user", "username": gone}}
             body = self._admin_body(admin, body)
             del body["success"], body["useragent"]  # as in the real user_delete sample
             self._directory(out, rng, t, "user_delete", body)
