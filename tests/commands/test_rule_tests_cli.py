@@ -228,7 +228,11 @@ def test_readme_examples(tmp_path):
         "NewValueSpec",
         "TravelSpec",
         "SequenceSpec",
+        "DigestSpec",
     }
+    # the examples read real DI fields: SSO launches carry sso_token_success, no success
+    for example in examples:
+        assert "event_type: sso_auth, success:" not in example
     results = run_rule_tests(rules)
     assert all(r.passed is not None for r in results), "every example has tests"
     failures = [(r.rule, r.name, r.problems) for r in results if not r.passed]
