@@ -205,12 +205,26 @@ def test_summaries_name_who_and_from_where_on_simulated_attacks(
 
 
 @pytest.mark.parametrize(
-    ("seed", "start"), [(11, THURSDAY), (23, SATURDAY)], ids=["thu-fri", "weekend"]
+    ("seed", "start", "unenrolled"),
+    [(11, THURSDAY, 0.0), (23, SATURDAY, 0.0), (37, THURSDAY, 0.1)],
+    ids=["thu-fri", "weekend", "mfa-rollout"],
 )
-def test_normal_traffic_raises_no_alert(rules: list[CompiledRule], seed: int, start: int) -> None:
-    gen = TrafficGenerator(seed=seed, scenarios=[])
+def test_normal_traffic_raises_nothing_but_the_daily_lists(
+    rules: list[CompiledRule], seed: int, start: int, unenrolled: float
+) -> None:
+    gen = TrafficGenerator(seed=seed, scenarios=[], unenrolled_mfa=unenrolled)
     alerts, _ = run_pack(rules, gen, start)
     assert [f"{a.rule} {a.group}: {a.summary}" for a in alerts if a.rule not in DIGESTS] == []
+    assert len(alerts) <= 3 * len(DIGESTS)  # at most one list per digest and day
+    if unenrolled:
+        # the accounts not yet enrolled are listed once a day, not alerted one by one
+        lists = [a for a in alerts if a.rule == "login-without-mfa-digest"]
+        assert lists
+        not_enrolled = {p.username for p in gen.people if not p.mfa_enrolled}
+        assert len(not_enrolled) == 6
+        named = set(lists[0].summary.split(": ", 1)[1].split(", "))
+        assert named <= not_enrolled
+        assert len(named) >= 3
 
 
 def test_normal_traffic_exercises_the_rules(rules: list[CompiledRule]) -> None:
