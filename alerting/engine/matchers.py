@@ -452,10 +452,16 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
     identity test, with the field read inline when the path is one key. Anything unusual
     (lists, numbers) falls back to ``general``, so the semantics are the same.
     """
-    if "." in field or field.startswith("$"):
+    if field.startswith("$"):
         return None
     key = field
-    if all(isinstance(v, str) and "\\" not in v and not _has_wildcard(_tokens(v)) for v in values):
+    plain = all(
+        isinstance(v, str) and "\\" not in v and not _has_wildcard(_tokens(v)) for v in values
+    )
+    if "." in field:
+        # a nested field (geoip.country_code: [deny-list]): the same set lookup, read by path
+        return _fast_nested(compile_path(field), values, general) if plain else None
+    if plain:
         lits = frozenset(v.lower() for v in values)
 
         def literal(raw: dict[str, Any]) -> bool:
@@ -483,6 +489,23 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
 
         return boolean
     return None
+
+
+def _fast_nested(
+    getter: Callable[[dict[str, Any]], Any], values: list[Any], general: Predicate
+) -> Predicate:
+    """``_fast_field``'s set lookup for plain text values of a dotted path."""
+    lits = frozenset(v.lower() for v in values)
+
+    def nested(raw: dict[str, Any]) -> bool:
+        v = getter(raw)
+        if type(v) is str:
+            return v in lits or v.lower() in lits
+        if v is MISSING or v is None:
+            return False
+        return general(raw)
+
+    return nested
 
 
 def _one(getter: Callable[[dict[str, Any]], Any], test: ValueTest, null: bool) -> Predicate:

@@ -48,6 +48,7 @@ CONTRACT_IDS = {
 # Issue 15: the rules that bring the pack level with what peers ship for JumpCloud.
 PACK_V2_IDS = {
     "admin-login-without-mfa",
+    "admin-impossible-travel",
     "login-without-mfa-digest",
     "account-lockout",
     "user-created-or-deleted",

@@ -57,7 +57,7 @@ SCENARIOS: dict[str, str] = {
     "api-key-or-policy-change": "api-key-or-policy-change",
     "admin-login-without-mfa": "admin-login-without-mfa",
     "admin-brute-force": "admin-login-failure-burst",
-    "admin-impossible-travel": "impossible-travel",
+    "admin-impossible-travel": "admin-impossible-travel",
     "radius-brute-force": "brute-force-success",
     "ldap-brute-force": "brute-force-success",
     "ldap-spray": "ldap-bind-failures",
@@ -86,7 +86,11 @@ ALSO_EXPECTED: dict[str, tuple[str, ...]] = {
         *_FROM_ABROAD,
     ),
     "impossible-travel": ("unusual-geoip-login", "denied-country-activity"),
-    "admin-brute-force": ("brute-force-success", "impossible-travel", "denied-country-activity"),
+    "admin-brute-force": (
+        "brute-force-success",
+        "admin-impossible-travel",
+        "denied-country-activity",
+    ),
     # the incident of issue 15: one brute force from a new country, five rules
     "brute-force-new-country": (
         "failed-login-burst",
