@@ -177,6 +177,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert src.simulator.history == timedelta(hours=2)
     assert src.simulator.scenarios is None
     assert src.simulator.users == 60
+    assert src.simulator.unenrolled_mfa == 0.0
     assert config.state.path == tmp_path / "state" / "alerting.db"
     assert config.rules.paths == [tmp_path / "rules"]
     assert config.templates.path == tmp_path / "templates"

@@ -126,6 +126,20 @@ def test_serves_history_with_every_attack_in_the_last_hour() -> None:
                 assert set(attack.event_ids) <= served
 
 
+def test_an_org_mid_rollout_serves_portal_logins_without_mfa() -> None:
+    clock = ManualClock(START)
+    now = int(START) * 1_000_000_000
+    with EmbeddedSimulator(
+        clock=clock, seed=9, history_ns=24 * HOUR_NS, scenarios=["none"], unenrolled_mfa=0.1
+    ) as sim:
+        events = page_all(sim.url, now - 24 * HOUR_NS, now)
+    logins = [e for e in events if e["event_type"] == "user_login_attempt" and e["success"]]
+    without = {e["initiated_by"]["username"] for e in logins if e["mfa"] is False}
+    assert 1 <= len(without) <= 6  # 10% of 60 people, those who logged in that day
+    assert all(e["mfa_meta"] == {"type": "none"} for e in logins if e["mfa"] is False)
+    assert any(e["mfa"] is True for e in logins)
+
+
 def test_live_mode_extends_traffic_and_keeps_attacking() -> None:
     clock = ManualClock(START)
     now = int(START) * 1_000_000_000
