@@ -238,7 +238,8 @@ def test_normal_traffic_exercises_the_rules(rules: list[CompiledRule]) -> None:
     matched: dict[str, Any] = {rid: s.matched for rid, s in engine.stats.items()}
     for rid in ("impossible-travel", "unusual-geoip-login"):
         assert matched[rid] > 1000, (rid, matched[rid])
-    for rid in ("failed-login-burst", "brute-force-success", "password-spray"):
+    for rid in ("failed-login-burst", "brute-force-success"):
         assert matched[rid] > 10, (rid, matched[rid])
+    assert matched["password-spray"] > 5  # portal typos only (about 9% of morning logins)
     assert matched["mfa-disabled"] == 0
     assert matched["login-without-mfa"] > 100  # every portal login feeds the MFA baseline
