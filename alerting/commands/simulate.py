@@ -23,7 +23,15 @@ from alerting.simulator.traffic import (
 )
 
 
-def export(path: Path, *, hours: float, seed: int, scenarios: list[str] | None, now_ns: int) -> int:
+def export(
+    path: Path,
+    *,
+    hours: float,
+    seed: int,
+    scenarios: list[str] | None,
+    now_ns: int,
+    unenrolled_mfa: float = 0.0,
+) -> int:
     """Write ``hours`` of traffic ending at ``now_ns`` as JSONL, plus its attacks' ground truth."""
     history = int(hours * HOUR_NS)
     count = len(SCENARIOS) if scenarios is None else len(scenarios)
@@ -32,6 +40,7 @@ def export(path: Path, *, hours: float, seed: int, scenarios: list[str] | None, 
     generator = TrafficGenerator(
         seed=seed,
         scenarios=scenarios,
+        unenrolled_mfa=unenrolled_mfa,
         attack_slot_ns=slot,
         attack_anchor_ns=now_ns - history,
     )
@@ -72,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
     """``alerting simulate``: serve the fake DI API, or ``--export`` the traffic and exit."""
     if args.hours <= 0:
         raise AlertingError("--hours must be positive, e.g. --hours 24")
+    if not 0.0 <= args.unenrolled_mfa < 1.0:
+        raise AlertingError("--unenrolled-mfa must be a share from 0 up to 1, e.g. 0.1")
     scenarios = resolve_scenarios(args.scenario)
     clock = SystemClock()
     if args.export:
@@ -81,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             scenarios=scenarios,
             now_ns=time_ns(clock),
+            unenrolled_mfa=args.unenrolled_mfa,
         )
     faults = parse_faults(args.fault or [])
     sim = EmbeddedSimulator(
@@ -89,6 +101,7 @@ def main(args: argparse.Namespace) -> int:
         history_ns=int(args.hours * HOUR_NS),
         scenarios=scenarios,
         faults=faults,
+        unenrolled_mfa=args.unenrolled_mfa,
         host=args.host,
         port=args.port,
     )

@@ -76,6 +76,17 @@ def test_export_without_attacks(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "quiet.jsonl.attacks.json").read_text()) == []
 
 
+def test_export_of_an_org_mid_rollout(tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "rollout.jsonl"
+    args = ["simulate", "--export", str(out), "--hours", "30", "--scenario", "none"]
+    assert cli.main([*args, "--unenrolled-mfa", "0.5"]) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    logins = [e for e in events if e["event_type"] == "user_login_attempt" and e["success"]]
+    assert any(e["mfa"] is False for e in logins)
+    assert cli.main([*args, "--unenrolled-mfa", "1.5"]) == 1
+    assert "--unenrolled-mfa must be a share from 0 up to 1" in capsys.readouterr().err
+
+
 def test_unknown_scenario_is_a_one_line_error_with_a_suggestion(
     tmp_path: Path, capsys: Any
 ) -> None:
