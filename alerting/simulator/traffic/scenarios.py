@@ -355,10 +355,13 @@ class AttackScenarios(EventEmitter):
         new for the victim, far enough to be impossible travel, ending in a success."""
         pool = self._pools[3]
         victim = self.people[pool[(cycle + len(pool) // 2) % len(pool)]]
-        place = max(
-            (pl for pl in ATTACKER_PLACES if pl.country not in _DENIED),
-            key=lambda pl: (4000 < km(victim.home, pl) < 8500, rng.random()),
-        )
+        # a country new for the victim each time round (attackers' places and holiday
+        # countries of other continents, none of them denied), far enough for travel
+        home = victim.home.geo["continent_code"]
+        places = [pl for pl in ATTACKER_PLACES if pl.country not in _DENIED]
+        places += [pl for c, holidays in HOLIDAYS.items() if c != home for pl in holidays]
+        places = [pl for pl in places if km(victim.home, pl) > 1500]
+        place = places[(cycle // len(pool)) % len(places)]
         ip = place.ip(rng)
         out: list[Item] = []
         home = (victim.home, victim.home_ip, victim.laptop.ua)
