@@ -182,6 +182,15 @@ def test_every_injected_attack_is_caught_and_every_alert_is_explained(
     for attack in window:
         own = [al for al in alerts if al.rule == attack.rule and explains(attack, al)]
         assert len(own) == 1, (attack.scenario, [al.summary for al in own])
+    # issue 15's incident: one brute force from a new country, one victim, five rules
+    # (the input of "one incident, one message")
+    incidents = [a for a in window if a.scenario == "brute-force-new-country"]
+    assert incidents
+    for attack in incidents:
+        tripped = {al.rule for al in alerts if explains(attack, al)}
+        assert tripped == {attack.rule, *attack.also_rules}, attack.group
+        groups = {al.group.get("initiated_by.username") for al in alerts if explains(attack, al)}
+        assert groups == {attack.group["initiated_by.username"]}
 
 
 def test_summaries_name_who_and_from_where_on_simulated_attacks(
