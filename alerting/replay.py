@@ -197,7 +197,10 @@ def replay(
             elif t < first_ns:
                 first_ns = t
             if count % ADVANCE_EVERY == 0:
-                engine.advance(last_ns)  # type: ignore[arg-type]  # the newest time evaluated
+                due = engine.advance(last_ns)  # type: ignore[arg-type]  # newest time evaluated
+                for alert in due:
+                    _count(result, per_rule, alert)
+                    on_alert(alert)
             if progress is not None and count % 4096 == 0:
                 result.events = count + unmatched.dropped - malformed
                 result.first_ns, result.last_ns = first_ns, last_ns
@@ -212,10 +215,7 @@ def replay(
                 alerts = process(event)
             if alerts:
                 for alert in alerts:
-                    result.alerts += 1
-                    summary = per_rule[alert.rule]
-                    summary.alerts += 1
-                    summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
+                    _count(result, per_rule, alert)
                     on_alert(alert)
     spans = (first_ns, last_ns, unmatched.first_ns, unmatched.last_ns)
     times = [t for t in spans if t is not None]
@@ -225,6 +225,13 @@ def replay(
     for rule_id, stats in engine.stats.items():
         result.per_rule[rule_id].suppressed = stats.suppressed
     return result
+
+
+def _count(result: ReplayResult, per_rule: dict[str, RuleSummary], alert: Alert) -> None:
+    result.alerts += 1
+    summary = per_rule[alert.rule]
+    summary.alerts += 1
+    summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,17 @@
 Some matches matter only as a list: the accounts that signed in without MFA in an org
 still rolling MFA out are worth one message a day, not an alert per login. Periods are
 aligned on the Unix epoch (``every: 1d`` = UTC days). The engine is driven by events,
-so a period's digest fires when the group's first hit of a later period arrives, with
-every hit of the earlier period (``count`` exact; ``details.values``: the distinct values
-of ``field``). Like the windowed aggregations it keeps nothing in the state database: a
+a period's digest fires when event time (``due``, from the engine's watermark) passes
+its end by the late-event tolerance, or earlier when the group's first hit of a later
+period arrives, with every hit of the period (``count`` exact; ``details.values``: the
+distinct values of ``field``). Like the windowed aggregations it keeps nothing in the state database: a
 restart loses the open period's hits unless they are read again.
 """
 
 from __future__ import annotations
 
 from bisect import insort
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alerting.durations import td_ns
 from alerting.engine.fields import Getter, compile_path
@@ -29,10 +30,11 @@ _KEEP_WHOLE = 5
 
 
 class _Period:
-    __slots__ = ("events", "index", "values")
+    __slots__ = ("events", "group", "index", "values")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, group: dict[str, Any]) -> None:
         self.index = index
+        self.group = group
         self.events: list[HeldEvent] = []
         self.values: dict[str, None] = {}
 
@@ -51,7 +53,7 @@ class DigestAggregation:
         tolerance_ns: int,
         holder: Holder,
     ) -> None:
-        del tolerance_ns
+        self._tolerance = tolerance_ns
         self.spec = spec
         self.rule_id = rule_id
         self._every = td_ns(spec.every)
@@ -69,10 +71,10 @@ class DigestAggregation:
         period = self._periods.get(key)
         firings: list[Firing] = []
         if period is not None and index > period.index:
-            firings.append(self._fire(hit, period))
+            firings.append(self._fire(key, hit.group, period))
             period = None
         if period is None:
-            period = self._periods[key] = _Period(index)
+            period = self._periods[key] = _Period(index, hit.group)
             self._counts[key] = 0
         self._counts[key] += 1
         if self._get is not None and len(period.values) < MAX_DIGEST_VALUES:
@@ -87,14 +89,22 @@ class DigestAggregation:
                 period.events[-_KEEP_WHOLE - 1].slim()
         return firings
 
-    def _fire(self, hit: Hit, period: _Period) -> Firing:
-        key = hit.group_key
+    def due(self, watermark_ns: int) -> list[Firing]:
+        """The digests of periods over at ``watermark_ns`` (late events allowed for)."""
+        closed = (watermark_ns - self._tolerance) // self._every
+        over = [k for k, p in self._periods.items() if p.index < closed]
+        firings = [self._fire(k, self._periods[k].group, self._periods[k]) for k in over]
+        for key in over:
+            del self._periods[key]
+        return firings
+
+    def _fire(self, key: str, group: dict[str, Any], period: _Period) -> Firing:
         events: list[Event] = list(period.events)
         self._size -= len(period.events)
         start = period.index * self._every
         return Firing(
             key,
-            hit.group,
+            group,
             events[-1],
             events,
             self._counts.pop(key, len(events)),

@@ -493,11 +493,20 @@ class Engine:
         finally:
             self._warmup = previous
 
-    def advance(self, watermark_ns: int) -> None:
-        """Event time has reached ``watermark_ns``: evict what can no longer matter."""
+    def advance(self, watermark_ns: int) -> list[Alert]:
+        """Event time has reached ``watermark_ns``: evict what can no longer matter, and
+        return the alerts of periods that are over (digests; none during warm-up)."""
+        out: list[Alert] = []
         for runner in self._runners:
-            if runner.aggregation is not None:
-                runner.aggregation.evict(watermark_ns)
+            aggregation = runner.aggregation
+            if aggregation is not None:
+                aggregation.evict(watermark_ns)
+                due = getattr(aggregation, "due", None)  # only aggregations over periods
+                if due is not None:
+                    for firing in due(watermark_ns):
+                        alert = None if self._warmup else self._realert(runner, firing)
+                        if alert is not None:
+                            out.append(alert)
             window = runner.realert_ns
             if window > 0 and runner.last:
                 expired = [
@@ -507,6 +516,7 @@ class Engine:
                 ]
                 for k in expired:
                     del runner.last[k]
+        return out
 
     def flush(self, store: Store) -> None:
         """Persist realert state and aggregation state (inside the caller's transaction)."""

@@ -229,3 +229,36 @@ def test_digest_counts_past_its_event_cap_and_keeps_late_events_in_the_open_day(
 def test_digest_period_must_be_positive() -> None:
     with pytest.raises(ValidationError, match="every must be longer than 0"):
         DigestSpec(every=timedelta(0))
+
+
+def test_digest_goes_out_when_event_time_passes_the_period_end(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(
+        "id: d\ntitle: t\nseverity: info\ndetection:\n"
+        "  login: {event_type: user_login_attempt, success: true, mfa: false}\n"
+        "digest: {every: 1d, field: initiated_by.username}\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_rules([tmp_path]), tolerance_ns=5 * 60 * 10**9)
+    day = T0 - T0 % DAY
+
+    def login(i: int, at: int, user: str) -> Event:
+        raw = {
+            "id": f"e{i}",
+            "event_type": "user_login_attempt",
+            "success": True,
+            "mfa": False,
+            "mfa_meta": {"type": "none"},
+            "initiated_by": {"type": "user", "username": user},
+        }
+        return Event(raw, at, f"e{i}")
+
+    assert engine.process_many([login(1, day + HOUR, "amy"), login(2, day + 2 * HOUR, "bob")]) == []
+    assert engine.advance(day + DAY) == []  # a late login may still belong to the day
+    (alert,) = engine.advance(day + DAY + 5 * 60 * 10**9)
+    assert alert.count == 2
+    assert alert.event_ids == ["e1", "e2"]
+    assert engine.advance(day + 2 * DAY) == []  # once
+    # a day that closes while the engine warms up (after a restart) is not raised
+    engine.process_many([login(3, day + DAY + HOUR, "cat")])
+    with engine.warmup():
+        assert engine.advance(day + 3 * DAY) == []
