@@ -42,6 +42,7 @@ from alerting.notify.settings import (
 )
 from alerting.notify.silences import active_silence, describe
 from alerting.store import Delivery, Store
+from alerting.timeintervals import TimeInterval
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,14 @@ class Notifier:
         clock: Clock,
         rng: random.Random | None = None,
         stdout: IO[str] | None = None,
+        time_intervals: Mapping[str, Sequence[TimeInterval]] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.delivery = delivery
         self.silences = list(silences)
-        self.router = Router(routes)
+        self.intervals = dict(time_intervals or {})
+        self.router = Router(routes, self.intervals)
         self.messages = MessageBuilder(Renderer(Path(templates_dir)))
         self._rng = rng or random.Random()
         self.channels: dict[str, Channel] = {
@@ -139,7 +142,7 @@ class Notifier:
         now = self.clock.time()
         with self.store.transaction():
             for alert in alerts:
-                silence = active_silence(self.silences, alert, now)
+                silence = active_silence(self.silences, alert, now, self.intervals)
                 if silence is not None:
                     silenced += 1
                     log.info(
@@ -150,7 +153,7 @@ class Notifier:
                         describe(silence),
                     )
                     continue
-                channels = self.router.channels_for(alert)
+                channels = self.router.channels_for(alert, now)
                 if not channels:
                     unrouted += 1
                     log.warning(
@@ -351,6 +354,7 @@ def build_notifier(
         store=store,
         clock=clock,
         stdout=stdout,
+        time_intervals=settings.time_intervals,
     )
 
 
