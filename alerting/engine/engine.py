@@ -180,6 +180,8 @@ class Engine:
             _Runner(rule, i, max_entries_per_rule, tolerance_ns)
             for i, rule in enumerate(self.rules)
         ]
+        # rules whose aggregation fires when a period is over (digests): see due()
+        self._due = [r for r in self._runners if hasattr(r.aggregation, "due")]
         self._use_index = use_index
         self._by_type: dict[str, list[_Runner]] = {}
         self._catch_all: tuple[_Runner, ...] = ()
@@ -493,20 +495,26 @@ class Engine:
         finally:
             self._warmup = previous
 
-    def advance(self, watermark_ns: int) -> list[Alert]:
-        """Event time has reached ``watermark_ns``: evict what can no longer matter, and
-        return the alerts of periods that are over (digests; none during warm-up)."""
+    def due(self, watermark_ns: int) -> list[Alert]:
+        """The alerts of periods over at ``watermark_ns`` (digests), none during warm-up.
+
+        Separate from ``advance`` (eviction, whenever convenient) so that a caller asks
+        at points fixed by event time and the alerts come in the same order however
+        often it evicts."""
         out: list[Alert] = []
+        for runner in self._due:
+            assert runner.aggregation is not None
+            for firing in runner.aggregation.due(watermark_ns):  # type: ignore[attr-defined]
+                alert = None if self._warmup else self._realert(runner, firing)
+                if alert is not None:
+                    out.append(alert)
+        return out
+
+    def advance(self, watermark_ns: int) -> None:
+        """Event time has reached ``watermark_ns``: evict what can no longer matter."""
         for runner in self._runners:
-            aggregation = runner.aggregation
-            if aggregation is not None:
-                aggregation.evict(watermark_ns)
-                due = getattr(aggregation, "due", None)  # only aggregations over periods
-                if due is not None:
-                    for firing in due(watermark_ns):
-                        alert = None if self._warmup else self._realert(runner, firing)
-                        if alert is not None:
-                            out.append(alert)
+            if runner.aggregation is not None:
+                runner.aggregation.evict(watermark_ns)
             window = runner.realert_ns
             if window > 0 and runner.last:
                 expired = [
@@ -516,7 +524,6 @@ class Engine:
                 ]
                 for k in expired:
                     del runner.last[k]
-        return out
 
     def flush(self, store: Store) -> None:
         """Persist realert state and aggregation state (inside the caller's transaction)."""

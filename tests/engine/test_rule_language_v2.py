@@ -253,12 +253,12 @@ def test_digest_goes_out_when_event_time_passes_the_period_end(tmp_path: Path) -
         return Event(raw, at, f"e{i}")
 
     assert engine.process_many([login(1, day + HOUR, "amy"), login(2, day + 2 * HOUR, "bob")]) == []
-    assert engine.advance(day + DAY) == []  # a late login may still belong to the day
-    (alert,) = engine.advance(day + DAY + 5 * 60 * 10**9)
+    assert engine.due(day + DAY) == []  # a late login may still belong to the day
+    (alert,) = engine.due(day + DAY + 5 * 60 * 10**9)
     assert alert.count == 2
     assert alert.event_ids == ["e1", "e2"]
-    assert engine.advance(day + 2 * DAY) == []  # once
+    assert engine.due(day + 2 * DAY) == []  # once
     # a day that closes while the engine warms up (after a restart) is not raised
     engine.process_many([login(3, day + DAY + HOUR, "cat")])
     with engine.warmup():
-        assert engine.advance(day + 3 * DAY) == []
+        assert engine.due(day + 3 * DAY) == []
