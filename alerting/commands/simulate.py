@@ -30,15 +30,18 @@ def export(
     seed: int,
     scenarios: list[str] | None,
     now_ns: int,
+    users: int = 60,
     unenrolled_mfa: float = 0.0,
 ) -> int:
-    """Write ``hours`` of traffic ending at ``now_ns`` as JSONL, plus its attacks' ground truth."""
+    """Write ``hours`` of traffic ending at ``now_ns`` as JSONL (gzip for ``.gz``), plus its
+    attacks' ground truth (``F.truth.json``)."""
     history = int(hours * HOUR_NS)
     count = len(SCENARIOS) if scenarios is None else len(scenarios)
     # every enabled scenario at least once in short exports, every few hours in long ones
     slot = max(2 * MINUTE_NS, min(DEFAULT_ATTACK_SLOT_NS, int(history * 0.9) // max(1, count)))
     generator = TrafficGenerator(
         seed=seed,
+        users=users,
         scenarios=scenarios,
         unenrolled_mfa=unenrolled_mfa,
         attack_slot_ns=slot,
@@ -48,10 +51,10 @@ def export(
     # an attack still under way at the end of the range is cut short: leave it out of the
     # ground truth, or a backtest would be expected to alert on half an attack
     attacks = [a for a in generator.attacks if a.end_ns < now_ns]
-    truth = path.with_name(path.name + ".attacks.json")
+    truth = truth_path(path)
     try:
         written = export_jsonl(path, events)
-        truth.write_text(attacks_to_json(attacks) + "\n", encoding="utf-8")
+        truth.write_text(attacks_to_json(attacks, events) + "\n", encoding="utf-8")
     except OSError as exc:
         raise AlertingError(f"cannot write {exc.filename or path}: {exc.strerror}") from None
     _say(
@@ -60,6 +63,11 @@ def export(
         f"wrote the ground truth of {len(attacks)} injected attacks to {truth}"
     )
     return 0
+
+
+def truth_path(path: Path) -> Path:
+    """Where ``--export F`` writes the ground truth: ``F.truth.json``."""
+    return path.with_name(path.name + ".truth.json")
 
 
 def _say(text: str) -> None:
@@ -81,7 +89,11 @@ def main(args: argparse.Namespace) -> int:
     """``alerting simulate``: serve the fake DI API, or ``--export`` the traffic and exit."""
     if args.hours <= 0:
         raise AlertingError("--hours must be positive, e.g. --hours 24")
-    if not 0.0 <= args.unenrolled_mfa < 1.0:
+    users = getattr(args, "users", 60)
+    if users < 4:
+        raise AlertingError(f"--users {users}: the simulated org needs at least 4 people")
+    unenrolled = getattr(args, "unenrolled_mfa", 0.0)
+    if not 0.0 <= unenrolled < 1.0:
         raise AlertingError("--unenrolled-mfa must be a share from 0 up to 1, e.g. 0.1")
     scenarios = resolve_scenarios(args.scenario)
     clock = SystemClock()
@@ -92,7 +104,8 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             scenarios=scenarios,
             now_ns=time_ns(clock),
-            unenrolled_mfa=args.unenrolled_mfa,
+            users=users,
+            unenrolled_mfa=unenrolled,
         )
     faults = parse_faults(args.fault or [])
     sim = EmbeddedSimulator(
@@ -101,7 +114,8 @@ def main(args: argparse.Namespace) -> int:
         history_ns=int(args.hours * HOUR_NS),
         scenarios=scenarios,
         faults=faults,
-        unenrolled_mfa=args.unenrolled_mfa,
+        users=users,
+        unenrolled_mfa=unenrolled,
         host=args.host,
         port=args.port,
     )
