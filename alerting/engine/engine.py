@@ -499,8 +499,7 @@ class Engine:
         """The alerts of periods over at ``watermark_ns`` (digests), none during warm-up.
 
         Separate from ``advance`` (eviction, whenever convenient) so that a caller asks
-        at points fixed by event time and the alerts come in the same order however
-        often it evicts."""
+        where it fixes the order: the poll with each batch, replay once at the end."""
         out: list[Alert] = []
         for runner in self._due:
             assert runner.aggregation is not None
