@@ -201,7 +201,7 @@ def native(docs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("description", "tags", "fields", "realert", "summary", "tests", "by"):
         if key in firing:
             rule[key] = firing[key]
-    for key in ("travel", "new_value"):
+    for key in ("travel", "new_value", "digest"):
         if key in firing:
             rule[key] = firing[key]
     if "detection" in firing:
