@@ -263,6 +263,21 @@ def _as_written(rule: CompiledRule) -> SigmaRule:
     return SigmaRule(rule.id, docs, fidelity, kind)
 
 
+def _step_detection(
+    detection: dict[str, Any], selection: str, step_selections: list[str]
+) -> dict[str, Any]:
+    """One step's detection: the engine counts a hit for a step only when the rule's
+    condition holds too, so a condition that is more than "any step" (``(failed and not
+    radius_certificate) or succeeded``) goes with the step's selection."""
+    condition = detection.get("condition")
+    words = set(str(condition).replace("(", " ").replace(")", " ").split())
+    if not isinstance(condition, str) or words <= {*step_selections, "or"}:
+        return {selection: copy.deepcopy(detection[selection]), "condition": selection}
+    body = {k: copy.deepcopy(v) for k, v in detection.items() if k != "condition"}
+    body["condition"] = f"({condition}) and {selection}"
+    return body
+
+
 def _sequence(
     rule: CompiledRule,
     spec: SequenceSpec,
@@ -278,8 +293,7 @@ def _sequence(
         base_name = f"{rule.id}-{step.selection.replace('_', '-').lower()}"
         if base_name not in made:
             made.add(base_name)
-            body = {step.selection: copy.deepcopy(detection[step.selection])}
-            body["condition"] = step.selection
+            body = _step_detection(detection, step.selection, [s.selection for s in spec.steps])
             docs.append(_head(rule, name=base_name, suffix=step.selection) | {"detection": body})
         name = base_name
         if step.count > 1:

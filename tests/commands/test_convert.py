@@ -53,6 +53,11 @@ EXTENSION = {
     "user-created-or-deleted",
 }
 JSONPATH = {"mfa-disabled", "api-key-or-policy-change"}
+# changes|element has no Sigma form: written as JSONPath field pairs, looser (the field and
+# its value may match in different entries), reported partial on every target. Their
+# quiet look-alike tests ("MFA turned on while another setting goes false") fire on the
+# converted rules by design, so the round trips leave them out.
+ELEMENT = {"mfa-disabled", "api-key-or-policy-change", "mfa-exclusion-granted"}
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +242,14 @@ def native(docs: list[dict[str, Any]]) -> dict[str, Any]:
         if "correlation" in doc:  # a repeated step: event_count over the step's rule
             count = doc["correlation"]["condition"]["gte"]
             doc = by_name[doc["correlation"]["rules"][0]]
-        (selection,) = (k for k in doc["detection"] if k != "condition")
-        detection[selection] = doc["detection"][selection]
+        names = [k for k in doc["detection"] if k != "condition"]
+        if len(names) == 1:
+            selection = names[0]
+        else:  # the rule's own condition went with the step: "(C) and step"
+            condition, selection = doc["detection"]["condition"].rsplit(" and ", 1)
+            detection["condition"] = condition[1:-1]
+        for name in names:
+            detection[name] = doc["detection"][name]
         steps.append({"selection": selection, "count": count})
     rule["detection"] = detection
     rule["sequence"] = {"by": group, "within": corr["timespan"], "steps": steps}
@@ -288,8 +299,8 @@ def test_converted_sigma_loads_back_to_the_same_alerts_on_simulated_traffic(
     assert [r.id for r in reloaded] == [r.id for r in pack]
 
     history, day = traffic()
-    original = [a.to_dict() for a in run(pack, history, day)]
-    converted = [a.to_dict() for a in run(reloaded, history, day)]
+    original = [a.to_dict() for a in run(pack, history, day) if a.rule not in ELEMENT]
+    converted = [a.to_dict() for a in run(reloaded, history, day) if a.rule not in ELEMENT]
     assert {a["rule"] for a in original} >= {
         "password-spray",
         "brute-force-success",
@@ -297,7 +308,8 @@ def test_converted_sigma_loads_back_to_the_same_alerts_on_simulated_traffic(
     }
     assert converted == original
     # ... and the inline tests, which travel as the 'tests' extension key, still pass.
-    assert main(["test", "--rules", str(back)]) == 0
+    exact = [r.id for r in pack if r.id not in ELEMENT]
+    assert main(["test", "--rules", str(back), *exact]) == 0
 
 
 @pytest.mark.skipif(
@@ -313,10 +325,10 @@ def test_converted_sigma_loads_as_sigma_to_the_same_alerts(
     sigma = load_rules([out])
     assert {r.id for r in pack} <= {r.id for r in sigma}
     history, day = traffic()
-    original = in_order(run(pack, history, day))
+    original = [a for a in in_order(run(pack, history, day)) if a["rule"] not in ELEMENT]
     assert len(original) > 50
-    assert in_order(run(sigma, history, day)) == original
-    assert main(["test", "--rules", str(out)]) == 0
+    assert [a for a in in_order(run(sigma, history, day)) if a["rule"] not in ELEMENT] == original
+    assert main(["test", "--rules", str(out), *(r.id for r in pack if r.id not in ELEMENT)]) == 0
     # validate reads every document of the multi-document files: no warning either
     config = str(RULES.parent / "config.yaml")
     assert main(["validate", "--config", config, "--rules", str(out), "--strict"]) == 0
@@ -387,8 +399,10 @@ def test_siem_queries_hold_every_selection_value_and_say_what_they_lose(
             continue
         query = path.read_text()
         assert balanced(query), query
+        plain = query.replace("\\", "")  # Lucene escapes spaces and '-'
         for value in selection_strings(rule):
-            assert value in query, (rule.id, value)
+            # wildcards become the backend's own (ES|QL: starts_with / like)
+            assert value.strip("*") in plain, (rule.id, value)
         assert "$." not in query  # JSONPath fields are mapped, never queried literally
         if rule.id in AGGREGATED:
             spec = rule.aggregation
@@ -396,6 +410,8 @@ def test_siem_queries_hold_every_selection_value_and_say_what_they_lose(
             for field, _ in rule.group_by:
                 assert field in query
             assert line.startswith("partial: counts in fixed"), line
+        elif rule.id in ELEMENT:
+            assert line.startswith("partial: changes|element "), line
         elif target == "esql" and rule.id in JSONPATH:
             assert line.startswith("partial: fields mapped: "), line
             assert "MV_EXPAND" in line
