@@ -72,7 +72,7 @@ def test_kills_mid_poll_and_mid_delivery_lose_and_duplicate_nothing(tmp_path: Pa
         # 1. Killed after computing alerts, before committing: nothing happened.
         code, err = _finish(_alerting(config, "--once", failpoint="before_commit"))
         assert code == -signal.SIGKILL, err
-        assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0}, 0)
+        assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0, "held": 0}, 0)
 
         # 2. Killed right after the commit: alerts queued, cursor moved, nothing sent.
         code, err = _finish(_alerting(config, "--once", failpoint="after_commit"))
@@ -129,4 +129,4 @@ def test_kills_mid_poll_and_mid_delivery_lose_and_duplicate_nothing(tmp_path: Pa
     # Each alert was enqueued once; every delivery ended as sent.
     _, outbox, alerts = _state(tmp_path)
     assert alerts == len(expected)
-    assert outbox == {"pending": 0, "sent": len(expected), "dead": 0}
+    assert outbox == {"pending": 0, "sent": len(expected), "dead": 0, "held": 0}

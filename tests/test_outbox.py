@@ -39,11 +39,11 @@ def test_restart_mid_delivery_delivers_what_was_pending(
     real_send = FileSender.send
     calls = {"n": 0}
 
-    def crash_on_second(self: FileSender, batch: Any) -> None:
+    def crash_on_second(self: FileSender, batch: Any, incident: Any = None) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise Crash
-        real_send(self, batch)
+        real_send(self, batch, incident)
 
     monkeypatch.setattr(FileSender, "send", crash_on_second)
     with pytest.raises(Crash):
@@ -52,10 +52,10 @@ def test_restart_mid_delivery_delivers_what_was_pending(
     monkeypatch.setattr(FileSender, "send", real_send)
 
     second_store = Store(db)
-    assert states(second_store) == {"pending": 2, "sent": 1, "dead": 0}
+    assert states(second_store) == {"pending": 2, "sent": 1, "dead": 0, "held": 0}
     second = make_notifier(second_store, clock, channels)
     assert second.deliver_due().sent == 2
-    assert states(second_store) == {"pending": 0, "sent": 3, "dead": 0}
+    assert states(second_store) == {"pending": 0, "sent": 3, "dead": 0, "held": 0}
     written = [json.loads(line)["fingerprint"] for line in out.read_text().splitlines()]
     assert sorted(written) == sorted(a.fingerprint for a in alerts)
     second_store.close()
@@ -203,7 +203,7 @@ def test_outbox_retry_requeues_dead_and_reports_unknown_ids(
     assert _outbox(cfg, "retry", str(dead_id)) == 0
     assert f"re-queued delivery {dead_id} (siem, rule dead-rule)" in capsys.readouterr().out
     db = Store(tmp_path / "state" / "alerting.db")
-    assert db.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0}
+    assert db.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0, "held": 0}
     (row,) = [d for d in db.list_deliveries(("pending",)) if d.id == dead_id]
     assert row.attempts == 0
     db.close()
@@ -238,5 +238,5 @@ def test_outbox_retry_refuses_a_sent_delivery(tmp_path: Path) -> None:
     db.mark_sent(row.id, START)
     with pytest.raises(AlertingError, match=f"delivery {row.id} was already sent"):
         retry_command(db, row.id, ManualClock(START), io.StringIO())
-    assert db.outbox_counts() == {"pending": 0, "sent": 1, "dead": 0}
+    assert db.outbox_counts() == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
     db.close()

@@ -26,7 +26,7 @@ def test_cursor_and_outbox_commit_together(tmp_path: Path) -> None:
     assert reopened.get_cursor("di") == 100
     assert reopened.has_alert("fp1")
     assert not reopened.has_alert("fp2")
-    assert reopened.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0}
+    assert reopened.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0, "held": 0}
 
 
 def test_duplicate_fingerprint_is_refused(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_delivery_lifecycle(tmp_path: Path) -> None:
     assert retry.attempts == 1
     assert retry.last_error == "boom"
     store.mark_failed(retry.id, "boom again", next_attempt_at=30.0, dead=True)
-    assert store.outbox_counts() == {"pending": 0, "sent": 1, "dead": 1}
+    assert store.outbox_counts() == {"pending": 0, "sent": 1, "dead": 1, "held": 0}
     assert store.retry_dead(now=40.0) == 1
     (again,) = store.due_deliveries(now=40.0)
     assert again.attempts == 0

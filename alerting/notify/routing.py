@@ -49,11 +49,15 @@ class Router:
 
     def channels_for(self, alert: Alert) -> list[str]:
         """Channels in route order, without repeats; empty when no route matches."""
-        channels: dict[str, None] = {}
+        return list(self.targets_for(alert))
+
+    def targets_for(self, alert: Alert) -> dict[str, bool | None]:
+        """Channel -> the ``incidents`` setting of the first matching route naming it."""
+        channels: dict[str, bool | None] = {}
         for route in self.routes:
             if matches(route.match, alert):
                 for name in route.channels:
-                    channels.setdefault(name, None)
+                    channels.setdefault(name, route.incidents)
                 if not route.continue_:
                     break
-        return list(channels)
+        return channels

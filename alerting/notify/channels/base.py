@@ -8,6 +8,7 @@ from typing import IO, Protocol
 
 from alerting.alert import Alert
 from alerting.clock import Clock
+from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import (
     ConsoleChannel,
@@ -43,8 +44,12 @@ class Channel(Protocol):
     # Whether a burst of one rule's alerts may go out as one message (humans read it).
     groups_bursts: bool
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        """Deliver ``alerts`` as one message or raise ``DeliveryError``."""
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        """Deliver ``alerts`` as one message or raise ``DeliveryError``.
+
+        ``incident`` is set for an incident message: ``alerts`` are its alerts sent now,
+        highest severity first, and it names every rule of the incident so far.
+        """
         ...
 
     def close(self) -> None: ...

@@ -25,6 +25,7 @@ from alerting.notify.channels.base import (
     TemporaryError,
     parse_retry_after,
 )
+from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder, SlackMessage
 from alerting.notify.settings import SlackChannel
 
@@ -70,8 +71,8 @@ class SlackSender:
                 retry_handlers=[],
             )
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        message = self.messages.slack(alerts, self.config.template)
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        message = self.messages.slack(alerts, self.config.template, incident)
         try:
             if self._webhook is not None:
                 self._send_webhook(self._webhook, message)
