@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -404,11 +405,15 @@ class _Notify:
         self._tmp = tempfile.TemporaryDirectory(prefix="alerting-replay-")
         self.clock = SystemClock()
         self.store = Store(Path(self._tmp.name) / "replay.db")
+        # A backtest has no one to wait for: incident messages go out as each batch ends.
+        incidents = config.delivery.incidents.model_copy(
+            update={"group_wait": timedelta(0), "group_interval": timedelta(0)}
+        )
         self.notifier = Notifier(
             channels=config.channels,
             routes=config.routes,
             silences=config.silences,
-            delivery=config.delivery,
+            delivery=config.delivery.model_copy(update={"incidents": incidents}),
             templates_dir=config.templates.path,
             store=self.store,
             clock=self.clock,

@@ -61,6 +61,11 @@ def list_command(store: Store, out: IO[str]) -> int:
     out.write(
         f"{counts['pending']} pending, {counts['dead']} dead"
         + (" (`alerting outbox retry` re-queues the dead ones)" if counts["dead"] else "")
+        + (
+            f"; {counts['held']} held (an incident's higher-severity message covered them)"
+            if counts.get("held")
+            else ""
+        )
         + "\n"
     )
     return 0
