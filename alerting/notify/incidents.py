@@ -8,8 +8,8 @@ Alertmanager's grouping and inhibition, applied per entity:
   / ``src_ip`` / ``ip`` an *address*, ``hostname`` a *system*; the first kind found in
   that order wins. Values are compared trimmed and, except addresses, case-folded. An
   alert with none of these (an org-wide rule) is an incident of its own.
-- **Incident**: alerts about one entity whose event time falls within ``window`` of the
-  incident's first alert. The next alert after that opens a new incident. Every alert
+- **Incident**: alerts about one entity that fired (their last event) within ``window``
+  of event time of the incident's first alert. The next alert after that opens a new incident. Every alert
   gets the incident id (alert JSON ``incident``), whatever its channels do with it.
 - **Grouping** (per channel, for routes with ``incidents`` on): the first notification
   of an incident waits ``group_wait`` on the service clock for more alerts; later ones
@@ -92,13 +92,15 @@ def incident_id(seed: str, fingerprint: str) -> str:
     return "inc-" + hashlib.sha256(f"{seed}\n{fingerprint}".encode()).hexdigest()[:16]
 
 
-def _span_ns(alert: Alert) -> tuple[int, int]:
+def fired_ns(alert: Alert) -> int:
+    """When an alert happened: its last event, the one that made it fire.
+
+    Not its first: a travel alert's first event is the earlier login, hours before.
+    """
     try:
-        first = parse_timestamp(alert.first_event_time)
-        last = parse_timestamp(alert.last_event_time)
+        return parse_timestamp(alert.last_event_time)
     except ValueError:
-        return 0, 0  # unparseable times: the alert still gets an incident (its own)
-    return min(first, last), max(first, last)
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,24 +194,15 @@ class Incidents:
         entity = entity_of(alert.group)
         if entity is None:
             return incident_id("alert", alert.fingerprint)
-        first, last = _span_ns(alert)
+        when = fired_ns(alert)
         row = self.store.latest_incident(entity.key)
-        if (
-            row is not None
-            and first <= row.first_ns + self.window_ns
-            and last >= row.first_ns - self.window_ns
-        ):
-            self.store.save_incident(
-                IncidentRow(
-                    row.id,
-                    row.entity,
-                    min(row.first_ns, first),
-                    max(row.last_ns, last),
-                    row.opened_at,
+        if row is not None and abs(when - row.first_ns) <= self.window_ns:
+            if when > row.last_ns:
+                self.store.save_incident(
+                    IncidentRow(row.id, row.entity, row.first_ns, when, row.opened_at)
                 )
-            )
             return row.id
-        new = IncidentRow(incident_id(entity.key, alert.fingerprint), entity.key, first, last, now)
+        new = IncidentRow(incident_id(entity.key, alert.fingerprint), entity.key, when, when, now)
         self.store.save_incident(new)
         return new.id
 
