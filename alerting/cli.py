@@ -99,27 +99,27 @@ def _parser() -> argparse.ArgumentParser:
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
     """Import a command lazily so `alerting test` does not load the service stack."""
     if name == "run":
-        from alerting.service import main as run_main
+        from alerting.commands.run import main as run_main
 
         return run_main
     if name == "validate":
-        from alerting.validate import main as validate_main
+        from alerting.commands.validate import main as validate_main
 
         return validate_main
     if name == "test":
-        from alerting.engine.testing import main as test_main
+        from alerting.commands.test import main as test_main
 
         return test_main
     if name == "replay":
-        from alerting.replay import main as replay_main
+        from alerting.commands.replay import main as replay_main
 
         return replay_main
     if name == "simulate":
-        from alerting.source.simulator import main as simulate_main
+        from alerting.commands.simulate import main as simulate_main
 
         return simulate_main
     if name == "outbox":
-        from alerting.notify.outbox import main as outbox_main
+        from alerting.commands.outbox import main as outbox_main
 
         return outbox_main
     raise AssertionError(name)

@@ -23,30 +23,38 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from alerting.durations import Duration
 from alerting.errors import ConfigError, Location, Problem, ValidationFailed
-from alerting.netutil import is_loopback_host, is_loopback_url
+from alerting.netutil import is_loopback_host
 from alerting.notify.settings import (
     ChannelConfig,
     DeliveryConfig,
     EmailChannel,
     FileChannel,
+    NotifySettings,
     RouteConfig,
     SilenceConfig,
     WebhookChannel,
+)
+from alerting.notify.silences import expired_silences
+from alerting.redact import SECRET_KEYS, mask, maskable, secret_values
+from alerting.source.settings import (
+    DEFAULT_BASE_URL,
+    REGION_BASE_URLS,
+    SimulatorConfig,
+    SourceConfig,
 )
 from alerting.yamlfile import (
     PathKey,
     YamlDocument,
     load_yaml,
     one_or_many,
+    positive,
     pydantic_problems,
     suggest,
 )
@@ -69,148 +77,16 @@ __all__ = [
     "parse_listen",
 ]
 
-DEFAULT_BASE_URL = "https://api.jumpcloud.com"
-REGION_BASE_URLS = {
-    "us": DEFAULT_BASE_URL,
-    "eu": "https://api.eu.jumpcloud.com",
-    "in": "https://api.in.jumpcloud.com",
-}
-
-SECRET_KEYS = ("api_key", "bearer_token", "password", "token", "webhook_url", "secret")
-"""Keys whose value is a secret; each also accepts ``<key>_file`` (a mounted secret)."""
 _FILE_KEYS = {f"{k}_file": k for k in SECRET_KEYS}
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 _SECRETISH_VAR = re.compile(r"KEY|TOKEN|SECRET|PASSW|WEBHOOK|CREDENTIAL|AUTH", re.IGNORECASE)
-_MASK = "***"
 # Stands in for a secret that could not be read, so no "missing key" error piles on.
 _PLACEHOLDER = "unreadable"
-_MIN_MASKED = 6  # shorter values would mask ordinary words; no real secret is that short
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _positive(name: str, value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError(f"{name} must be longer than 0s, e.g. 60s")
-    return value
-
-
-# --------------------------------------------------------------------------- source
-
-
-class SimulatorConfig(_Model):
-    """The embedded fake DI API (``kind: simulator``): reproducible traffic with attacks."""
-
-    seed: int = 7
-    history: Duration = timedelta(hours=2)  # how much past traffic exists at start
-    scenarios: list[str] | None = None  # None = every attack scenario; [] = none
-    faults: list[str] = Field(default_factory=list)  # API faults to inject (429s, 5xx...)
-    users: int = Field(default=60, ge=1, le=100_000)
-
-    _lists = field_validator("scenarios", "faults", mode="before")(one_or_many)
-
-
-class SourceConfig(_Model):
-    """Where events come from, and how the DI API is polled."""
-
-    kind: Literal["simulator", "jumpcloud", "file"]
-    base_url: str = DEFAULT_BASE_URL
-    api_key: SecretStr | None = None
-    bearer_token: SecretStr | None = None
-    org_id: list[str] = Field(default_factory=list)
-    services: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
-    poll_interval: Duration = timedelta(seconds=60)
-    lag: Duration = timedelta(minutes=2)
-    overlap: Duration = timedelta(minutes=5)
-    start_from: Duration = timedelta(hours=1)
-    rate_limit: float = Field(default=10.0, gt=0, le=1000)  # requests per second
-    timeout: Duration = timedelta(seconds=30)
-    max_retries: int = Field(default=5, ge=0, le=100)
-    path: Path | None = None  # events file (JSON array or JSONL) for kind: file
-    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
-
-    _services = field_validator("services", mode="before")(one_or_many)
-
-    @field_validator("api_key", "bearer_token", mode="before")
-    @classmethod
-    def _empty_secret_is_unset(cls, value: Any) -> Any:
-        """``${JUMPCLOUD_API_KEY:-}`` with the variable unset means "no key"."""
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
-    @field_validator("org_id", mode="before")
-    @classmethod
-    def _org_ids(cls, value: Any) -> Any:
-        """One id, a list of ids, or empty (``${JUMPCLOUD_ORG_ID:-}``) for none."""
-        if value is None:
-            return []
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            value = [v.strip() if isinstance(v, str) else v for v in value]
-            return [v for v in value if v != ""]
-        return value
-
-    @field_validator("services")
-    @classmethod
-    def _service_names(cls, value: list[str]) -> list[str]:
-        names = [v.strip().lower() for v in value]
-        for name in names:
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-                raise ValueError(
-                    f"service {name!r} is not a DI service name, e.g. all, directory, sso, radius"
-                )
-        return names
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value.lower() in REGION_BASE_URLS:
-            return REGION_BASE_URLS[value.lower()]
-        if value.startswith("https://") and len(value) > len("https://"):
-            return value
-        if value.startswith("http://") and is_loopback_url(value):
-            return value  # a local fake API (the simulator, tests); never the real one
-        raise ValueError(
-            f"base_url {value!r} must be an https:// URL: {DEFAULT_BASE_URL} (US), "
-            f"{REGION_BASE_URLS['eu']} (EU) or {REGION_BASE_URLS['in']} (IN); "
-            "http:// is allowed only for 127.0.0.1/localhost"
-        )
-
-    @field_validator("poll_interval")
-    @classmethod
-    def _poll_positive(cls, value: timedelta) -> timedelta:
-        return _positive("poll_interval", value)
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_positive(cls, value: timedelta) -> timedelta:
-        return _positive("timeout", value)
-
-    @model_validator(mode="after")
-    def _kind_needs(self) -> SourceConfig:
-        if self.kind == "jumpcloud":
-            if self.api_key is None and self.bearer_token is None:
-                raise ValueError(
-                    "kind jumpcloud needs credentials: set api_key: ${JUMPCLOUD_API_KEY} and "
-                    "export JUMPCLOUD_API_KEY (or api_key_file: a file holding the key), "
-                    "or bearer_token for a service account"
-                )
-            if self.api_key is not None and self.bearer_token is not None:
-                raise ValueError("set only one of api_key or bearer_token, not both")
-            if self.bearer_token is not None and not self.org_id:
-                raise ValueError(
-                    "bearer_token (service account) needs org_id: set org_id: "
-                    "${JUMPCLOUD_ORG_ID} and export JUMPCLOUD_ORG_ID"
-                )
-        if self.kind == "file" and self.path is None:
-            raise ValueError("kind file needs path: the JSON or JSONL events file to read")
-        return self
 
 
 # --------------------------------------------------------------------------- the rest
@@ -275,7 +151,7 @@ class ServerConfig(_Model):
     @field_validator("health_max_age")
     @classmethod
     def _age_positive(cls, value: timedelta | None) -> timedelta | None:
-        return None if value is None else _positive("health_max_age", value)
+        return None if value is None else positive("health_max_age", value)
 
     @property
     def host(self) -> str:
@@ -356,8 +232,23 @@ class Config(_Model):
         return [name for name in self.channels if name not in used]
 
     def expired_silences(self, now: datetime) -> list[tuple[int, SilenceConfig]]:
-        """``(index, silence)`` for silences whose ``until`` has passed."""
-        return [(i, s) for i, s in enumerate(self.silences) if s.until <= now]
+        """``(index, silence)`` for silences whose ``until`` has passed (index: for locating)."""
+        expired = {id(s) for s in expired_silences(self.silences, now.timestamp())}
+        return [(i, s) for i, s in enumerate(self.silences) if id(s) in expired]
+
+    def notify_settings(self) -> NotifySettings:
+        """The notify stage's part of the configuration (notify never sees the Config)."""
+        return NotifySettings(
+            channels=self.channels,
+            routes=self.routes,
+            silences=self.silences,
+            delivery=self.delivery,
+            templates_dir=self.templates.path,
+        )
+
+    def secrets(self) -> set[str]:
+        """Every secret value in the configuration, for log redaction."""
+        return secret_values(self)
 
 
 # --------------------------------------------------------------------------- ${ENV}
@@ -593,27 +484,10 @@ def _resolve_paths(config: Config) -> None:
 
 def _mask(problems: list[Problem], secrets: set[str]) -> list[Problem]:
     """Belt and braces: no secret value survives into a message."""
-    values = sorted((s for s in secrets if len(s) >= _MIN_MASKED), key=len, reverse=True)
+    values = maskable(secrets)
     if not values:
         return problems
-    out = []
-    for p in problems:
-        message = p.message
-        for value in values:
-            message = message.replace(value, _MASK)
-        out.append(Problem(p.location, message))
-    return out
-
-
-def _secret_values(data: Any) -> set[str]:
-    """Every string written directly under a secret key."""
-    found: set[str] = set()
-    for _, mapping in _mappings(data):
-        for key in SECRET_KEYS:
-            value = mapping.get(key)
-            if isinstance(value, str):
-                found.add(value)
-    return found
+    return [Problem(p.location, mask(p.message, values)) for p in problems]
 
 
 # --------------------------------------------------------------------------- loading
@@ -668,7 +542,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
         )
 
     base_dir = file.absolute().parent
-    secrets = {v for v in _secret_values(doc.data) if "${" not in v}
+    secrets = {v for v in secret_values(doc.data) if "${" not in v}
     problems = _substitute_env(doc, env, secrets)
     problems += _read_secret_files(doc, base_dir, secrets, {p.location for p in problems})
     problems += _route_problems(doc)

@@ -8,13 +8,20 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
+# The one home for time units in nanoseconds (event times are integer ns everywhere).
+NS = 1_000_000_000  # one second
+MS = 1_000_000  # one millisecond
+MINUTE_NS = 60 * NS
+HOUR_NS = 60 * MINUTE_NS
+DAY_NS = 24 * HOUR_NS
+
 _UNITS_NS = {
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60 * 1_000_000_000,
-    "h": 3600 * 1_000_000_000,
-    "d": 86400 * 1_000_000_000,
-    "w": 7 * 86400 * 1_000_000_000,
+    "ms": MS,
+    "s": NS,
+    "m": MINUTE_NS,
+    "h": HOUR_NS,
+    "d": DAY_NS,
+    "w": 7 * DAY_NS,
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
@@ -32,7 +39,7 @@ def parse_duration_ns(value: Any) -> int:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"duration {value!r} is negative: {DURATION_HINT}")
-        return int(value * 1_000_000_000)
+        return int(value * NS)
     if isinstance(value, timedelta):
         return td_ns(value)
     if not isinstance(value, str):
@@ -54,7 +61,7 @@ def format_duration_ns(ns: int) -> str:
             whole, ns = divmod(ns, size)
             parts.append(f"{whole}{unit}")
     if ns:
-        parts.append(f"{ns // 1_000_000}ms")
+        parts.append(f"{ns // MS}ms")
     return "".join(parts)
 
 
@@ -72,4 +79,9 @@ Duration = Annotated[
 
 def td_ns(td: timedelta) -> int:
     """A timedelta as integer nanoseconds."""
-    return (td.days * 86400 + td.seconds) * 1_000_000_000 + td.microseconds * 1000
+    return (td.days * 86400 + td.seconds) * NS + td.microseconds * 1000
+
+
+def ms_floor(ns: int) -> int:
+    """``ns`` rounded down to a whole millisecond: the DI API's resolution for times."""
+    return ns - ns % MS

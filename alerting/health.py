@@ -20,6 +20,7 @@ from typing import Any
 from alerting import jsonutil
 from alerting.clock import Clock
 from alerting.config import parse_listen
+from alerting.durations import NS
 from alerting.errors import AlertingError
 from alerting.events import format_timestamp
 from alerting.metrics import CONTENT_TYPE, Metrics
@@ -35,7 +36,7 @@ def _parse_listen(text: str) -> tuple[str, int]:
 
 
 def _iso(ts: float) -> str:
-    return format_timestamp(int(ts) * 1_000_000_000)
+    return format_timestamp(int(ts) * NS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
 from alerting import jsonutil
+from alerting.redact import MASK, mask, maskable
 
 LogFormat = Literal["auto", "json", "text"]
 
-MASK = "***"
 
 # Logger names that are chatty at INFO (one line per HTTP request or job run).
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "slack_sdk", "urllib3")
@@ -60,14 +60,10 @@ class Redactor:
     """Masks secrets in text: exact configured values first, then secret-shaped patterns."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Very short values would mask ordinary words; configured secrets are never that short.
-        values = {s for s in secrets if s and len(s) >= 4}
-        self._secrets = sorted(values, key=len, reverse=True)
+        self._secrets = maskable(secrets)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+        text = mask(text, self._secrets)
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text

@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
@@ -265,6 +266,13 @@ def one_or_many(value: Any) -> Any:
     """A pydantic ``mode="before"`` validator: ``x: a`` means the same as ``x: [a]``."""
     if isinstance(value, str):
         return [value]
+    return value
+
+
+def positive(name: str, value: timedelta) -> timedelta:
+    """A duration validator's check: ``name`` must be longer than zero."""
+    if value <= timedelta(0):
+        raise ValueError(f"{name} must be longer than 0s, e.g. 60s")
     return value
 
 

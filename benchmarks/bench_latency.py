@@ -90,7 +90,7 @@ def run(polls: int, users: int) -> Report:
         )
         config = load_config(path)
         clock = ManualClock(START.timestamp())
-        service = Service(config, config_path=str(path), clock=clock)
+        service = Service.from_config(config, config_path=str(path), clock=clock)
         service.open(serve=False)
         try:
             for _ in range(polls):

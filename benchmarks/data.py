@@ -19,7 +19,7 @@ from typing import Any
 
 from alerting import jsonutil
 from alerting.events import parse_timestamp
-from alerting.source.traffic import DAY_NS, TrafficGenerator
+from alerting.simulator.traffic import DAY_NS, TrafficGenerator
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 START_NS = parse_timestamp("2026-01-05T00:00:00Z")  # a Monday
@@ -49,7 +49,7 @@ def generated(
 
 def generator_version() -> str:
     """A digest of the generator's source: a changed generator means new files."""
-    import alerting.source.traffic as traffic
+    import alerting.simulator.traffic as traffic
 
     root = Path(traffic.__file__).parent if traffic.__file__.endswith("__init__.py") else None
     files = sorted(root.glob("*.py")) if root else [Path(traffic.__file__)]

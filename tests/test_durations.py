@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from alerting.durations import format_duration_ns, parse_duration_ns
+from alerting.durations import MS, NS, format_duration_ns, ms_floor, parse_duration_ns
 
-S = 1_000_000_000
+S = NS
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,10 @@ def test_parse_rejects_with_hint(text: object) -> None:
 )
 def test_format(seconds: int, text: str) -> None:
     assert format_duration_ns(seconds * S) == text
+
+
+def test_ms_floor_drops_sub_millisecond_digits_only() -> None:
+    t = parse_duration_ns("1h") + 123 * MS + 456_789
+    assert ms_floor(t) == parse_duration_ns("1h") + 123 * MS
+    assert ms_floor(ms_floor(t)) == ms_floor(t)
+    assert ms_floor(5 * MS) == 5 * MS

@@ -86,7 +86,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
-from alerting.durations import td_ns
+from alerting.durations import HOUR_NS, MINUTE_NS, td_ns
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.geo import coordinate, haversine_km
 from alerting.engine.held import HeldEvent, Holder, event_json
@@ -113,9 +113,7 @@ MAX_FIRING_EVENTS = 100
 MAX_DISTINCT_VALUES = 50
 MAX_KNOWN_VALUES = 20
 DEFAULT_MAX_ENTRIES = 200_000
-DEFAULT_TOLERANCE_NS = 5 * 60 * 10**9
-_MINUTE_NS = 60 * 10**9
-_HOUR_NS = 3600 * 10**9
+DEFAULT_TOLERANCE_NS = 5 * MINUTE_NS
 
 __all__ = [
     "DistinctAggregation",
@@ -589,7 +587,7 @@ class TravelAggregation(_Windowed):
         windows.size += 1
         firings: list[Firing] = []
         within = self._within
-        # _judge's own first checks inline: most logins are from where the last one was
+        # _judge's first checks, inlined: benchmarks/README.md, step 6.
         if i > 0 and (lats[i - 1] != lat or lons[i - 1] != lon) and t - times[i - 1] < within:
             firing = self._judge(key, logins, i - 1, i)
             if firing is not None:
@@ -600,8 +598,7 @@ class TravelAggregation(_Windowed):
             if firing is not None:
                 firings.append(firing)
         if i > 1 and i == last and times[1] < t - self._tolerance:
-            # The group's newest hit bounds its later ones too (out of order by at most
-            # the tolerance): trim now, while the entries are hot, not at the next evict.
+            # Trim on add (the newest login bounds later ones): benchmarks/README.md, step 6.
             self._trim(logins, t - self._tolerance)
         if windows.size > windows.max_entries:
             windows.enforce_cap()
@@ -639,14 +636,14 @@ class TravelAggregation(_Windowed):
         spec = self.spec
         if distance < spec.min_distance_km:
             return None
-        speed = distance / (max(dt, _MINUTE_NS) / _HOUR_NS)
+        speed = distance / (max(dt, MINUTE_NS) / HOUR_NS)
         if speed <= spec.max_speed_kmh:
             return None
         first, second = logins.event(a), logins.event(b)
         details = {
             "distance_km": round(distance, 1),
             "speed_kmh": round(speed, 1),
-            "minutes": round(dt / _MINUTE_NS, 1),
+            "minutes": round(dt / MINUTE_NS, 1),
             "from": self._place(first, lat1, lon1),
             "to": self._place(second, lat2, lon2),
         }
@@ -821,7 +818,7 @@ class NewValueAggregation:
     """A value never seen for the group, after a learning period (docstring: new_value)."""
 
     kind = "new_value"
-    SWEEP_EVERY_NS = _HOUR_NS
+    SWEEP_EVERY_NS = HOUR_NS
     """Forgotten values are dropped from memory (and the store) at most once an hour."""
 
     def __init__(

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from jinja2 import Template
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerting.durations import Duration, parse_duration_ns, td_ns
+from alerting.durations import NS, Duration, parse_duration_ns, td_ns
 from alerting.engine.fields import Getter
 from alerting.engine.matchers import Predicate, Specializer
 from alerting.engine.types import (
@@ -36,7 +36,7 @@ AGGREGATION_KEYS = ("threshold", "distinct", "new_value", "travel", "sequence")
 
 # Rule tests: timestamps for events that carry none start here and advance 1s per entry.
 TEST_BASE_NS = parse_timestamp("2026-01-05T09:00:00Z")
-TEST_STEP_NS = 1_000_000_000
+TEST_STEP_NS = NS
 MAX_TEST_EVENTS = 100_000
 
 

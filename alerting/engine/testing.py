@@ -1,4 +1,4 @@
-"""Rule tests: ``alerting test [--rules DIR] [RULE_ID...]`` and ``run_rule_tests``.
+"""Rule tests: ``run_rule_tests`` runs the ``tests:`` cases (``alerting test`` is commands/test.py).
 
 Each ``tests:`` case runs on a fresh ``Engine`` holding only its rule (enabled for the
 test even when the rule is disabled), with its events in event-time order — the order
@@ -8,18 +8,16 @@ way in production.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.engine.engine import Engine
-from alerting.engine.loader import load_rules, resolve_events_file
+from alerting.engine.loader import resolve_events_file
 from alerting.engine.rule import (
     AlertExpectation,
     CompiledRule,
@@ -173,36 +171,3 @@ def _describe(alerts: list[Alert]) -> list[str]:
     if len(alerts) > MAX_SHOWN_ALERTS:
         lines.append(f"  ... and {len(alerts) - MAX_SHOWN_ALERTS} more")
     return lines
-
-
-def format_results(results: list[TestResult]) -> str:
-    """The table printed by ``alerting test``, with failure details and a total line."""
-    rule_w = max([len("RULE"), *(len(r.rule) for r in results)])
-    name_w = min(60, max([len("TEST"), *(len(r.name or "(no tests)") for r in results)]))
-    lines = [f"{'RULE':<{rule_w}}  {'TEST':<{name_w}}  RESULT"]
-    for r in results:
-        status = "PASS" if r.passed else ("FAIL" if r.passed is False else "WARN")
-        name = r.name or "(no tests)"
-        if r.disabled:
-            status += " (rule disabled)"
-        lines.append(f"{r.rule:<{rule_w}}  {name[:name_w]:<{name_w}}  {status}")
-        for problem in r.problems:
-            lines.append(f"    {problem}")
-    passed = sum(1 for r in results if r.passed)
-    failed = sum(1 for r in results if r.passed is False)
-    untested = [r.rule for r in results if r.passed is None]
-    total = f"{passed + failed} tests: {passed} passed, {failed} failed"
-    if untested:
-        total += f"; warning: {len(untested)} rule(s) without tests: {', '.join(untested)}"
-    lines.append(total)
-    return "\n".join(lines)
-
-
-def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """``alerting test``: 0 when every test passes, 1 otherwise."""
-    stream = out or sys.stdout
-    dirs = [Path(d) for d in (args.rules or ["rules"])]
-    rules = load_rules(dirs)
-    results = run_rule_tests(rules, args.rule_ids or None)
-    stream.write(format_results(results) + "\n")
-    return 1 if any(r.passed is False for r in results) else 0

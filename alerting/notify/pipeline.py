@@ -32,13 +32,9 @@ from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.durations import td_ns
-from alerting.notify.channels.base import (
-    Channel,
-    DeliveryError,
-    PermanentError,
-    RateLimited,
-    build_channel,
-)
+from alerting.notify.channels import build_channel
+from alerting.notify.channels.base import Channel
+from alerting.notify.channels.errors import DeliveryError, PermanentError, RateLimited
 from alerting.notify.incidents import (
     Incidents,
     IncidentView,
@@ -47,7 +43,13 @@ from alerting.notify.incidents import (
 )
 from alerting.notify.render import MessageBuilder, Renderer, check_templates
 from alerting.notify.routing import Router
-from alerting.notify.settings import ChannelConfig, DeliveryConfig, RouteConfig, SilenceConfig
+from alerting.notify.settings import (
+    ChannelConfig,
+    DeliveryConfig,
+    NotifySettings,
+    RouteConfig,
+    SilenceConfig,
+)
 from alerting.notify.silences import active_silence, describe
 from alerting.store import Delivery, Store
 
@@ -417,4 +419,20 @@ class Notifier:
                 log.warning("channel %s: close failed: %s", channel.name, exc)
 
 
-__all__ = ["DeliveryResult", "EnqueueResult", "Notifier", "check_templates"]
+def build_notifier(
+    settings: NotifySettings, store: Store, clock: Clock, *, stdout: IO[str] | None = None
+) -> Notifier:
+    """The one way to build a Notifier from configured settings (service and replay)."""
+    return Notifier(
+        channels=settings.channels,
+        routes=settings.routes,
+        silences=settings.silences,
+        delivery=settings.delivery,
+        templates_dir=settings.templates_dir,
+        store=store,
+        clock=clock,
+        stdout=stdout,
+    )
+
+
+__all__ = ["DeliveryResult", "EnqueueResult", "Notifier", "build_notifier", "check_templates"]

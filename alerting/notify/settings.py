@@ -8,7 +8,10 @@ validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -185,6 +188,17 @@ class DeliveryConfig(_Model):
     incidents: IncidentConfig = Field(default_factory=IncidentConfig)
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """Everything the notify stage is configured by, without the rest of the config."""
+
+    channels: Mapping[str, ChannelConfig]
+    routes: Sequence[RouteConfig]
+    silences: Sequence[SilenceConfig]
+    delivery: DeliveryConfig
+    templates_dir: Path
+
+
 __all__ = [
     "SEVERITIES",
     "AlertMatch",
@@ -194,6 +208,7 @@ __all__ = [
     "EmailChannel",
     "FileChannel",
     "IncidentConfig",
+    "NotifySettings",
     "RouteConfig",
     "SilenceConfig",
     "SlackChannel",

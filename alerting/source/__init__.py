@@ -1,1 +1,3 @@
-"""Where events come from: the DI API, the simulator, files."""
+"""Where events come from: the DI API (``jumpcloud``), an events file (``file_source``,
+``files``), or the simulator behind the DI client; ``Source`` in ``base``, ``open_source``
+in ``open``."""

@@ -296,11 +296,7 @@ def _jsonl_events(
     head: frozenset[str] | None,
     keep: HeadFilter | None,
 ) -> Iterator[Event]:
-    # Hot path, with a head: only those fields are decoded (LazyEvent); the body is
-    # parsed later, by whoever needs it. Otherwise orjson parses the line's bytes directly
-    # (it validates UTF-8 and skips JSON whitespace), so a good line costs one parse.
-    # Anything either rejects goes the careful way, which says exactly why the line is
-    # skipped.
+    # Three decode paths: head, one orjson parse, careful (benchmarks/README.md, steps 1-4).
     reader = _LineReader(name, on_skip)
     decode_head = jsonutil.projection_decoder(head | _IDENTITY) if head is not None else None
     if keep is None:

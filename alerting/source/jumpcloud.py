@@ -10,18 +10,14 @@ poll reads ``[cursor - overlap, now - lag]``, drops ids it has already seen, and
 ``commit()`` (inside the caller's store transaction, next to the alerts it enqueues)
 moves the cursor. A crash between poll and commit re-reads the window; nothing is lost
 and the seen ids keep anything from being processed twice.
-
-``FileSource`` offers the same poll/commit shape over an exported events file.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,16 +25,16 @@ import httpx
 
 from alerting import __version__, jsonutil
 from alerting.clock import Clock, time_ns
+from alerting.durations import MS, ms_floor
 from alerting.errors import AlertingError, EventError, SourceError
 from alerting.events import Event, format_timestamp, sort_key
-from alerting.netutil import is_loopback_host
-from alerting.source.files import NoEventsError, SkipCounter, read_events
+from alerting.netutil import is_loopback_host, retry_after_seconds
+from alerting.source.base import PollBatch
 from alerting.store import Store
 
 __all__ = [
     "EVENTS_PATH",
     "DIClient",
-    "FileSource",
     "Page",
     "PollBatch",
     "Poller",
@@ -52,7 +48,6 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/insights/directory/v1/events"
 COUNT_PATH = "/insights/directory/v1/events/count"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
-_NS_PER_MS = 1_000_000
 
 
 class SourceAuthError(SourceError):
@@ -86,20 +81,6 @@ class Page:
     search_after: list[Any] | None = None
 
 
-@dataclass(slots=True)
-class PollBatch:
-    """What one poll read: the new events (sorted) and how to move the cursor."""
-
-    events: list[Event]
-    start_ns: int
-    end_ns: int
-    cursor_ns: int
-    requests: int = 0
-    retries: int = 0
-    skipped: list[str] = field(default_factory=list)
-    duplicates: int = 0
-
-
 class _TokenBucket:
     """At most ``rate`` requests per second on average, bursts up to ``rate``."""
 
@@ -124,24 +105,6 @@ class _TokenBucket:
         now = self.clock.time()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * rate)
         self.stamp = now
-
-
-def _retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - now
-    return max(0.0, seconds)
 
 
 class DIClient:
@@ -314,7 +277,7 @@ class DIClient:
                 if status not in RETRYABLE:
                     raise self._fatal(response)
                 failure = f"HTTP {status}{self._describe(response)}"
-                retry_after = _retry_after_seconds(
+                retry_after = retry_after_seconds(
                     response.headers.get("retry-after"), self.clock.time()
                 )
             attempt += 1
@@ -430,13 +393,8 @@ def _search_after(response: httpx.Response, events: list[Any]) -> list[Any] | No
         except EventError:
             continue
         if isinstance(raw.get("id"), str):
-            return [event.time_ns // _NS_PER_MS, event.id]
+            return [event.time_ns // MS, event.id]
     return None
-
-
-def _ms_floor(ns: int) -> int:
-    """The API filters at millisecond precision; seen ids are kept from this floor."""
-    return ns - ns % _NS_PER_MS
 
 
 class Poller:
@@ -452,6 +410,7 @@ class Poller:
         overlap_ns: int,
         start_from_ns: int,
         clock: Clock,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         if lag_ns < 0 or overlap_ns < 0 or start_from_ns <= 0:
             raise AlertingError(
@@ -465,7 +424,27 @@ class Poller:
         self.start_from_ns = start_from_ns
         self.clock = clock
         self.last_batch: PollBatch | None = None
-        self.last_skip_reason: str | None = None
+        self.skip_reason: str | None = None
+        self._on_close = on_close
+
+    @property
+    def name(self) -> str:
+        return self.source_name
+
+    @property
+    def retries(self) -> int:
+        return self.client.retries
+
+    @property
+    def last_request_id(self) -> str | None:
+        return self.client.last_request_id
+
+    def close(self) -> None:
+        """Close the client, then whatever serves it (the embedded simulator)."""
+        self.client.close()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()
 
     def window(self) -> tuple[int, int, int]:
         """(start, end, now) of the next poll, in ns."""
@@ -483,15 +462,15 @@ class Poller:
         """
         start, end, now = self.window()
         if start >= end:
-            self.last_skip_reason = (
+            self.skip_reason = (
                 f"window start {format_timestamp(start)} is not before its end "
                 f"{format_timestamp(end)} (now - lag); waiting for the next poll"
             )
-            log.info("%s: poll skipped: %s", self.source_name, self.last_skip_reason)
+            log.info("%s: poll skipped: %s", self.source_name, self.skip_reason)
             return None
-        self.last_skip_reason = None
+        self.skip_reason = None
         requests, retries = self.client.requests, self.client.retries
-        seen = self.store.load_seen(self.source_name, _ms_floor(start))
+        seen = self.store.load_seen(self.source_name, ms_floor(start))
         batch = PollBatch([], start, end, min(end, now))
         for event in self._read(start, end, batch.skipped):
             if event.id in seen:
@@ -523,7 +502,7 @@ class Poller:
         with self.store.transaction():
             self.store.set_cursor(self.source_name, batch.cursor_ns, self.clock.time())
             self.store.add_seen(self.source_name, ((e.id, e.time_ns) for e in batch.events))
-            self.store.prune_seen(self.source_name, _ms_floor(batch.cursor_ns - self.overlap_ns))
+            self.store.prune_seen(self.source_name, ms_floor(batch.cursor_ns - self.overlap_ns))
 
     def history(self, start_ns: int, end_ns: int) -> Iterator[Event]:
         """Every event in ``[start, end]`` (for rebuilding windows), API order, no repeats."""
@@ -545,78 +524,3 @@ class Poller:
                     message = f"request {page.request_id}: event #{n}: {exc}"
                     skipped.append(message)
                     log.warning("%s: skipped a malformed event: %s", self.source_name, message)
-
-
-class FileSource:
-    """An exported events file as a source: the whole file once, then only what is new.
-
-    The first poll reads the file; later polls re-read it only when it changed and yield
-    events newer than the cursor (the last event time), so a restart does not replay it.
-    """
-
-    def __init__(self, path: str | Path, *, store: Store, source_name: str, clock: Clock) -> None:
-        self.path = path
-        self.store = store
-        self.source_name = source_name
-        self.clock = clock
-        self.last_batch: PollBatch | None = None
-        self._signature: tuple[int, int] | None = None
-
-    def _stat(self) -> tuple[int, int] | None:
-        if str(self.path) == "-":
-            return None
-        try:
-            st = Path(self.path).stat()
-        except OSError:
-            return None
-        return (st.st_size, st.st_mtime_ns)
-
-    def poll(self) -> PollBatch | None:
-        signature = self._stat()
-        if self._signature is not None and (signature is None or signature == self._signature):
-            return None
-        first = self._signature is None
-        cursor = self.store.get_cursor(self.source_name)
-        skipped: list[str] = []
-        events: list[Event] = []
-        ids: set[str] = set()
-        duplicates = 0
-        try:
-            for event in read_events(self.path, on_skip=skipped.append):
-                if cursor is not None and event.time_ns <= cursor:
-                    continue
-                if event.id in ids:
-                    duplicates += 1
-                    continue
-                ids.add(event.id)
-                events.append(event)
-        except NoEventsError:
-            if first:
-                raise
-            self._signature = signature
-            log.warning("%s: %s is now empty; keeping the cursor", self.source_name, self.path)
-            return None
-        self._signature = signature or (0, 0)
-        for message in skipped:
-            log.warning("%s: %s", self.source_name, message)
-        events.sort(key=sort_key)
-        start = events[0].time_ns if events else (cursor or 0)
-        end = events[-1].time_ns if events else (cursor or 0)
-        batch = PollBatch(events, start, end, end, skipped=skipped, duplicates=duplicates)
-        self.last_batch = batch
-        return batch
-
-    def commit(self, batch: PollBatch) -> None:
-        """Remember how far the file has been read (inside the caller's transaction)."""
-        if not batch.events:
-            return
-        with self.store.transaction():
-            self.store.set_cursor(self.source_name, batch.cursor_ns, self.clock.time())
-
-    def history(self, start_ns: int, end_ns: int) -> Iterator[Event]:
-        """The file's events in ``[start, end]``, in time order, without repeated ids."""
-        selected: dict[str, Event] = {}
-        for event in read_events(self.path, on_skip=SkipCounter()):
-            if start_ns <= event.time_ns <= end_ns:
-                selected.setdefault(event.id, event)
-        yield from sorted(selected.values(), key=sort_key)

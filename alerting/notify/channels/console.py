@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from alerting.alert import Alert
-from alerting.notify.channels.base import TemporaryError
+from alerting.notify.channels.errors import TemporaryError
 from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import ConsoleChannel

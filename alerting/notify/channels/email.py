@@ -16,7 +16,7 @@ from email.utils import formatdate, parseaddr
 
 from alerting.alert import Alert
 from alerting.clock import Clock
-from alerting.notify.channels.base import PermanentError, TemporaryError
+from alerting.notify.channels.errors import PermanentError, TemporaryError
 from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import EmailChannel

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alerting.alert import Alert
-from alerting.notify.channels.base import PermanentError, TemporaryError
+from alerting.notify.channels.errors import PermanentError, TemporaryError
 from alerting.notify.incidents import IncidentView
 from alerting.notify.settings import FileChannel
 

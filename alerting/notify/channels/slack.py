@@ -19,12 +19,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from alerting.alert import Alert
 from alerting.clock import Clock
-from alerting.notify.channels.base import (
-    PermanentError,
-    RateLimited,
-    TemporaryError,
-    parse_retry_after,
-)
+from alerting.netutil import retry_after_seconds
+from alerting.notify.channels.errors import PermanentError, RateLimited, TemporaryError
 from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder, SlackMessage
 from alerting.notify.settings import SlackChannel
@@ -96,7 +92,7 @@ class SlackSender:
         if resp.status_code == 200:
             return
         if resp.status_code == 429:
-            wait = parse_retry_after(_header(resp.headers, "Retry-After"), self.clock.time())
+            wait = _wait(_header(resp.headers, "Retry-After"), self.clock.time())
             raise RateLimited(f"Slack rate limit (429), retry after {wait:g}s", wait)
         detail = body[:200] or "no body"
         if resp.status_code >= 500:
@@ -116,7 +112,7 @@ class SlackSender:
             error = str(exc.response.get("error") or "") if exc.response.data else ""
             if status == 429 or error == "ratelimited":
                 header = _header(exc.response.headers, "Retry-After")
-                wait = parse_retry_after(header, self.clock.time())
+                wait = _wait(header, self.clock.time())
                 raise RateLimited(
                     f"Slack rate limit ({error or status}), retry after {wait:g}s", wait
                 ) from None
@@ -164,3 +160,9 @@ _HINTS = {
 def _hint(error: str) -> str:
     hint = _HINTS.get(error.strip())
     return f" ({hint})" if hint else ""
+
+
+def _wait(header: str | None, now: float) -> float:
+    """Seconds to postpone after a 429: the receiver's Retry-After, else one second."""
+    seconds = retry_after_seconds(header, now)
+    return 1.0 if seconds is None else seconds

@@ -18,12 +18,8 @@ import httpx
 from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.errors import AlertingError
-from alerting.notify.channels.base import (
-    PermanentError,
-    RateLimited,
-    TemporaryError,
-    parse_retry_after,
-)
+from alerting.netutil import retry_after_seconds
+from alerting.notify.channels.errors import PermanentError, RateLimited, TemporaryError
 from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import WebhookChannel
@@ -111,7 +107,7 @@ class WebhookSender:
             return
         detail = " ".join(resp.text[:200].split()) or resp.reason_phrase
         if status == 429:
-            wait = parse_retry_after(resp.headers.get("Retry-After"), self.clock.time())
+            wait = _wait(resp.headers.get("Retry-After"), self.clock.time())
             raise RateLimited(f"webhook rate limit (429), retry after {wait:g}s", wait)
         if status == 408 or status >= 500:
             raise TemporaryError(f"webhook returned {status}: {detail}")
@@ -123,3 +119,9 @@ class WebhookSender:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _wait(header: str | None, now: float) -> float:
+    """Seconds to postpone after a 429: the receiver's Retry-After, else one second."""
+    seconds = retry_after_seconds(header, now)
+    return 1.0 if seconds is None else seconds

@@ -1,0 +1,342 @@
+"""``Service``: the always-on detection service, put together from its parts.
+
+One poll job (``poll.PollCycle``) and one delivery job (``deliver.DeliveryCycle``) on an
+APScheduler 3.x ``BackgroundScheduler`` while the main thread waits for SIGTERM/SIGINT.
+A poll reads the next window from the source, runs the engine over it and then, in ONE
+store transaction, enqueues the alerts, saves the engine state and advances the cursor:
+a crash at any point keeps all of it or none, so a restart re-reads the same window and
+raises the same alerts exactly once. Delivery drains the outbox (at-least-once; the
+fingerprint lets a receiver drop the rare resend after a crash between a send and its
+mark).
+
+On start the engine's windows are rebuilt by re-reading the longest rule window before
+the cursor (``recovery.warm_up``); those alerts were enqueued before the restart and are
+dropped. ``--once`` does one poll and delivers whatever is due, then exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from alerting.clock import Clock, SystemClock
+from alerting.config import Config
+from alerting.durations import td_ns
+from alerting.engine.engine import Engine
+from alerting.engine.loader import load_rules
+from alerting.errors import AlertingError
+from alerting.health import Health, HealthServer
+from alerting.metrics import Metrics
+from alerting.notify.pipeline import Notifier, build_notifier
+from alerting.service.banner import announce
+from alerting.service.deliver import DeliveryCycle, DeliveryOutcome, update_outbox_gauges
+from alerting.service.failpoints import NO_FAILPOINTS, Failpoints
+from alerting.service.lock import StateLock
+from alerting.service.poll import PollCycle, PollOutcome
+from alerting.source.base import Source
+from alerting.source.open import open_source
+from alerting.store import Store
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+__all__ = ["Service"]
+
+log = logging.getLogger("alerting.service")
+
+
+class Service:
+    """The service's parts and its two jobs: ``from_config()``, ``open()``, then
+    ``run()`` or ``run_once()``, and ``close()``."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        config_path: str = "config.yaml",
+        clock: Clock | None = None,
+        banner: IO[str] | None = None,
+    ) -> Service:
+        """Lock the state, open the store, load the rules, build notifier and source."""
+        clock = clock if clock is not None else SystemClock()
+        lock = StateLock(str(config.state.path))
+        lock.acquire()
+        with ExitStack() as undo:
+            undo.callback(lock.release)
+            store = Store(config.state.path)
+            undo.callback(store.close)
+            rules = list(load_rules([Path(p) for p in config.rules.paths]))
+            tolerance_ns = td_ns(config.source.overlap)
+            notifier = build_notifier(config.notify_settings(), store, clock)
+            undo.callback(notifier.close)
+            opened = open_source(config.source, store, clock)
+            service = cls(
+                config=config,
+                source=opened.source,
+                source_description=opened.description,
+                # restores realert + baselines; late events up to the overlap are judged in order
+                engine_factory=lambda: Engine(rules, store=store, tolerance_ns=tolerance_ns),
+                notifier=notifier,
+                store=store,
+                health=Health(clock, config.health_max_age.total_seconds()),
+                metrics=Metrics(),
+                clock=clock,
+                lock=lock,
+                failpoints=Failpoints.from_env(),
+                config_path=config_path,
+                banner=banner,
+                rules_loaded=len(rules),
+            )
+            undo.pop_all()
+        return service
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        source: Source,
+        engine_factory: Callable[[], Engine],
+        notifier: Notifier,
+        store: Store,
+        health: Health,
+        metrics: Metrics,
+        clock: Clock,
+        lock: StateLock | None = None,
+        failpoints: Failpoints = NO_FAILPOINTS,
+        source_description: str = "",
+        config_path: str = "config.yaml",
+        banner: IO[str] | None = None,
+        rules_loaded: int | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.source_desc = source_description or source.name
+        self.notifier = notifier
+        self.store = store
+        self.health = health
+        self.metrics = metrics
+        self.clock = clock
+        self.lock = lock
+        self.config_path = config_path
+        self._banner_out = banner
+        self.poll_interval_s = config.source.poll_interval.total_seconds()
+        self.delivery_interval_s = config.delivery.interval.total_seconds()
+        self.polling = PollCycle(
+            source=source,
+            engine_factory=engine_factory,
+            notifier=notifier,
+            store=store,
+            health=health,
+            metrics=metrics,
+            clock=clock,
+            failpoints=failpoints,
+            late_ns=td_ns(config.source.overlap),
+            poll_interval_s=self.poll_interval_s,
+        )
+        self.delivery = DeliveryCycle(notifier, store, metrics, clock)
+        self.metrics.track_lag(self.polling.lag_seconds)
+        self.server: HealthServer | None = None
+        self._stop = threading.Event()
+        self._delivering = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+        self._closed = False
+        self._rules_loaded = rules_loaded
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def db(self) -> Store:
+        """The state store."""
+        return self.store
+
+    @property
+    def engine(self) -> Engine:
+        """The current engine (a failed batch replaces it with a fresh one)."""
+        return self.polling.engine
+
+    @property
+    def port(self) -> int | None:
+        """The bound health/metrics port (useful when server.listen asks for port 0)."""
+        return None if self.server is None else self.server.port
+
+    def open(self, *, serve: bool = True) -> None:
+        """Start /healthz and /metrics; ``serve=False`` (``--once``) skips them: a
+        one-shot run from cron has no one to answer and must not fight the service for
+        its port."""
+        if serve:
+            self.server = HealthServer(self.config.server.listen, self.health, self.metrics)
+            self.server.start()  # its URL is in the banner and the "started" log record
+        update_outbox_gauges(self.store, self.metrics)
+
+    def close(self) -> None:
+        """Release everything, in reverse order; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.health.stopping()
+        steps: list[tuple[str, Callable[[], None] | None]] = [
+            ("notifier", self.notifier.close),
+            ("source", self.source.close),
+            ("health server", self.server.stop if self.server else None),
+            ("store", self.store.close),
+        ]
+        for name, action in steps:
+            if action is None:
+                continue
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - close the rest whatever one does
+                log.warning("closing the %s failed: %s", name, exc)
+        if self.lock is not None:
+            self.lock.release()
+
+    def request_stop(self) -> None:
+        """Ask ``run()`` to stop; safe from a signal handler."""
+        self._stop.set()
+        wake = getattr(self.clock, "wake", None)
+        if wake is not None:
+            wake()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def banner(self) -> None:
+        """Say where it polls, where health and metrics are, and how to use a real org."""
+        assert self.server is not None
+        announce(
+            self.config,
+            config_path=self.config_path,
+            source_name=self.source.name,
+            source_description=self.source_desc,
+            rules=len(self.engine.rules) if self._rules_loaded is None else self._rules_loaded,
+            server_url=self.server.url,
+            out=self._banner_out,
+        )
+
+    # ------------------------------------------------------------------ one step each
+
+    def warmup(self) -> int:
+        """Rebuild the engine's windows from history before the cursor; returns events fed."""
+        return self.polling.warm_up()
+
+    def poll_once(self) -> PollOutcome:
+        """One poll: fetch, evaluate, then commit alerts + engine state + cursor atomically."""
+        return self.polling.run()
+
+    def deliver_once(self) -> DeliveryOutcome:
+        """One delivery pass over what is due now, counted per channel for /metrics."""
+        return self.delivery.run()
+
+    def deliver_until_idle(self) -> DeliveryOutcome:
+        """Deliver until nothing is due now (failures wait for their backoff)."""
+        return self.delivery.until_idle(lambda: self.stopping)
+
+    # ------------------------------------------------------------------ jobs
+
+    def _poll_job(self) -> None:
+        if self.stopping:
+            return
+        if self.clock.time() < self.polling.paused_until:
+            return
+        try:
+            outcome = self.poll_once()
+        except AlertingError as exc:
+            self.health.poll_failed(str(exc), fatal=False)
+            log.error("poll failed: %s", exc)
+            return
+        except Exception as exc:
+            self.health.poll_failed(f"internal error: {type(exc).__name__}: {exc}", fatal=False)
+            log.exception("poll failed with an internal error (please report it)")
+            return
+        if outcome.alerts and not self._delivering.is_set():
+            self._deliver_soon()
+
+    def _deliver_soon(self) -> None:
+        """New alerts: run the delivery job now instead of at its next interval."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        try:
+            scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
+        except Exception as exc:  # noqa: BLE001 - a missed nudge only delays to the interval
+            log.debug("could not bring the delivery forward: %s", exc)
+
+    def _delivery_job(self) -> None:
+        if self.stopping:
+            return
+        self._delivering.set()
+        try:
+            self.deliver_once()
+        except AlertingError as exc:
+            log.error("delivery failed: %s", exc)
+        except Exception:
+            log.exception("delivery failed with an internal error (please report it)")
+        finally:
+            self._delivering.clear()
+
+    def run_once(self) -> int:
+        """``--once``: one poll, deliver what is due, exit 0 (1 when the poll failed)."""
+        outcome = self.poll_once()
+        self.deliver_until_idle()
+        self.flush()
+        if not outcome.ok:
+            raise AlertingError(outcome.error or "the poll failed")
+        return 0
+
+    def run(self) -> int:
+        """Run the jobs until ``request_stop()``; then finish the current step and return 0."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        grace = max(1, math.ceil(max(self.poll_interval_s, self.delivery_interval_s)))
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        scheduler.add_job(
+            self._poll_job,
+            "interval",
+            seconds=self.poll_interval_s,
+            id="poll",
+            next_run_time=now,
+            misfire_grace_time=max(1, math.ceil(self.poll_interval_s)),
+        )
+        scheduler.add_job(
+            self._delivery_job,
+            "interval",
+            seconds=self.delivery_interval_s,
+            id="deliver",
+            next_run_time=now + timedelta(seconds=min(1.0, self.delivery_interval_s)),
+            misfire_grace_time=max(1, math.ceil(self.delivery_interval_s)),
+        )
+        self._scheduler = scheduler
+        scheduler.start()
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            log.info("stopping: finishing the current step")
+            self.health.stopping()
+            scheduler.shutdown(wait=True)
+            self._scheduler = None
+            self.flush()
+        log.info("stopped")
+        return 0
+
+    def flush(self) -> None:
+        """Persist engine state (the per-poll transaction already did; this is belt and braces)."""
+        try:
+            with self.store.transaction():
+                self.engine.flush(self.store)
+        except AlertingError as exc:
+            log.warning("could not save the engine state at shutdown: %s", exc)
