@@ -7,7 +7,7 @@ Alertmanager's grouping and inhibition, applied per entity:
   ``username`` is a *user*, ``email`` an *admin* (DI names admins by email), ``client_ip``
   / ``src_ip`` / ``ip`` an *address*, ``hostname`` a *system*; the first kind found in
   that order wins. Values are compared trimmed and, except addresses, case-folded. An
-  alert with none of these (an org-wide rule) is an incident of its own.
+  alert with none of these (an org-wide rule) is an incident of its own, sent at once.
 - **Incident**: alerts about one entity that fired (their last event) within ``window``
   of event time of the incident's first alert. The next alert after that opens a new incident. Every alert
   gets the incident id (alert JSON ``incident``), whatever its channels do with it.
@@ -189,11 +189,14 @@ class Incidents:
         self.group_wait_s = _seconds(config.group_wait)
         self.group_interval_s = _seconds(config.group_interval)
 
-    def assign(self, alert: Alert, now: float) -> str:
-        """The alert's incident id; opens or extends the entity's incident in the store."""
+    def assign(self, alert: Alert, now: float) -> tuple[str, bool]:
+        """The alert's incident id, and whether others can join it (it has an entity).
+
+        Opens or extends the entity's incident in the store.
+        """
         entity = entity_of(alert.group)
         if entity is None:
-            return incident_id("alert", alert.fingerprint)
+            return incident_id("alert", alert.fingerprint), False
         when = fired_ns(alert)
         row = self.store.latest_incident(entity.key)
         if row is not None and abs(when - row.first_ns) <= self.window_ns:
@@ -201,10 +204,10 @@ class Incidents:
                 self.store.save_incident(
                     IncidentRow(row.id, row.entity, row.first_ns, when, row.opened_at)
                 )
-            return row.id
+            return row.id, True
         new = IncidentRow(incident_id(entity.key, alert.fingerprint), entity.key, when, when, now)
         self.store.save_incident(new)
-        return new.id
+        return new.id, True
 
     def due_at(self, incident: str, channel: str, now: float) -> float:
         """When a new alert of ``incident`` goes out on ``channel``.

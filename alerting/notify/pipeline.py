@@ -191,11 +191,11 @@ class Notifier:
                         alert.rule,
                     )
                     continue
-                alert.incident = self.incidents.assign(alert, now)
+                alert.incident, joinable = self.incidents.assign(alert, now)
                 grouped = {
                     name: self.incidents.due_at(alert.incident, name, now)
                     for name, setting in targets.items()
-                    if self._groups(name, setting)
+                    if joinable and self._groups(name, setting)
                 }
                 self.store.enqueue_alert(
                     alert.fingerprint,

@@ -11,7 +11,7 @@ import pytest
 
 from alerting import cli
 from alerting.clock import ManualClock
-from alerting.commands.outbox import retry_command
+from alerting.commands.outbox import list_command, retry_command
 from alerting.errors import AlertingError
 from alerting.notify.channels.file import FileSender
 from alerting.store import Store
@@ -236,4 +236,22 @@ def test_outbox_retry_refuses_a_sent_delivery(tmp_path: Path) -> None:
     with pytest.raises(AlertingError, match=f"delivery {row.id} was already sent"):
         retry_command(db, row.id, ManualClock(START), io.StringIO())
     assert db.outbox_counts() == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
+    db.close()
+
+
+def test_outbox_lists_held_alerts_and_refuses_to_retry_them(tmp_path: Path) -> None:
+    db = Store(tmp_path / "state.db")
+    alert = make_alert(severity="medium")
+    assert db.enqueue_alert(alert.fingerprint, alert.rule, alert.to_json(), ["oncall"], START)
+    (row,) = db.list_deliveries(("pending",))
+    db.mark_held(row.id, START, "held: incident inc-1 already sent a higher-severity alert")
+    out = io.StringIO()
+    list_command(db, out)
+    assert out.getvalue() == (
+        "outbox is empty: nothing pending, nothing dead-lettered; "
+        "1 held (an incident's higher-severity message covered them)\n"
+    )
+    with pytest.raises(AlertingError, match=f"delivery {row.id} was held: held: incident inc-1"):
+        retry_command(db, row.id, ManualClock(START), io.StringIO())
+    assert db.outbox_counts() == {"pending": 0, "sent": 0, "dead": 0, "held": 1}
     db.close()

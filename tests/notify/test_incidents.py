@@ -215,3 +215,14 @@ def test_incident_email_lists_every_rule_escaped(
     html = html_part.get_content()
     assert evil not in html
     assert "&lt;script&gt;" in html
+
+
+def test_an_alert_about_no_entity_is_sent_at_once(
+    store: Store, clock: ManualClock, receiver: HttpReceiver
+) -> None:
+    notifier = hook_notifier(store, clock, receiver.url)
+    org_wide = at(make_alert("bulk-user-lockouts", severity="medium", group={}), 0)
+    notifier.enqueue([org_wide])
+    assert org_wide.incident is not None  # it still has an incident id, its own
+    assert notifier.deliver_due().sent == 1  # no group_wait: nothing can join it
+    assert bodies(receiver)[0]["rule"] == "bulk-user-lockouts"  # one alert, its own JSON

@@ -63,6 +63,7 @@ class EmailSender:
             msg["X-Alerting-Alert-Count"] = str(len(alerts))
         if incident is not None:
             msg["X-Alerting-Incident"] = incident.id
+            msg["References"] = f"<{incident.id}@{domain}>"  # threads an incident's messages
         msg.set_content(content.text)
         msg.add_alternative(content.html, subtype="html")
         return msg
