@@ -226,3 +226,30 @@ def test_an_alert_about_no_entity_is_sent_at_once(
     assert org_wide.incident is not None  # it still has an incident id, its own
     assert notifier.deliver_due().sent == 1  # no group_wait: nothing can join it
     assert bodies(receiver)[0]["rule"] == "bulk-user-lockouts"  # one alert, its own JSON
+
+
+def test_a_slack_incident_message_never_pings_from_event_text(
+    store: Store, clock: ManualClock, receiver: HttpReceiver
+) -> None:
+    notifier = make_notifier(
+        store,
+        clock,
+        {"oncall": {"type": "slack", "webhook_url": f"{receiver.url}/services/T/B/X"}},
+        routes=[{"channels": ["oncall"]}],  # slack groups by incident by default
+    )
+    evil = "<!channel> <https://evil.example|click>"
+    notifier.enqueue(
+        [
+            at(make_alert("failed-login-burst", username=evil), 0),
+            at(make_alert("brute-force-success", severity="critical", username=evil), 1),
+        ]
+    )
+    clock.advance(2 * MINUTE)
+    assert notifier.deliver_due().messages == 1
+    raw = receiver.requests[0].body.decode()
+    assert "<!channel>" not in raw
+    assert "<https://evil" not in raw
+    message = receiver.requests[0].json()
+    assert "&lt;!channel&gt;" in message["blocks"][0]["text"]["text"]  # the entity, escaped
+    section = message["blocks"][1]["text"]["text"]
+    assert section.index("brute-force-success") < section.index("failed-login-burst")
