@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from alerting.clock import ManualClock
 from alerting.config import load_config
 from alerting.events import format_timestamp
 from alerting.service.app import Service
+from alerting.store import Store
+from tests.service.test_service import run_alerting
 from tests.support.notify import (
     PROJECT_TEMPLATES,
     START,
@@ -159,7 +162,9 @@ def write_events(path: Path, events: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
-def write_config(tmp_path: Path, slack_url: str, *, route_extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path, slack_url: str, *, route_extra: str = "", delivery: str = ""
+) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
         f"""\
@@ -174,7 +179,7 @@ routes:
   - channels: [oncall, archive]{route_extra}
 server: {{listen: "127.0.0.1:0"}}
 logging: {{level: warning, format: json}}
-"""
+{delivery}"""
     )
     return config
 
@@ -291,3 +296,32 @@ def test_a_route_can_switch_incidents_off(
     assert len(receiver.requests) == 4
     heads = sorted(r.json()["text"] for r in receiver.requests)
     assert not any("Incident" in h for h in heads)
+
+
+@pytest.mark.slow
+def test_a_kill_after_the_commit_still_sends_the_incident_once(
+    tmp_path: Path, receiver: HttpReceiver
+) -> None:
+    """``alerting run --once`` SIGKILLed right after enqueueing, then run again (real clock,
+    so the incident's group_wait is 0s here)."""
+    write_events(tmp_path / "events.jsonl", [*alice_at_home(), *guessing(), guessed()])
+    config = write_config(
+        tmp_path, receiver.url, delivery="delivery: {incidents: {group_wait: 0s}}\n"
+    )
+    killed = run_alerting(config, "--once", env={"ALERTING_FAILPOINT": "after_commit"})
+    _, err = killed.communicate(timeout=30)
+    assert killed.returncode == -signal.SIGKILL, err
+    assert receiver.requests == []
+    store = Store(tmp_path / "state/alerting.db")
+    try:
+        assert store.outbox_counts() == {"pending": 8, "sent": 0, "dead": 0, "held": 0}
+    finally:
+        store.close()
+
+    for _ in range(2):  # the restart delivers it; one more run sends nothing again
+        proc = run_alerting(config, "--once")
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+    assert len(receiver.requests) == 1
+    assert slack_rules(receiver.requests[0].json()) == FOUR
