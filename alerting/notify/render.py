@@ -325,7 +325,8 @@ def headline(alerts: Sequence[Alert], incident: IncidentView | None = None) -> s
         about = f"{incident.entity_kind} {incident.entity}".strip()
         update = "update: " if incident.follow_up else ""
         return (
-            f"[{incident.severity.upper()}] Incident {update}{len(incident.rules)} rules "
+            f"[{incident.severity.upper()}] Incident {update}{len(incident.rules)} "
+            f"rule{'' if len(incident.rules) == 1 else 's'} "
             f"for {escape.one_line(about, 200)}: {first.title}"
         )
     if len(alerts) > 1:
