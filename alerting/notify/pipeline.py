@@ -11,10 +11,11 @@ and alerts a higher-severity message already covered are held (state ``held``).
 
 Retry policy: a temporary failure waits ``initial_backoff * 2**attempts`` (capped at
 ``max_backoff``, with "equal jitter": between half and all of that) and is dead-lettered
-after ``max_attempts``. A rate limit (429 + Retry-After) postpones the delivery, and every
-other due delivery of that channel in the same pass, to the Retry-After time *without*
-counting an attempt: the receiver is healthy and asked us to wait, so it must not push
-the alert towards the dead letter. A permanent error dead-letters at once.
+after ``max_attempts``. A rate limit (429 + Retry-After) holds the channel until the
+Retry-After time: the hold is stored, so it outlasts the pass, the next poll's new alerts
+and a restart, and every due delivery of that channel waits for it *without* counting an
+attempt (the receiver is healthy and asked us to wait, so it must not push the alert
+towards the dead letter). Other channels go on. A permanent error dead-letters at once.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from alerting.notify.settings import (
 )
 from alerting.notify.silences import active_silence, describe
 from alerting.store import Delivery, Store
+from alerting.timeintervals import TimeInterval
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +132,14 @@ class Notifier:
         clock: Clock,
         rng: random.Random | None = None,
         stdout: IO[str] | None = None,
+        time_intervals: Mapping[str, Sequence[TimeInterval]] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.delivery = delivery
         self.silences = list(silences)
-        self.router = Router(routes)
+        self.intervals = dict(time_intervals or {})
+        self.router = Router(routes, self.intervals)
         self.incidents = Incidents(delivery.incidents, store)
         self._types = {name: cfg.type for name, cfg in channels.items()}
         self.messages = MessageBuilder(Renderer(Path(templates_dir)))
@@ -161,7 +165,7 @@ class Notifier:
         now = self.clock.time()
         with self.store.transaction():
             for alert in alerts:
-                silence = active_silence(self.silences, alert, now)
+                silence = active_silence(self.silences, alert, now, self.intervals)
                 if silence is not None:
                     silenced += 1
                     log.info(
@@ -172,7 +176,7 @@ class Notifier:
                         describe(silence),
                     )
                     continue
-                targets = self.router.targets_for(alert)
+                targets = self.router.targets_for(alert, now)
                 if not targets:
                     unrouted += 1
                     log.warning(
@@ -232,7 +236,7 @@ class Notifier:
                 result.count_failed(d.channel, dead=True)
                 continue
             items.append(_Item(d, alert))
-        blocked: dict[str, tuple[float, str]] = {}
+        blocked = self.store.channel_holds(now)
         for batch in self._batches(items, now, result):
             channel_name = batch.items[0].delivery.channel
             if channel_name in blocked:
@@ -336,6 +340,7 @@ class Notifier:
             with self.store.transaction():
                 for item in batch:
                     self.store.postpone(item.delivery.id, until, reason)
+                self.store.hold_channel(name, until, reason)
             blocked[name] = (until, reason)
             result.postponed += len(batch)
             return
@@ -432,6 +437,7 @@ def build_notifier(
         store=store,
         clock=clock,
         stdout=stdout,
+        time_intervals=settings.time_intervals,
     )
 
 

@@ -6,12 +6,13 @@ removed); an active one drops the alert before routing, and the drop is logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 
 from alerting.alert import Alert
 from alerting.notify.routing import matches
 from alerting.notify.settings import SilenceConfig
+from alerting.timeintervals import TimeInterval, active_at
 
 
 def _until(silence: SilenceConfig) -> float:
@@ -19,11 +20,19 @@ def _until(silence: SilenceConfig) -> float:
 
 
 def active_silence(
-    silences: Sequence[SilenceConfig], alert: Alert, now: float
+    silences: Sequence[SilenceConfig],
+    alert: Alert,
+    now: float,
+    intervals: Mapping[str, Sequence[TimeInterval]] | None = None,
 ) -> SilenceConfig | None:
-    """The first unexpired silence matching ``alert``, if any."""
+    """The first unexpired silence matching ``alert``, if any; a silence with
+    ``active_time_intervals`` holds only while one of them does."""
     for silence in silences:
         if now < _until(silence) and matches(silence.match, alert):
+            if silence.active_time_intervals and not active_at(
+                silence.active_time_intervals, intervals or {}, int(now * 1e9)
+            ):
+                continue
             return silence
     return None
 
