@@ -1,4 +1,4 @@
-"""The ``alerting`` command line: run, validate, test, replay, simulate, outbox.
+"""The ``alerting`` command line: run, validate, test, replay, export, simulate, outbox.
 
 The commands and flags are a stable contract (DESIGN section 8). Each command lives in
 its own module; this file parses arguments, dispatches, and turns every ``AlertingError``
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default="config.yaml", help="configuration file (default: config.yaml)"
     )
     p.add_argument("--once", action="store_true", help="one poll and one delivery pass, then exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="one poll on a throwaway copy of the state: print what would be sent where, "
+        "send nothing, move no cursor",
+    )
 
     p = sub.add_parser("validate", help="check the config, rules and templates")
     p.add_argument(
@@ -68,6 +74,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rule", dest="only_rules", action="append", metavar="RULE_ID", help="only these rules"
     )
+    p.add_argument(
+        "--summary-json",
+        metavar="F",
+        help="also write the summary (alerts per rule per day) as JSON",
+    )
+    p.add_argument(
+        "--truth",
+        metavar="F",
+        help="score the alerts against ground truth (simulate --export F writes F.truth.json)",
+    )
+
+    p = sub.add_parser("export", help="write the configured source's events to a file for replay")
+    p.add_argument(
+        "--config", default="config.yaml", help="configuration file (default: config.yaml)"
+    )
+    p.add_argument(
+        "--since", required=True, metavar="WHEN", help="start: a duration back (7d) or a time"
+    )
+    p.add_argument(
+        "--until", metavar="WHEN", help="end: a duration back (1d) or a time (default: now)"
+    )
+    p.add_argument(
+        "--services",
+        nargs="+",
+        metavar="SERVICE",
+        help="only these DI services (default: the config's source.services)",
+    )
+    p.add_argument(
+        "--output", required=True, metavar="F", help="JSONL file to write (.gz: gzipped)"
+    )
 
     p = sub.add_parser("simulate", help="serve the fake DI API with realistic traffic and attacks")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -83,7 +119,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     p.add_argument("--fault", action="append", metavar="NAME", help="fault modes to switch on")
-    p.add_argument("--export", metavar="F", help="write the generated events as JSONL and exit")
+    p.add_argument(
+        "--export",
+        metavar="F",
+        help="write the generated events as JSONL (gzip if F ends in .gz) and their ground "
+        "truth as F.truth.json, and exit",
+    )
+    p.add_argument(
+        "--users", type=int, default=60, help="people in the simulated org (default: 60)"
+    )
 
     p = sub.add_parser("outbox", help="list or retry pending and dead-lettered notifications")
     p.add_argument(
@@ -114,6 +158,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from alerting.commands.replay import main as replay_main
 
         return replay_main
+    if name == "export":
+        from alerting.commands.export import main as export_main
+
+        return export_main
     if name == "simulate":
         from alerting.commands.simulate import main as simulate_main
 

@@ -2,8 +2,8 @@
 
 All three read the same cached JSONL file (simulator traffic). The bare loop only reads
 lines and JSON-parses them (the floor for any Python replay); the replays run the real
-path of ``alerting replay``: ``read_for_replay`` -> reorder buffer -> engine -> each alert
-serialised to JSON. Ratios are taken within one run, so the machine cancels out.
+path of ``alerting replay``: ``replay_file`` (reader -> reorder buffer -> duplicates ->
+engine) -> each alert serialised to JSON. Ratios are taken within one run, so the machine cancels out.
 
     python -m benchmarks.bench_replay [--events N] [--repeats R] [--profile]
 """
@@ -14,11 +14,10 @@ import argparse
 import itertools
 from pathlib import Path
 
-from alerting import jsonutil
+from alerting import jsonutil, replay
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
-from alerting.replay import read_for_replay, replay
 from alerting.source.files import read_events
 from benchmarks.common import PACK_RULES, THRESHOLD_RULE, Report, best_of, rate
 from benchmarks.data import ensure_file
@@ -41,8 +40,8 @@ def bare_loop(path: Path) -> int:
 
 def replay_file(path: Path, rules: list[CompiledRule]) -> tuple[int, int]:
     """(events, alerts) of a full replay of ``path`` through ``rules`` (loaded already:
-    loading and compiling rules is a start-up cost, not a per-event one)."""
-    engine = Engine(rules)
+    loading and compiling rules is a start-up cost, not a per-event one), the CLI's way:
+    ``alerting.replay.replay_file`` (in-order path, duplicates dropped, alerts spooled)."""
     alerts = 0
 
     def on_alert(alert: object) -> None:
@@ -50,8 +49,9 @@ def replay_file(path: Path, rules: list[CompiledRule]) -> tuple[int, int]:
         alerts += 1
         alert.to_json()  # type: ignore[attr-defined]  # what `replay --output` writes
 
-    events = read_for_replay(path, engine, on_skip=lambda _message: None)  # as the CLI
-    result = replay(events, engine, on_alert=on_alert)
+    result = replay.replay_file(
+        path, lambda: Engine(rules), on_skip=lambda _message: None, on_alert=on_alert
+    )
     return result.events, alerts
 
 

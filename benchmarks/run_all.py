@@ -21,12 +21,14 @@ FULL = [
     ["benchmarks.bench_memory", "--events", "1000000"],
     ["benchmarks.bench_memory", "--events", "1000000", "--plain"],
     ["benchmarks.bench_stream", "--events", "10000000", "--every", "1000000"],
+    ["benchmarks.bench_sort", "--events", "10000000"],
     ["benchmarks.bench_latency", "--polls", "40"],
 ]
 QUICK = [
     ["benchmarks.bench_replay", "--events", "200000", "--repeats", "1"],
     ["benchmarks.bench_memory", "--events", "200000"],
     ["benchmarks.bench_stream", "--events", "1000000", "--every", "250000"],
+    ["benchmarks.bench_sort", "--events", "200000"],
     ["benchmarks.bench_latency", "--polls", "15"],
 ]
 

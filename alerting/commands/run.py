@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from alerting.config import load_config
+from alerting.errors import AlertingError
 from alerting.logs import choose_format, setup_logging
 from alerting.service import Service
 
@@ -45,7 +46,13 @@ def _signals(service: Service) -> Iterator[None]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``alerting run [--config F] [--once]``."""
+    """``alerting run [--config F] [--once | --dry-run]``."""
+    if getattr(args, "dry_run", False):
+        if args.once:
+            raise AlertingError("--dry-run already polls once: drop --once")
+        from alerting.commands.dry_run import dry_run
+
+        return dry_run(args.config)
     return run(args.config, once=args.once)
 
 
