@@ -347,7 +347,7 @@ def replay_file(
     skips = _ReportOnce(on_skip)
     with tempfile.TemporaryDirectory(prefix="alerting-replay-", dir=tmp_dir) as tmp:
         work = Path(tmp)
-        source = _spool_stdin(work / "stdin") if str(path) == "-" else Path(path)
+        source = spool_stdin(work / "stdin") if str(path) == "-" else Path(path)
         with _AlertSpool(work / "alerts.jsonl") as spool:
             engine = make_engine()
             try:
@@ -404,7 +404,7 @@ class _ReportOnce:
             self._on_skip(message)
 
 
-def _spool_stdin(path: Path) -> Path:
+def spool_stdin(path: Path) -> Path:
     with open(path, "wb") as fh:
         shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
     return path

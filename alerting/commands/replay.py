@@ -23,6 +23,7 @@ from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
 from alerting.replay import ReplayResult, replay_file
+from alerting.replay_parallel import can_fork, default_jobs, replay_parallel
 from alerting.replay_summary import format_summary, summary_json
 from alerting.scoring import Scorer, format_score, load_truth
 
@@ -85,6 +86,7 @@ def main(args: argparse.Namespace) -> int:
         notify_config=(args.config or "config.yaml") if args.notify else None,
         summary_path=getattr(args, "summary_json", None),
         truth_path=getattr(args, "truth", None),
+        jobs=getattr(args, "jobs", None),
     )
 
 
@@ -97,9 +99,11 @@ def run(
     notify_config: str | None,
     summary_path: str | None = None,
     truth_path: str | None = None,
+    jobs: int | None = None,
 ) -> int:
     """Replay ``events_path``; ``output`` ``-`` is stdout; ``notify_config`` turns on
-    --notify; ``summary_path`` gets the summary as JSON; ``truth_path`` scores the alerts."""
+    --notify; ``summary_path`` gets the summary as JSON; ``truth_path`` scores the alerts;
+    ``jobs`` worker processes (None: ``default_jobs``)."""
     rules = _rules_for(load_rules(rules_dirs), only)
     if not rules:
         raise AlertingError("no enabled rules to replay: enable a rule or name it with --rule")
@@ -133,15 +137,28 @@ def run(
                 if notifier is not None:
                     notifier.add(alert)
 
+            workers = default_jobs(events_path) if jobs is None else jobs
+            if workers > 1 and not can_fork():
+                workers = 1  # compiled rules reach workers only through a fork
             try:
-                result = replay_file(
-                    events_path,
-                    lambda: Engine(rules),
-                    on_skip=on_skip,
-                    on_alert=on_alert,
-                    progress=progress,
-                    sort_progress=progress.sorting,
-                )
+                if workers > 1 and len(rules) > 1:
+                    result = replay_parallel(
+                        events_path,
+                        rules,
+                        workers,
+                        on_skip=on_skip,
+                        on_alert=on_alert,
+                        progress=progress,
+                    )
+                else:
+                    result = replay_file(
+                        events_path,
+                        lambda: Engine(rules),
+                        on_skip=on_skip,
+                        on_alert=on_alert,
+                        progress=progress,
+                        sort_progress=progress.sorting,
+                    )
             finally:
                 progress.clear()
         result.skipped = skip_count[0]
