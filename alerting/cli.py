@@ -1,4 +1,4 @@
-"""The ``alerting`` command line: run, validate, test, replay, export, simulate, outbox.
+"""The ``alerting`` command line: run, validate, test, replay, export, simulate, convert, outbox.
 
 The commands and flags are a stable contract (DESIGN section 8). Each command lives in
 its own module; this file parses arguments, dispatches, and turns every ``AlertingError``
@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rules", action="append", metavar="DIR", help="rules directory (overrides config)"
+    )
+
+    p.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on warnings too, not only errors"
     )
 
     p = sub.add_parser("test", help="run the rules' inline tests")
@@ -136,6 +140,24 @@ def _parser() -> argparse.ArgumentParser:
         "--users", type=int, default=60, help="people in the simulated org (default: 60)"
     )
 
+    p = sub.add_parser(
+        "convert", help="write the rules as standard Sigma or SIEM queries (Splunk, Elastic)"
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="TARGET",
+        help="sigma, splunk, lucene, esql or eql (the SIEM targets need the convert extra)",
+    )
+    p.add_argument(
+        "--rules", action="append", metavar="DIR", help="rules directory (default: rules)"
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="where to write one file per rule (default: converted/TARGET)",
+    )
+
     p = sub.add_parser("outbox", help="list or retry pending and dead-lettered notifications")
     p.add_argument(
         "--config", default="config.yaml", help="configuration file (default: config.yaml)"
@@ -184,6 +206,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from alerting.commands.simulate import main as simulate_main
 
         return simulate_main
+    if name == "convert":
+        from alerting.commands.convert import main as convert_main
+
+        return convert_main
     if name == "outbox":
         from alerting.commands.outbox import main as outbox_main
 
