@@ -61,8 +61,8 @@ def run(config_path: str, *, once: bool) -> int:
     config = load_config(config_path)
     setup_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
     if config.logging.level != "debug":
-        # The poll line carries the poller's counts; its own INFO line would repeat them.
-        logging.getLogger("alerting.source.jumpcloud").setLevel(logging.WARNING)
+        # The poll line carries the sources' counts; their own INFO lines would repeat them.
+        logging.getLogger("alerting.source").setLevel(logging.WARNING)
     # The banner is for a person at a terminal; JSON logs get the "started" record instead.
     readable = choose_format(config.logging.format, sys.stderr) == "text"
     banner = sys.stderr if readable and not once else None
