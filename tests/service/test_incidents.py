@@ -26,13 +26,13 @@ from alerting.config import load_config
 from alerting.events import format_timestamp
 from alerting.service.app import Service
 from alerting.store import Store
-from tests.service.test_service import run_alerting
 from tests.support.notify import (
     PROJECT_TEMPLATES,
     START,
     HttpReceiver,
     states,
 )
+from tests.support.service import run_alerting
 
 REPO = Path(__file__).resolve().parents[2]
 NS = 1_000_000_000
