@@ -42,10 +42,13 @@ class Alert:
     # its display name from ``source.org_names`` ("" when none is configured).
     organization: str = ""
     organization_name: str = ""
+    # The incident this alert belongs to (alerting/notify/incidents.py): set when the
+    # notifier records it; None where no notifier ran (``replay`` output).
+    incident: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The alert JSON contract (DESIGN section 5), plus tags/description/suppressed
-        and the additive references/runbook/organization/organization_name."""
+        and the additive references/runbook/organization/organization_name/incident."""
         return {
             "rule": self.rule,
             "title": self.title,
@@ -65,6 +68,7 @@ class Alert:
             "runbook": self.runbook,
             "organization": self.organization,
             "organization_name": self.organization_name,
+            "incident": self.incident,
         }
 
     def to_json(self) -> str:
@@ -91,6 +95,7 @@ class Alert:
             runbook=str(data.get("runbook") or ""),
             organization=str(data.get("organization") or ""),
             organization_name=str(data.get("organization_name") or ""),
+            incident=data.get("incident"),
         )
 
     @property

@@ -66,6 +66,7 @@ CONTRACT = {
     "runbook",
     "organization",
     "organization_name",
+    "incident",
 }
 
 
