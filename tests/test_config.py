@@ -768,6 +768,9 @@ def test_an_org_name_for_an_org_not_polled_is_a_located_warning(tmp_path: Path) 
         f"{tmp_path / 'config.yaml'}:{at(text, '5bf6defbdcd8233029e0c599')}: source.org_names "
         "names org '5bf6defbdcd8233029e0c599', which is not in source.org_id (did you mean "
         "'5bf6defbdcd8233029e0c598'?): no alert will carry that name"
+    )
+
+
 def test_incident_settings_are_validated_where_written(tmp_path: Path) -> None:
     text = (
         MINIMAL
