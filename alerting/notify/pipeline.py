@@ -40,7 +40,8 @@ from alerting.notify.settings import (
     RouteConfig,
     SilenceConfig,
 )
-from alerting.notify.silences import active_silence, describe
+from alerting.notify import silences as silencing
+from alerting.notify.silences import Silence, active_silence, describe
 from alerting.store import Delivery, Store
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,21 @@ class _Item:
     alert: Alert
 
 
+def _alert_fields(alert: Alert, **more: object) -> dict[str, object]:
+    """The structured fields of an alert's log line (JSON logs carry them as keys)."""
+    fields: dict[str, object] = {
+        "rule": alert.rule,
+        "group": alert.group,
+        "fingerprint": alert.fingerprint,
+        "severity": alert.severity,
+    }
+    incident = getattr(alert, "incident", None)
+    if incident:
+        fields["incident"] = incident
+    fields.update(more)
+    return fields
+
+
 def _seconds(value: timedelta) -> float:
     return td_ns(value) / 1e9
 
@@ -114,7 +130,7 @@ class Notifier:
         self.store = store
         self.clock = clock
         self.delivery = delivery
-        self.silences = list(silences)
+        self.silences: list[Silence] = silencing.from_config(silences)
         self.router = Router(routes)
         self.messages = MessageBuilder(Renderer(Path(templates_dir)))
         self._rng = rng or random.Random()
@@ -138,16 +154,20 @@ class Notifier:
         enqueued = silenced = duplicates = unrouted = 0
         now = self.clock.time()
         with self.store.transaction():
+            # Read in the poll's transaction: a silence added meanwhile applies from here.
+            active = self.silences + silencing.from_store(self.store.silences(since=now))
             for alert in alerts:
-                silence = active_silence(self.silences, alert, now)
+                silence = active_silence(active, alert, now)
                 if silence is not None:
                     silenced += 1
+                    self.store.count_held(silence.key, now)
                     log.info(
                         "alert %s (rule %s, %s) silenced %s",
                         alert.fingerprint,
                         alert.rule,
                         alert.group_text,
                         describe(silence),
+                        extra=_alert_fields(alert, silenced_by=silence.key),
                     )
                     continue
                 channels = self.router.channels_for(alert)
@@ -165,6 +185,7 @@ class Notifier:
                     alert.fingerprint, alert.rule, alert.to_json(), channels, now
                 ):
                     enqueued += 1
+                    log.info("alert raised", extra=_alert_fields(alert, channels=channels))
                 else:
                     duplicates += 1
                     log.info(
@@ -274,13 +295,15 @@ class Notifier:
         result.messages += 1
         if len(batch) > 1:
             result.grouped += len(batch)
-        log.debug(
-            "channel %s: sent delivery %s (rule %s, %d alert%s)",
-            name,
-            ids,
-            batch[0].alert.rule,
-            len(batch),
-            "" if len(batch) == 1 else "s",
+        log.info(
+            "delivery sent",
+            extra={
+                "outcome": "sent",
+                "channel": name,
+                "deliveries": [i.delivery.id for i in batch],
+                "rule": batch[0].alert.rule,
+                "fingerprints": [i.alert.fingerprint for i in batch],
+            },
         )
 
     def backoff(self, attempts: int) -> float:

@@ -10,7 +10,9 @@ log names the template file and line.
 Template context: ``alert`` (the first alert: its JSON fields plus ``group_text``,
 ``source_ips``, ``countries``, ``users``, ``event_types``, ``emoji``, ``color``),
 ``alerts`` (all alerts of a grouped burst, at most 20), ``count``, ``grouped``, ``more``,
-``alert_json`` (the exact alert JSON contract). Filters: ``slack(limit)``, ``tojson``,
+``alert_json`` (the exact alert JSON contract), ``silence_commands`` (the exact
+``alerting silence add ...`` lines for the message's rule and groups; each alert also has
+``silence_command``). Filters: ``slack(limit)``, ``slack_code``, ``tojson``,
 ``json_text``, ``cap(limit)``, ``truncate_middle(limit)``, ``one_line(limit)``,
 ``header`` (one e-mail header line), ``term`` (terminal-safe).
 """
@@ -35,6 +37,7 @@ from alerting.alert import Alert
 from alerting.errors import AlertingError, Location, Problem
 from alerting.jinja_env import make_environment
 from alerting.notify import escape
+from alerting.notify.silences import silence_command, silence_commands
 from alerting.yamlfile import suggest
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ def alert_view(alert: Alert) -> dict[str, Any]:
         event_types=_values(events, ("event_type",)),
         emoji=SEVERITY_EMOJI.get(alert.severity, ":warning:"),
         color=SEVERITY_COLOR.get(alert.severity, "#888888"),
+        silence_command=silence_command(alert),
     )
     return view
 
@@ -125,6 +129,7 @@ def render_context(alerts: Sequence[Alert]) -> dict[str, Any]:
         "count": len(alerts),
         "grouped": len(alerts) > 1,
         "more": max(0, len(alerts) - MAX_LISTED_ALERTS),
+        "silence_commands": silence_commands(alerts),
     }
 
 
@@ -178,6 +183,7 @@ def _environment(loader: FileSystemLoader, kind: str) -> ImmutableSandboxedEnvir
         truncate_middle=escape.truncate_middle,
         one_line=escape.one_line,
         slack=escape.slack_escape,
+        slack_code=escape.slack_code,
         tojson=escape.tojson,
         json_text=escape.json_dumps,
         header=escape.header_line,
