@@ -322,9 +322,13 @@ def _walk_strings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any,
 
 
 def _substitute_env(
-    doc: YamlDocument, environ: Mapping[str, str], secrets: set[str]
+    doc: YamlDocument, environ: Mapping[str, str], secrets: set[str], *, need_secrets: bool = True
 ) -> list[Problem]:
-    """Substitute variables in every string value of ``doc.data``, in place."""
+    """Substitute variables in every string value of ``doc.data``, in place.
+
+    ``need_secrets=False``: a secret value whose variable is unset becomes a placeholder
+    instead of an error (commands that only read the state database need no secrets).
+    """
     problems: list[Problem] = []
     for parent, container, key in list(_walk_strings(doc.data)):
         text = container[key]
@@ -332,6 +336,9 @@ def _substitute_env(
             continue
         path = (*parent, key)
         new, messages, names = _substitute(text, environ, _dotted(path))
+        if messages and not need_secrets and key in SECRET_KEYS:
+            container[key] = _PLACEHOLDER
+            continue
         problems.extend(doc.problem(path, m) for m in messages)
         container[key] = new
         if key in SECRET_KEYS or any(_SECRETISH_VAR.search(n) for n in names):
@@ -376,7 +383,12 @@ def _mappings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, dict[Any
 
 
 def _read_secret_files(
-    doc: YamlDocument, base_dir: Path, secrets: set[str], failed: set[Location]
+    doc: YamlDocument,
+    base_dir: Path,
+    secrets: set[str],
+    failed: set[Location],
+    *,
+    need_secrets: bool = True,
 ) -> list[Problem]:
     """Replace each ``x_file: path`` by ``x: <file content>``, in place.
 
@@ -410,10 +422,12 @@ def _read_secret_files(
             try:
                 mapping[key] = _read_secret(file_path)
             except ValueError as exc:
+                mapping[key] = _PLACEHOLDER
+                if not need_secrets:
+                    continue
                 problems.append(
                     doc.problem(where, f"{_dotted(where)}: secret file '{file_path}' {exc}")
                 )
-                mapping[key] = _PLACEHOLDER
                 continue
             secrets.add(mapping[key])
             # Errors about the value point at the *_file line.
@@ -510,10 +524,15 @@ def _flow_hint(problem: Problem, file: Path) -> Problem:
     )
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path, *, environ: Mapping[str, str] | None = None, need_secrets: bool = True
+) -> Config:
     """Load, substitute, validate and cross-check a config file.
 
     Raises ``ConfigError`` carrying every problem found, each ``file:line:col: message``.
+    ``need_secrets=False`` is for commands that never reach a channel or the API
+    (``outbox list``, ``silence``, ``rules list``): unset or unreadable secrets are not
+    errors there, and the loaded config must not be used to send anything.
     """
     env = os.environ if environ is None else environ
     file = Path(path)
@@ -543,8 +562,10 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
 
     base_dir = file.absolute().parent
     secrets = {v for v in secret_values(doc.data) if "${" not in v}
-    problems = _substitute_env(doc, env, secrets)
-    problems += _read_secret_files(doc, base_dir, secrets, {p.location for p in problems})
+    problems = _substitute_env(doc, env, secrets, need_secrets=need_secrets)
+    problems += _read_secret_files(
+        doc, base_dir, secrets, {p.location for p in problems}, need_secrets=need_secrets
+    )
     problems += _route_problems(doc)
 
     config: Config | None = None

@@ -418,17 +418,16 @@ class Store:
 
     def silences(self, *, since: float | None = None) -> list[StoredSilence]:
         """Stored silences, oldest first; ``since``: only those still active at that time."""
-        where, params = "", ()
+        where, params = "", []
         if since is not None:
-            where, params = "WHERE MIN(s.until, COALESCE(s.expired_at, s.until)) > ? ", (since,)
+            where, params = "WHERE MIN(s.until, COALESCE(s.expired_at, s.until)) > ? ", [since]
         rows = self._exec(self._SILENCE_SELECT + where + "ORDER BY s.id", params).fetchall()
         return [StoredSilence(*r) for r in rows]
 
     def expire_silence(self, silence_id: int, now: float) -> bool:
         """End a silence now; False when there is no such silence or it had already ended."""
         cur = self._exec(
-            "UPDATE silences SET expired_at = ? "
-            "WHERE id = ? AND expired_at IS NULL AND until > ?",
+            "UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL AND until > ?",
             (now, silence_id, now),
         )
         return cur.rowcount > 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alerting.alert import Alert
+from alerting.commands import common
 from alerting.durations import DAY_NS
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
@@ -84,10 +85,10 @@ def main(args: argparse.Namespace) -> int:
     """``alerting replay --events F [--rules DIR] [--output F] [--rule ID] [--notify]``."""
     return run(
         events_path=args.events,
-        rules_dirs=[Path(d) for d in (args.rules or ["rules"])],
+        rules_dirs=common.rules_dirs(args),
         output=args.output,
         only=args.only_rules,
-        notify_config=(args.config or "config.yaml") if args.notify else None,
+        notify_config=common.config_path(args) if args.notify else None,
     )
 
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from alerting.commands.common import config_path
 from alerting.config import load_config
 from alerting.logs import choose_format, setup_logging
 from alerting.service import Service
@@ -46,14 +47,18 @@ def _signals(service: Service) -> Iterator[None]:
 
 def main(args: argparse.Namespace) -> int:
     """``alerting run [--config F] [--once]``."""
-    return run(args.config, once=args.once)
+    return run(config_path(args), once=args.once, log_level=args.log_level)
 
 
-def run(config_path: str, *, once: bool) -> int:
-    """Load the config, set up logging, run the service until a signal (or one poll)."""
+def run(config_path: str, *, once: bool, log_level: str | None = None) -> int:
+    """Load the config, set up logging, run the service until a signal (or one poll).
+
+    ``log_level`` (``--log-level``/``-v``/``-q``) overrides the config's ``logging.level``.
+    """
     config = load_config(config_path)
-    setup_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
-    if config.logging.level != "debug":
+    level = log_level or config.logging.level
+    setup_logging(level=level, fmt=config.logging.format, secrets=config.secrets())
+    if level != "debug":
         # The poll line carries the poller's counts; its own INFO line would repeat them.
         logging.getLogger("alerting.source.jumpcloud").setLevel(logging.WARNING)
     # The banner is for a person at a terminal; JSON logs get the "started" record instead.

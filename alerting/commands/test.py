@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from alerting.commands.common import rules_dirs
 from alerting.engine.loader import load_rules
 from alerting.engine.testing import TestResult, run_rule_tests
 
@@ -36,7 +37,7 @@ def format_results(results: list[TestResult]) -> str:
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``alerting test``: 0 when every test passes, 1 otherwise."""
-    return run([Path(d) for d in (args.rules or ["rules"])], args.rule_ids or None, out)
+    return run(rules_dirs(args), args.rule_ids or None, out)
 
 
 def run(dirs: list[Path], only: list[str] | None, out: TextIO | None = None) -> int:

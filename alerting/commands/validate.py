@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alerting.clock import Clock, SystemClock
+from alerting.commands.common import DEFAULT_CONFIG, config_path
 from alerting.config import Config, config_notes, config_warnings, load_config
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
@@ -44,17 +45,20 @@ class Report:
 
 
 def check(
-    config_path: str | Path,
+    config_path: str | Path | None,
     rule_dirs: Sequence[str | Path] | None = None,
     *,
     now: datetime | None = None,
 ) -> Report:
     """Validate the config, then the rules, then the templates; never raises for bad input.
 
-    ``rule_dirs`` overrides ``rules.paths`` from the config (the ``--rules`` flag).
+    ``rule_dirs`` overrides ``rules.paths`` from the config (the ``--rules`` flag);
+    ``config_path`` ``None`` (``--rules`` without a config) checks the rules alone.
     """
     now = now or datetime.now(UTC)
     report = Report()
+    if config_path is None:
+        return _rules_only([Path(p) for p in rule_dirs or ["rules"]], report)
     config: Config | None = None
     try:
         config = load_config(config_path)
@@ -99,6 +103,18 @@ def check(
             f"templates: {templates} ok in {config.templates.path}",
             f"channels: {', '.join(config.channels) or 'none'}; routes: {len(config.routes)}; "
             f"silences: {active} active",
+        ]
+    return report
+
+
+def _rules_only(paths: list[Path], report: Report) -> Report:
+    """``validate --rules DIR`` without a config file: check the rules alone."""
+    rules = _check_rules(paths, report)
+    if rules is not None:
+        report.summary = [
+            f"rules: {len(rules)} ok in {', '.join(str(p) for p in paths)}",
+            f"config and templates not checked: no {DEFAULT_CONFIG} here "
+            "(pass --config to check them too)",
         ]
     return report
 
@@ -192,6 +208,9 @@ def print_report(report: Report, out: TextIO, err: TextIO) -> None:
 def main(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
     """``alerting validate``: exit 0 when everything is valid, 1 otherwise."""
     clock = clock or SystemClock()
-    report = check(args.config, args.rules, now=datetime.fromtimestamp(clock.time(), tz=UTC))
+    path: str | None = config_path(args)
+    if args.config is None and args.rules and not Path(DEFAULT_CONFIG).exists():
+        path = None  # `validate --rules DIR` with no config around: check the rules alone
+    report = check(path, args.rules, now=datetime.fromtimestamp(clock.time(), tz=UTC))
     print_report(report, sys.stdout, sys.stderr)
     return 0 if report.ok else 1

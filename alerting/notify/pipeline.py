@@ -28,6 +28,7 @@ from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.durations import td_ns
+from alerting.notify import silences as silencing
 from alerting.notify.channels import build_channel
 from alerting.notify.channels.base import Channel
 from alerting.notify.channels.errors import DeliveryError, PermanentError, RateLimited
@@ -40,7 +41,6 @@ from alerting.notify.settings import (
     RouteConfig,
     SilenceConfig,
 )
-from alerting.notify import silences as silencing
 from alerting.notify.silences import Silence, active_silence, describe
 from alerting.store import Delivery, Store
 

@@ -52,6 +52,7 @@ class Silence:
     created_at: float | None = None
     expired_at: float | None = None
     held: int = 0
+    label: str = ""  # "rule group=value" as written, for ``silence list``
 
     @property
     def ends_at(self) -> float:
@@ -75,6 +76,11 @@ def config_key(silence: SilenceConfig) -> str:
     return "config:" + hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
+def _label(rule: str, group: Mapping[str, Any]) -> str:
+    values = [f"{k}={v if isinstance(v, str) else '|'.join(map(str, v))}" for k, v in group.items()]
+    return " ".join([rule, *values]) if values else f"{rule} (every group)"
+
+
 def from_config(
     silences: Sequence[SilenceConfig],
     held: Mapping[str, int] | None = None,
@@ -93,6 +99,7 @@ def from_config(
                 owner=s.owner,
                 origin=f"{origin} silences.{i}",
                 held=held.get(key, 0),
+                label=_label(",".join(s.match.rule) or "*", s.match.group),
             )
         )
     return out
@@ -100,9 +107,7 @@ def from_config(
 
 def stored_match(rule: str, group: Mapping[str, str]) -> AlertMatch:
     """The match of a CLI silence: this rule and these group values, exactly."""
-    return AlertMatch(
-        rule=[glob_escape(rule)], group={k: glob_escape(v) for k, v in group.items()}
-    )
+    return AlertMatch(rule=[glob_escape(rule)], group={k: glob_escape(v) for k, v in group.items()})
 
 
 def from_store(rows: Sequence[StoredSilence]) -> list[Silence]:
@@ -121,6 +126,7 @@ def from_store(rows: Sequence[StoredSilence]) -> list[Silence]:
                 created_at=row.created_at,
                 expired_at=row.expired_at,
                 held=row.held,
+                label=_label(row.rule, group),
             )
         )
     return out
@@ -144,9 +150,9 @@ def iso(ts: float) -> str:
 
 
 def describe(silence: Silence) -> str:
-    """``#3 until 2026-12-01T00:00:00Z by alice: maintenance`` for logs and reports."""
-    name = f"#{silence.id} " if silence.id is not None else f"({silence.origin}) "
-    return f"{name}until {iso(silence.ends_at)} by {silence.owner}: {silence.reason}"
+    """``until 2026-12-01T00:00:00Z by alice: maintenance (silence 3)`` for logs."""
+    name = f"silence {silence.id}" if silence.id is not None else silence.origin
+    return f"until {iso(silence.ends_at)} by {silence.owner}: {silence.reason} ({name})"
 
 
 def shell_quote(value: str) -> str:
