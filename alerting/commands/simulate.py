@@ -73,8 +73,14 @@ def main(args: argparse.Namespace) -> int:
     if args.hours <= 0:
         raise AlertingError("--hours must be positive, e.g. --hours 24")
     scenarios = resolve_scenarios(args.scenario)
+    faults = parse_faults(args.fault or [])  # an unknown name is an error, never ignored
     clock = SystemClock()
     if args.export:
+        if args.fault:
+            raise AlertingError(
+                "--fault shapes the API's answers, not the events: it has no effect with "
+                "--export; drop it, or serve the API without --export"
+            )
         return export(
             Path(args.export),
             hours=args.hours,
@@ -82,7 +88,6 @@ def main(args: argparse.Namespace) -> int:
             scenarios=scenarios,
             now_ns=time_ns(clock),
         )
-    faults = parse_faults(args.fault or [])
     sim = EmbeddedSimulator(
         clock=clock,
         seed=args.seed,
