@@ -10,6 +10,7 @@ database is touched, so no channel secret is needed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -130,10 +131,19 @@ def _row(s: silencing.Silence, now: float) -> tuple[str, ...]:
     )
 
 
+def _where(config: Config, index: int) -> str:
+    """``config.yaml:42``: where a config silence is written (the place to change it)."""
+    line = config.locate("silences", index).line
+    return f"{config.path.name}:{line}" if line else f"{config.path.name}:silences.{index}"
+
+
 def list_command(store: Store | None, config: Config, clock: Clock, out: IO[str]) -> int:
     now = clock.time()
     held = store.held_counts() if store is not None else {}
-    rows = silencing.from_config(config.silences, held, origin=config.path.name)
+    rows = [
+        dataclasses.replace(s, origin=_where(config, i))
+        for i, s in enumerate(silencing.from_config(config.silences, held))
+    ]
     if store is not None:
         rows += silencing.from_store(store.silences(since=now - RECENT_S))
     rows = [s for s in rows if s.active(now) or now - s.ends_at < RECENT_S]
