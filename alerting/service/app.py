@@ -65,11 +65,15 @@ class Service:
         cls,
         config: Config,
         *,
-        config_path: str = "config.yaml",
+        config_path: str | None = None,
         clock: Clock | None = None,
         banner: IO[str] | None = None,
     ) -> Service:
-        """Lock the state, open the store, load the rules, build notifier and source."""
+        """Lock the state, open the store, load the rules, build notifier and source.
+
+        ``config_path`` (what a reload rereads) defaults to the file ``config`` came from.
+        """
+        config_path = config_path if config_path is not None else str(config.path)
         clock = clock if clock is not None else SystemClock()
         lock = StateLock(str(config.state.path))
         lock.acquire()
