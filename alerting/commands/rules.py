@@ -21,7 +21,7 @@ from alerting.notify.settings import RouteConfig
 
 def _aggregation(rule: CompiledRule) -> str:
     keys = rule.model.aggregation_keys()
-    return keys[0] if keys else "each event"
+    return keys[0] if keys else "none"  # every matching event alerts
 
 
 def format_rules(rules: list[CompiledRule], routes: list[RouteConfig] | None) -> str:

@@ -173,7 +173,8 @@ def shell_quote(value: str) -> str:
         elif ch == "\t":
             out.append("\\t")
         elif _UNPRINTABLE.match(ch):
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) > 0x7F else f"\\x{ord(ch):02x}")
+            # bytes, not \\u: a shell reads \\xHH the same in every locale
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8")))
         else:
             out.append(ch)
     return "$'" + "".join(out) + "'"

@@ -148,9 +148,7 @@ def test_sighup_reloads_and_a_bad_reload_keeps_the_process_and_its_rules(
     t0 = time.time()
     two = [login(t0 - 600, "alice"), login(t0 - 590, "alice")]
     with DIApiServer(two, api_key=API_KEY, clock=SystemClock()) as api, Receiver() as hook:
-        config = write_config(
-            tmp_path, base_url=api.url, webhook_url=hook.url, poll_interval="1s"
-        )
+        config = write_config(tmp_path, base_url=api.url, webhook_url=hook.url, poll_interval="1s")
         rules = tmp_path / "rules"
         proc = run_alerting(config, env={"JUMPCLOUD_API_KEY": API_KEY})
         err = Lines(proc.stderr)
@@ -176,7 +174,9 @@ def test_sighup_reloads_and_a_bad_reload_keeps_the_process_and_its_rules(
             rejected = _wait_record(err, "reload rejected", mark)
             assert rejected["level"] == "error"
             problems = [
-                str(r["message"]) for r in _records(err)[mark:] if str(r["message"]).startswith("reload: ")
+                str(r["message"])
+                for r in _records(err)[mark:]
+                if str(r["message"]).startswith("reload: ")
             ]
             assert any(f"{rules / 'failed-login.yml'}:3:" in p for p in problems), problems
             assert proc.poll() is None

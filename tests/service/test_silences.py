@@ -164,9 +164,10 @@ def test_silence_add_rejects_what_would_hold_nothing_back(
         assert len(err.strip().splitlines()) == 1
         assert out == ""
     # Nothing was stored by the refused commands.
-    assert not (tmp_path / "state" / "alerting.db").exists() or not Store(
-        tmp_path / "state" / "alerting.db"
-    ).silences()
+    assert (
+        not (tmp_path / "state" / "alerting.db").exists()
+        or not Store(tmp_path / "state" / "alerting.db").silences()
+    )
 
 
 def test_a_schema_1_database_upgrades_in_place_and_keeps_its_state(tmp_path: Path) -> None:
