@@ -186,8 +186,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "outbox", "list or retry pending and dead-lettered notifications", exits="outbox")
     osub = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
-    _sub(osub, "list", "show pending and dead-lettered deliveries (needs no secrets)")
-    r = _sub(osub, "retry", "re-queue dead-lettered deliveries")
+    _sub(
+        osub, "list", "show pending and dead-lettered deliveries (needs no secrets)", exits="outbox"
+    )
+    r = _sub(osub, "retry", "re-queue dead-lettered deliveries", exits="outbox")
     r.add_argument("id", nargs="?", type=int, help="one delivery id (default: all dead)")
 
     p = _sub(
@@ -197,7 +199,12 @@ def _parser() -> argparse.ArgumentParser:
         exits="silence",
     )
     ssub = p.add_subparsers(dest="silence_command", metavar="ACTION", required=True)
-    a = _sub(ssub, "add", "hold back a rule's alerts (for one group) for a while; prints its id")
+    a = _sub(
+        ssub,
+        "add",
+        "hold back a rule's alerts (for one group) for a while; prints its id",
+        exits="silence",
+    )
     a.add_argument("--rule", required=True, metavar="RULE", help="the rule id")
     a.add_argument(
         "--group",
@@ -212,13 +219,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--reason", required=True, metavar="TEXT", help="why (shown in the list)")
     a.add_argument("--owner", required=True, metavar="NAME", help="who (shown in the list)")
-    _sub(ssub, "list", "active and recently expired silences, with how many alerts each held")
-    e = _sub(ssub, "expire", "end a silence now")
+    _sub(
+        ssub,
+        "list",
+        "active and recently expired silences, with how many alerts each held",
+        exits="silence",
+    )
+    e = _sub(ssub, "expire", "end a silence now", exits="silence")
     e.add_argument("id", type=int, help="the silence id (from `alerting silence list`)")
 
     p = _sub(sub, "rules", "list the loaded rules and where their alerts go", exits="rules")
     rsub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    lst = _sub(rsub, "list", "id, severity, aggregation, enabled and channels of every rule")
+    lst = _sub(
+        rsub, "list", "id, severity, aggregation, enabled and channels of every rule", exits="rules"
+    )
     lst.add_argument(
         "--rules", action="append", metavar="DIR", help="rules directory (overrides the config)"
     )
