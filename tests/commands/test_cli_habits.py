@@ -6,9 +6,11 @@ and a container that refuses to pretend."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,18 @@ from alerting.durations import parse_duration_ns
 from tests.service.test_service import FAILED_BURST_RULE, FAILED_LOGIN_RULE, login
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``--log-level``/``-q`` install a log handler; take it off after the test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -56,6 +70,7 @@ routes:
     return config
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_global_options_work_before_or_after_the_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -146,7 +146,8 @@ def test_sighup_reloads_and_a_bad_reload_keeps_the_process_and_its_rules(
     tmp_path: Path,
 ) -> None:
     t0 = time.time()
-    two = [login(t0 - 600, "alice"), login(t0 - 590, "alice")]
+    # Recent, so the burst's 10m window still holds them when the third arrives.
+    two = [login(t0 - 60, "alice"), login(t0 - 50, "alice")]
     with DIApiServer(two, api_key=API_KEY, clock=SystemClock()) as api, Receiver() as hook:
         config = write_config(tmp_path, base_url=api.url, webhook_url=hook.url, poll_interval="1s")
         rules = tmp_path / "rules"
