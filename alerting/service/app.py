@@ -426,7 +426,15 @@ class Service:
                 self._wake.clear()
                 if self._reload.is_set() and not self._stop.is_set():
                     self._reload.clear()
-                    self.reload()
+                    try:
+                        self.reload()
+                    except Exception as exc:  # noqa: BLE001 - a reload never ends detection
+                        log.error(
+                            "reload failed with an internal error (please report it): %s: %s; "
+                            "still running the previous set",
+                            type(exc).__name__,
+                            exc,
+                        )
         finally:
             log.info("stopping: finishing the current step")
             self.health.stopping()
