@@ -102,7 +102,7 @@ def retry_command(store: Store, delivery_id: int | None, clock: Clock, out: IO[s
 
 
 def main(args: argparse.Namespace) -> int:
-    """``alerting outbox --config F list|retry [ID]``."""
+    """``alerting outbox list|retry [ID]`` (``--config F`` anywhere)."""
     delivery_id: int | None = args.id if args.outbox_command == "retry" else None
     return run(config_path(args), args.outbox_command, delivery_id)
 
