@@ -83,7 +83,8 @@ def _check_rule(config: Config, rule: str, group: dict[str, str]) -> None:
         )
     keys = [path for path, _getter in found.group_by]
     for key in group:
-        if key not in keys:
+        # With several org_ids every alert's group also carries its organization.
+        if key not in keys and key != "organization":
             by = ", ".join(keys) or "nothing (one group)"
             raise AlertingError(
                 f"--group {key}=...: rule {rule} groups by {by}{suggest(key, keys)}"
