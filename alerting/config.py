@@ -39,6 +39,7 @@ from alerting.notify.settings import (
     NotifySettings,
     RouteConfig,
     SilenceConfig,
+    SlackChannel,
     WebhookChannel,
 )
 from alerting.notify.silences import expired_silences
@@ -71,6 +72,7 @@ __all__ = [
     "SourceConfig",
     "StateConfig",
     "TemplatesConfig",
+    "channel_template_problems",
     "config_notes",
     "config_warnings",
     "load_config",
@@ -641,3 +643,32 @@ def config_notes(config: Config) -> list[Problem]:
             )
         )
     return notes
+
+
+TEMPLATE_SUFFIXES = (".json.j2", ".txt.j2", ".html.j2", ".j2")
+
+
+def channel_template_problems(config: Config) -> list[Problem]:
+    """A channel's ``template:`` must name a file in the templates directory (``validate``
+    and a reload check it)."""
+    root = config.templates.path
+    if not root.is_dir():
+        return []  # check_templates reports the missing directory
+    available = sorted(
+        {p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    )
+    problems = []
+    for name, channel in config.channels.items():
+        if not isinstance(channel, SlackChannel | WebhookChannel) or not channel.template:
+            continue
+        wanted = [channel.template + s for s in TEMPLATE_SUFFIXES] + [channel.template]
+        if not any(w in available for w in wanted):
+            stems = sorted({a.split(".", 1)[0] for a in available})
+            problems.append(
+                Problem(
+                    config.locate("channels", name, "template"),
+                    f"channels.{name}.template: no template {channel.template!r} in "
+                    f"{root}{suggest(channel.template, stems)}",
+                )
+            )
+    return problems

@@ -20,14 +20,17 @@ from typing import Any, TextIO
 
 from alerting.clock import Clock, SystemClock
 from alerting.commands.common import DEFAULT_CONFIG, config_path
-from alerting.config import Config, config_notes, config_warnings, load_config
+from alerting.config import (
+    Config,
+    channel_template_problems,
+    config_notes,
+    config_warnings,
+    load_config,
+)
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
 from alerting.notify.render import check_templates
-from alerting.notify.settings import SlackChannel, WebhookChannel
 from alerting.yamlfile import suggest
-
-TEMPLATE_SUFFIXES = (".json.j2", ".txt.j2", ".html.j2", ".j2")
 
 
 @dataclass
@@ -87,7 +90,7 @@ def check(
 
     report.warnings.extend(config_warnings(config, now))
     report.notes.extend(config_notes(config))
-    report.errors.extend(_channel_template_problems(config))
+    report.errors.extend(channel_template_problems(config))
     if rule_ids is not None:
         report.warnings.extend(_rule_pattern_warnings(config, rule_ids))
     templates = _check_templates(config, rule_ids, report)
@@ -145,31 +148,6 @@ def _check_templates(config: Config, rule_ids: list[str] | None, report: Report)
     report.errors.extend(check_templates(config.templates.path, rule_ids))
     root = config.templates.path
     return sum(1 for p in root.rglob("*.j2") if p.is_file()) if root.is_dir() else 0
-
-
-def _channel_template_problems(config: Config) -> list[Problem]:
-    """A channel's ``template:`` must name a file in the templates directory."""
-    root = config.templates.path
-    if not root.is_dir():
-        return []  # check_templates reports the missing directory
-    available = sorted(
-        {p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
-    )
-    problems = []
-    for name, channel in config.channels.items():
-        if not isinstance(channel, SlackChannel | WebhookChannel) or not channel.template:
-            continue
-        wanted = [channel.template + s for s in TEMPLATE_SUFFIXES] + [channel.template]
-        if not any(w in available for w in wanted):
-            stems = sorted({a.split(".", 1)[0] for a in available})
-            problems.append(
-                Problem(
-                    config.locate("channels", name, "template"),
-                    f"channels.{name}.template: no template {channel.template!r} in "
-                    f"{root}{suggest(channel.template, stems)}",
-                )
-            )
-    return problems
 
 
 def _rule_pattern_warnings(config: Config, rule_ids: list[str]) -> list[Problem]:

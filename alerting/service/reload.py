@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from alerting.config import Config, load_config
+from alerting.config import Config, channel_template_problems, load_config
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
@@ -53,6 +53,7 @@ def load_all(config_path: str | Path) -> Loaded:
     except AlertingError as exc:
         where = ", ".join(str(p) for p in config.rules.paths)
         problems.append(Problem(Location(where), str(exc)))
+    problems.extend(channel_template_problems(config))
     if not problems:
         problems.extend(check_templates(config.templates.path, [r.id for r in rules]))
     if problems:

@@ -107,6 +107,17 @@ def test_reload_keeps_windows_of_unchanged_rules_and_the_old_set_on_error(
                 {"initiated_by.username": "dave"},
                 "Failed login (edited)",
             )
+
+            # A config change naming a template that does not exist is refused too.
+            _edit_failed_login(rules, "Failed login (edited)")
+            config.write_text(config.read_text().replace("secret: ", "template: siem_v2, secret: "))
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="alerting.service"):
+                assert service.reload() is False
+            assert any(
+                "channels.siem.template: no template 'siem_v2'" in r.getMessage()
+                for r in caplog.records
+            )
         finally:
             service.close()
 
