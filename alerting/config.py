@@ -50,6 +50,7 @@ from alerting.source.settings import (
     SimulatorConfig,
     SourceConfig,
 )
+from alerting.timeintervals import NamedTimeInterval, TimeInterval, by_name
 from alerting.yamlfile import (
     PathKey,
     YamlDocument,
@@ -189,6 +190,10 @@ class Config(_Model):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     silences: list[SilenceConfig] = Field(default_factory=list)
+    # Alertmanager-style named intervals that routes and silences refer to.
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    # Values of the rules' ``field|expand: '%name%'`` placeholders (Sigma).
+    placeholders: dict[str, list[str]] = Field(default_factory=dict)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -233,6 +238,11 @@ class Config(_Model):
         used = self.used_channels()
         return [name for name in self.channels if name not in used]
 
+    @property
+    def intervals(self) -> dict[str, list[TimeInterval]]:
+        """``time_intervals`` by name, for routes and silences."""
+        return by_name(self.time_intervals)
+
     def expired_silences(self, now: datetime) -> list[tuple[int, SilenceConfig]]:
         """``(index, silence)`` for silences whose ``until`` has passed (index: for locating)."""
         expired = {id(s) for s in expired_silences(self.silences, now.timestamp())}
@@ -246,6 +256,7 @@ class Config(_Model):
             silences=self.silences,
             delivery=self.delivery,
             templates_dir=self.templates.path,
+            time_intervals=self.intervals,
         )
 
     def secrets(self) -> set[str]:
@@ -483,6 +494,45 @@ def _route_problems(doc: YamlDocument) -> list[Problem]:
     return problems
 
 
+def _interval_problems(doc: YamlDocument) -> list[Problem]:
+    """Routes and silences naming a time interval that ``time_intervals`` does not define."""
+    data = doc.data
+    named = data.get("time_intervals")
+    names = (
+        [str(n.get("name")) for n in named if isinstance(n, dict)]
+        if isinstance(named, list)
+        else []
+    )
+    problems = []
+    for section, keys in (
+        ("routes", ("mute_time_intervals", "active_time_intervals")),
+        ("silences", ("active_time_intervals",)),
+    ):
+        items = data.get(section)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            for key in keys:
+                refs = item.get(key)
+                listed = refs if isinstance(refs, list) else [refs] if refs is not None else []
+                for j, ref in enumerate(listed):
+                    if isinstance(ref, str) and ref not in names:
+                        where: PathKey = (
+                            (section, i, key, j) if isinstance(refs, list) else (section, i, key)
+                        )
+                        defined = ", ".join(names) if names else "none"
+                        problems.append(
+                            doc.problem(
+                                where,
+                                f"{section}.{i}.{key}: unknown time interval {ref!r}"
+                                f"{suggest(ref, names)} (defined in time_intervals: {defined})",
+                            )
+                        )
+    return problems
+
+
 def _resolve_paths(config: Config) -> None:
     """Make every relative path absolute against the config file's directory."""
     base = config.base_dir
@@ -569,6 +619,7 @@ def load_config(
         doc, base_dir, secrets, {p.location for p in problems}, need_secrets=need_secrets
     )
     problems += _route_problems(doc)
+    problems += _interval_problems(doc)
 
     config: Config | None = None
     try:

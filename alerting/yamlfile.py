@@ -141,10 +141,7 @@ class _TooLarge(Exception):
         self.mark = mark
 
 
-def load_yaml(
-    path: str | Path, *, text: str | None = None, max_bytes: int = MAX_FILE_BYTES
-) -> YamlDocument:
-    """Load one YAML document safely; raise ``ValidationFailed`` with located problems."""
+def _read_text(path: str | Path, text: str | None, max_bytes: int) -> str:
     name = str(path)
     if text is None:
         try:
@@ -185,18 +182,56 @@ def load_yaml(
         raise ValidationFailed(
             [Problem(Location(name, 1, 1), "file is empty: it must hold a YAML mapping")]
         )
+    return text
 
+
+def load_yaml(
+    path: str | Path, *, text: str | None = None, max_bytes: int = MAX_FILE_BYTES
+) -> YamlDocument:
+    """Load one YAML document safely; raise ``ValidationFailed`` with located problems."""
+    docs = _load(path, _read_text(path, text, max_bytes), multi=False)
+    return docs[0]
+
+
+def load_yaml_all(
+    path: str | Path, *, text: str | None = None, max_bytes: int = MAX_FILE_BYTES
+) -> list[YamlDocument]:
+    """Every document of a multi-document file (``---`` between them), positions kept
+    file-absolute; raise ``ValidationFailed`` with located problems."""
+    return _load(path, _read_text(path, text, max_bytes), multi=True)
+
+
+def _load(path: str | Path, text: str, *, multi: bool) -> list[YamlDocument]:
+    name = str(path)
     loader = _Loader(text)
     loader.name = name
-    doc = YamlDocument(name=name, data=None)
+    docs: list[YamlDocument] = []
     try:
-        node = loader.get_single_node()
-        if node is None:
+        if not multi:
+            node = loader.get_single_node()
+            nodes = [node] if node is not None else []
+        else:
+            nodes = []
+            while loader.check_node():
+                found = loader.get_node()
+                empty = isinstance(found, yaml.ScalarNode) and found.value == ""
+                if found is not None and not empty:  # `---` with nothing after it
+                    nodes.append(found)
+        count = 0
+        for node in nodes:
+            if node is None:
+                continue
+            doc = YamlDocument(name=name, data=None)
+            walker = _Walker(loader, doc)
+            walker.count = count
+            walker.walk(node, ())
+            count = walker.count
+            doc.data = loader.construct_document(node)
+            docs.append(doc)
+        if not docs:
             raise ValidationFailed(
                 [Problem(Location(name, 1, 1), "file is empty: it must hold a YAML mapping")]
             )
-        _Walker(loader, doc).walk(node, ())
-        doc.data = loader.construct_document(node)
     except _TooLarge as exc:
         line, col = _mark(exc.mark)
         raise ValidationFailed(
@@ -212,7 +247,7 @@ def load_yaml(
         raise ValidationFailed([_yaml_error_problem(name, exc)]) from None
     finally:
         loader.dispose()
-    return doc
+    return docs
 
 
 # --------------------------------------------------------------------------- validation
@@ -360,7 +395,7 @@ def pydantic_problems(
             msg = f"expected a mapping (key: value), got {_kind(err.get('input'))}"
         elif kind == "list_type":
             msg = f"expected a list, got {_kind(err.get('input'))}"
-        problems.append(doc.problem(path, f"{dotted}: {msg}"))
+        problems.append(doc.problem(path, f"{dotted}: {msg}" if path else msg))
     return problems
 
 

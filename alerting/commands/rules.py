@@ -13,14 +13,17 @@ from typing import IO
 
 from alerting.commands.common import present_config, rules_dirs
 from alerting.engine.loader import load_rules
-from alerting.engine.rule import CompiledRule
+from alerting.engine.rule import CompiledRule, CorrelationModel
 from alerting.notify.escape import terminal_escape
 from alerting.notify.routing import reachable_channels
 from alerting.notify.settings import RouteConfig
 
 
 def _aggregation(rule: CompiledRule) -> str:
-    keys = rule.model.aggregation_keys()
+    model = rule.model
+    if isinstance(model, CorrelationModel):
+        return f"correlation:{model.correlation.type}"
+    keys = model.aggregation_keys()
     return keys[0] if keys else "none"  # every matching event alerts
 
 
@@ -56,6 +59,7 @@ def main(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     """``alerting rules list [--rules DIR]``."""
     stream = out or sys.stdout
     config = present_config(args)
-    rules = list(load_rules(rules_dirs(args)))
+    placeholders = config.placeholders if config is not None else None
+    rules = list(load_rules(rules_dirs(args), placeholders=placeholders))
     stream.write(format_rules(rules, None if config is None else list(config.routes)) + "\n")
     return 0

@@ -74,7 +74,8 @@ def parse_until(duration: str | None, until: str | None, now: float) -> float:
 def _check_rule(config: Config, rule: str, group: dict[str, str]) -> None:
     """The rule must exist and the group keys must be ones it groups by (a typo holds
     nothing back, silently): an error naming the fix."""
-    rules = {r.id: r for r in load_rules(list(config.rules.paths))}
+    loaded = load_rules(list(config.rules.paths), placeholders=config.placeholders)
+    rules = {r.id: r for r in loaded}
     found = rules.get(rule)
     if found is None:
         raise AlertingError(

@@ -78,7 +78,7 @@ def check(
         # Same default as the config model: ``rules`` beside the config file.
         paths = [Path(config_path).absolute().parent / "rules"]
     if paths:
-        rules = _check_rules(paths, report)
+        rules = _check_rules(paths, report, config.placeholders if config is not None else None)
         rule_ids = [str(r.id) for r in rules] if rules is not None else None
 
     if config is None:
@@ -122,10 +122,12 @@ def _rules_only(paths: list[Path], report: Report) -> Report:
     return report
 
 
-def _check_rules(paths: Sequence[Path], report: Report) -> list[Any] | None:
+def _check_rules(
+    paths: Sequence[Path], report: Report, placeholders: dict[str, list[str]] | None = None
+) -> list[Any] | None:
     """Load every rule; ``None`` when the rules could not be loaded."""
     try:
-        rules = list(load_rules(paths))
+        rules = list(load_rules(paths, placeholders=placeholders))
     except ValidationFailed as exc:
         report.errors.extend(exc.problems)
         return None

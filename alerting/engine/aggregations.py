@@ -98,6 +98,8 @@ from alerting.engine.types import (
     Hit,
     NewValueSpec,
     SequenceSpec,
+    SumSpec,
+    TemporalSpec,
     ThresholdSpec,
     TravelSpec,
 )
@@ -119,6 +121,8 @@ __all__ = [
     "DistinctAggregation",
     "NewValueAggregation",
     "SequenceAggregation",
+    "SumAggregation",
+    "TemporalAggregation",
     "ThresholdAggregation",
     "TravelAggregation",
     "build_aggregation",
@@ -157,6 +161,10 @@ def build_aggregation(
         return TravelAggregation(spec, **kwargs)
     if isinstance(spec, SequenceSpec):
         return SequenceAggregation(spec, **kwargs)
+    if isinstance(spec, TemporalSpec):
+        return TemporalAggregation(spec, **kwargs)
+    if isinstance(spec, SumSpec):
+        return SumAggregation(spec, **kwargs)
     raise TypeError(f"unknown aggregation spec {type(spec).__name__}")
 
 
@@ -302,6 +310,97 @@ class ThresholdAggregation(_Windowed):
         return Firing(group_key, series.group, events[-1], _cap_events(events), len(events))
 
 
+# ---------------------------------------------------------------------- sum
+
+
+def _number(value: Any) -> float | None:
+    """A field value as a number to add up (numbers and numeric text; else None)."""
+    t = type(value)
+    if t is int or t is float:
+        return float(value)
+    if t is str:
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if number == number and abs(number) != float("inf") else None
+    return None
+
+
+class SumAggregation(_Windowed):
+    """The group's ``field`` summed over a window reaches ``total`` (Sigma's value_sum).
+
+    As threshold, with the window's sum for its count: after adding ``h``, the first
+    held hit ``e >= h`` (``e.time < h.time + within``) whose ``W(e)`` sums to ``total``
+    (more, when ``strict``) fires with ``W(e)`` and consumes it. Hits without a numeric
+    value are ignored. A sum grows with every hit (values are usually sizes), so firing
+    when it is reached is what a SIEM's "sum over the timespan" finds too.
+    """
+
+    kind = "sum"
+
+    def __init__(
+        self,
+        spec: SumSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
+    ) -> None:
+        super().__init__(
+            td_ns(spec.within),
+            Series,
+            rule_id=rule_id,
+            max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=holder,
+        )
+        self.spec = spec
+        self._get: Getter = compile_path(spec.field)
+
+    def _enough(self, total: float) -> bool:
+        return total > self.spec.total if self.spec.strict else total >= self.spec.total
+
+    def add(self, hit: Hit) -> list[Firing]:
+        value = _number(self._get(hit.event.raw))
+        if value is None:
+            return []
+        t = hit.event.time_ns
+        windows = self._windows
+        series = windows.get(hit.group_key, hit.group)
+        i = series.insert(self._hold(hit.event), value)
+        windows.size += 1
+        times = series.times
+        aux = series.aux
+        n = len(times)
+        within = self._within
+        firings: list[Firing] = []
+        j = i
+        end = t + within
+        while j < n and times[j] < end:
+            lo = bisect_right(times, times[j] - within)
+            total = sum(aux[lo : j + 1])
+            if self._enough(total):
+                events = self._consume(hit.group_key, series, lo, j + 1)
+                details = {"field": self.spec.field, "sum": total}
+                firings.append(
+                    Firing(
+                        hit.group_key,
+                        series.group,
+                        events[-1],
+                        _cap_events(events),
+                        len(events),
+                        details,
+                    )
+                )
+                break
+            j += 1
+        if windows.size > windows.max_entries:
+            windows.enforce_cap()
+        return firings
+
+
 # ---------------------------------------------------------------------- distinct
 
 
@@ -369,8 +468,11 @@ class DistinctAggregation(_Windowed):
         self._count = spec.count
         self._get: Getter = compile_path(spec.field)
 
+    def _values(self, hit: Hit) -> tuple[str, ...]:
+        return field_values(self._get(hit.event.raw))
+
     def add(self, hit: Hit) -> list[Firing]:
-        values = field_values(self._get(hit.event.raw))
+        values = self._values(hit)
         if not values:
             return []
         t = hit.event.time_ns
@@ -428,18 +530,57 @@ class DistinctAggregation(_Windowed):
             windows.enforce_cap()
         return firings
 
-    def _fire(
-        self, group_key: str, series: Series, start: int, stop: int, counts: dict[str, int]
-    ) -> Firing:
-        details = {
+    def _details(self, counts: dict[str, int]) -> dict[str, Any]:
+        return {
             "field": self.spec.field,
             "values": sorted(counts)[:MAX_DISTINCT_VALUES],
             "distinct": len(counts),
         }
+
+    def _fire(
+        self, group_key: str, series: Series, start: int, stop: int, counts: dict[str, int]
+    ) -> Firing:
+        details = self._details(counts)
         events = self._consume(group_key, series, start, stop)
         return Firing(
             group_key, series.group, events[-1], _cap_events(events), len(events), details
         )
+
+
+class TemporalAggregation(DistinctAggregation):
+    """``count`` of the correlated rules matched within ``within``, any order: distinct
+    over which rules an event matched (``Hit.steps``), so the semantics (window, trigger,
+    consumption) are distinct's (module docstring)."""
+
+    kind = "temporal"
+
+    def __init__(
+        self,
+        spec: TemporalSpec,
+        *,
+        rule_id: str,
+        max_entries: int,
+        tolerance_ns: int,
+        holder: Holder,
+    ) -> None:
+        _Windowed.__init__(
+            self,
+            td_ns(spec.within),
+            _DistinctSeries,
+            rule_id=rule_id,
+            max_entries=max_entries,
+            tolerance_ns=tolerance_ns,
+            holder=holder,
+        )
+        self.temporal = spec
+        self._count = spec.count
+        self._names = tuple(spec.rules)
+
+    def _values(self, hit: Hit) -> tuple[str, ...]:
+        return tuple(self._names[i] for i in hit.steps)
+
+    def _details(self, counts: dict[str, int]) -> dict[str, Any]:
+        return {"rules": [r for r in self._names if r in counts], "distinct": len(counts)}
 
 
 # ---------------------------------------------------------------------- travel

@@ -88,6 +88,12 @@ def _tokenize(text: str) -> list[_Tok]:
             toks.append(_Tok("word", m.group("word"), m.start("word")))
         else:
             ch = m.group("bad")
+            if ch == "|":
+                raise ConditionError(
+                    "'|' starts a Sigma 1 aggregation (count(), near), which Sigma 2 "
+                    "replaced: write a correlation rule (event_count, value_count) instead",
+                    m.start("bad"),
+                )
             raise ConditionError(
                 f"unexpected character {ch!r}: use selection names, and, or, not, "
                 "parentheses, '1 of x*' or 'all of x*'",

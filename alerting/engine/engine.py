@@ -162,7 +162,12 @@ def default_summary(title: str, group: dict[str, Any], count: int) -> str:
 
 def same_definition(a: CompiledRule, b: CompiledRule) -> bool:
     """Whether two loaded rules detect the same way (their inline tests may differ)."""
-    return a.model.model_dump(exclude={"tests"}) == b.model.model_dump(exclude={"tests"})
+    # The compiled condition too: a Sigma filter in another file can change it.
+    return (
+        a.condition_text == b.condition_text
+        and a.event_types == b.event_types
+        and a.model.model_dump(exclude={"tests"}) == b.model.model_dump(exclude={"tests"})
+    )
 
 
 class Engine:

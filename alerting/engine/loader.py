@@ -9,63 +9,35 @@ and drafts can live in sub-directories.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import jinja2
-from jinja2 import meta
-
-from alerting.durations import td_ns
-from alerting.engine.conditions import (
-    KEYWORDS,
-    ConditionError,
-    Node,
-    Or,
-    Ref,
-    compile_tree,
-    parse_condition,
-    required_event_types,
-    specialize_tree,
-)
-from alerting.engine.fields import FieldPathError, Getter, compile_path
-from alerting.engine.held import SummaryNeeds, summary_needs
+from alerting.engine.builder import RuleBuilder, resolve_events_file
 from alerting.engine.matchers import (
-    Predicate,
-    Residual,
-    SelectionError,
-    Specializer,
-    compile_selection,
+    NO_CONTEXT,
+    SelectionContext,
 )
+from alerting.engine.metarules import RuleIndex, apply_filter, build_correlation
 from alerting.engine.rule import (
     AGGREGATION_KEYS,
     CompiledRule,
+    CorrelationModel,
+    PlaceholdersModel,
     RuleModel,
-    TestEventError,
-    build_test_events,
 )
-from alerting.engine.types import SequenceSpec
 from alerting.errors import AlertingError, Location, Problem, RuleError, ValidationFailed
-from alerting.jinja_env import make_environment
-from alerting.yamlfile import PathKey, YamlDocument, load_yaml, suggest, validate
+from alerting.yamlfile import YamlDocument, load_yaml, load_yaml_all, validate
+
+__all__ = [
+    "compile_rule_document",
+    "document_kind",
+    "load_rule_file",
+    "load_rules",
+    "resolve_events_file",
+    "rule_files",
+]
 
 RULE_SUFFIXES = (".yml", ".yaml")
-SELECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
-SUMMARY_VARIABLES = (
-    "count",
-    "group",
-    "events",
-    "first",
-    "last",
-    "values",
-    "details",
-    "rule",
-    "title",
-    "severity",
-)
-
-_ENV = make_environment()
 
 
 def rule_files(paths: Sequence[Path]) -> list[Path]:
@@ -89,44 +61,142 @@ def rule_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def load_rules(paths: Sequence[Path]) -> list[CompiledRule]:
-    """Load and compile every rule under ``paths``; raise ``RuleError`` with all problems."""
+def load_rules(
+    paths: Sequence[Path], *, placeholders: Mapping[str, Sequence[str]] | None = None
+) -> list[CompiledRule]:
+    """Load and compile every rule under ``paths``; raise ``RuleError`` with all problems.
+
+    A file holds one or more YAML documents: Sigma detection rules, correlation rules
+    (``correlation:``), filters (``filter:``) and ``placeholders:`` documents.
+    Correlations and filters may name rules of any file (by ``name``, ``id`` or rule
+    id). ``placeholders`` (the config's) are merged under the rules-side ones.
+    """
     problems: list[Problem] = []
-    rules: list[CompiledRule] = []
-    first_seen: dict[str, Location] = {}
+    docs: list[tuple[Path, YamlDocument, str]] = []
     for path in rule_files(paths):
         try:
-            rule, id_location = load_rule_file(path)
+            found = load_yaml_all(path)
         except ValidationFailed as exc:
             problems.extend(exc.problems)
             continue
+        docs.extend((path, doc, document_kind(doc)) for doc in found)
+
+    merged: dict[str, list[str]] = {
+        k: [str(v) for v in vs] for k, vs in (placeholders or {}).items()
+    }
+    for _path, doc, kind in docs:
+        if kind != "placeholders":
+            continue
+        try:
+            merged.update(validate(PlaceholdersModel, doc).placeholders)
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+    ctx = SelectionContext(merged)
+
+    rules: list[CompiledRule] = []
+    locations: dict[int, Location] = {}
+    correlations: list[tuple[Path, YamlDocument, CorrelationModel]] = []
+    filters: list[tuple[Path, YamlDocument]] = []
+    for path, doc, kind in docs:
+        if kind == "rule":
+            try:
+                rule, where = compile_rule_document(path, doc, ctx)
+            except ValidationFailed as exc:
+                problems.extend(exc.problems)
+                continue
+            rules.append(rule)
+            locations[id(rule)] = where
+        elif kind == "correlation":
+            try:
+                correlations.append((path, doc, validate(CorrelationModel, doc)))
+            except ValidationFailed as exc:
+                problems.extend(exc.problems)
+        elif kind == "filter":
+            filters.append((path, doc))
+
+    index = RuleIndex(rules)
+    for path, doc in filters:
+        apply_filter(path, doc, index, ctx, problems)
+    # Correlations over correlations (the spec's chains) wait for the ones they name.
+    pending = list(correlations)
+    names = {
+        str(ref).lower()
+        for _p, _d, m in correlations
+        for ref in (m.rule_id, m.name, m.id)
+        if ref is not None
+    }
+    while pending:
+        ready = [
+            c
+            for c in pending
+            if not any(index.get(r) is None and r.lower() in names for r in c[2].correlation.rules)
+        ] or pending  # a cycle or an unknown name: build them to report it
+        for item in ready:
+            pending.remove(item)
+            path, doc, model = item
+            built = build_correlation(path, doc, model, index, problems)
+            if built is not None:
+                rules.append(built)
+                index.add(built)
+                locations[id(built)] = _id_location(doc)
+
+    first_seen: dict[str, Location] = {}
+    unique: list[CompiledRule] = []
+    for rule in rules:
+        where = locations[id(rule)]
         if rule.id in first_seen:
-            other_loc = first_seen[rule.id]
             problems.append(
                 Problem(
-                    id_location,
-                    f"duplicate rule id {rule.id!r}: also defined in {other_loc}; "
+                    where,
+                    f"duplicate rule id {rule.id!r}: also defined in {first_seen[rule.id]}; "
                     "rule ids must be unique, rename one",
                 )
             )
             continue
-        first_seen[rule.id] = id_location
-        rules.append(rule)
+        first_seen[rule.id] = where
+        unique.append(rule)
     if problems:
         raise RuleError(problems)
-    return rules
+    return unique
+
+
+def document_kind(doc: YamlDocument) -> str:
+    """``rule``, ``correlation``, ``filter`` or ``placeholders`` (by its keys)."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return "rule"  # the model reports the shape
+    if "correlation" in data:
+        return "correlation"
+    if "filter" in data and "detection" not in data:
+        return "filter"
+    if set(data) == {"placeholders"}:
+        return "placeholders"
+    return "rule"
+
+
+def _id_location(doc: YamlDocument) -> Location:
+    data = doc.data if isinstance(doc.data, dict) else {}
+    return doc.locate(("name",) if "name" in data else ("id",))
 
 
 def load_rule_file(path: Path) -> tuple[CompiledRule, Location]:
-    """Load one rule file; raise ``ValidationFailed`` with every problem in it."""
+    """Load a file holding one detection rule; raise ``ValidationFailed`` with every
+    problem in it (``load_rules`` reads whole directories, correlations included)."""
     doc = load_yaml(path)
+    return compile_rule_document(path, doc, NO_CONTEXT)
+
+
+def compile_rule_document(
+    path: Path, doc: YamlDocument, ctx: SelectionContext
+) -> tuple[CompiledRule, Location]:
+    """One detection rule document; raise ``ValidationFailed`` with every problem in it."""
     problems: list[Problem] = []
     model: RuleModel | None = None
     try:
         model = validate(RuleModel, doc)
     except ValidationFailed as exc:
         problems.extend(exc.problems)
-    builder = _Builder(path, doc, problems)
+    builder = RuleBuilder(path, doc, problems, ctx)
     if isinstance(doc.data, dict):
         aggs = [k for k in AGGREGATION_KEYS if doc.data.get(k) is not None]
         if len(aggs) > 1:
@@ -143,327 +213,4 @@ def load_rule_file(path: Path) -> tuple[CompiledRule, Location]:
     rule = builder.finish(model, compiled)
     if problems or rule is None:
         raise ValidationFailed(problems)
-    return rule, doc.locate(("id",))
-
-
-class _Compiled:
-    def __init__(self) -> None:
-        self.selections: dict[str, Predicate] = {}
-        self.selection_types: dict[str, frozenset[str] | None] = {}
-        self.specializers: dict[str, Specializer] = {}
-        self.tree: Node | None = None
-        self.condition_text = ""
-        self.used: set[str] = set()
-
-
-class _Builder:
-    """Semantic checks and compilation for one file, appending located problems."""
-
-    def __init__(self, path: Path, doc: YamlDocument, problems: list[Problem]) -> None:
-        self.path = path
-        self.doc = doc
-        self.problems = problems
-        self._lines: list[str] | None = None
-
-    def error(self, where: PathKey, message: str, *, key: bool = False) -> None:
-        self.problems.append(self.doc.problem(where, message, key=key))
-
-    # ----------------------------------------------------------------- detection
-
-    def detection(self, detection: Any, data: dict[str, Any]) -> _Compiled:
-        out = _Compiled()
-        if not isinstance(detection, dict):
-            return out  # the model reports the missing key or wrong type
-        names: list[str] = []
-        for name, body in detection.items():
-            if name == "condition":
-                continue
-            where: PathKey = ("detection", name)
-            if not isinstance(name, str) or not SELECTION_NAME.fullmatch(name):
-                self.error(
-                    where,
-                    f"selection name {name!r} may hold only letters, digits, '_' and '-'",
-                    key=True,
-                )
-                continue
-            if name.lower() in KEYWORDS:
-                self.error(
-                    where, f"selection name {name!r} is a condition keyword: rename it", key=True
-                )
-                continue
-            names.append(name)
-            try:
-                selection = compile_selection(name, body)
-            except SelectionError as exc:
-                for err in exc.all():
-                    self.error((*where, *err.path), err.message, key=err.key)
-                continue
-            out.selections[name] = selection.predicate
-            out.selection_types[name] = selection.event_types
-            if selection.specialize is not None:
-                out.specializers[name] = selection.specialize
-        if not names:
-            self.error(("detection",), "detection has no selections: add at least one")
-            return out
-
-        condition = detection.get("condition")
-        steps = _sequence_steps(data)
-        if condition is None:
-            if steps:
-                known = list(dict.fromkeys(s for s in steps if s in names))
-                if len(known) > 1:
-                    out.tree = Or(tuple(Ref(s) for s in known))
-                elif known:
-                    out.tree = Ref(known[0])
-                out.condition_text = " or ".join(known)
-                out.used = set(known)
-            elif len(names) == 1:
-                out.tree = Ref(names[0])
-                out.condition_text = names[0]
-                out.used = {names[0]}
-            else:
-                self.error(
-                    ("detection",),
-                    "detection needs a condition when it has several selections, "
-                    f"e.g. condition: {names[0]} and not {names[-1]}",
-                )
-            return out
-        texts = condition if isinstance(condition, list) else [condition]
-        trees: list[Node] = []
-        for i, text in enumerate(texts):
-            where = (
-                ("detection", "condition", i)
-                if isinstance(condition, list)
-                else ("detection", "condition")
-            )
-            try:
-                parsed = parse_condition(text, names)
-            except ConditionError as exc:
-                self.problems.append(
-                    Problem(self._condition_location(where, text, exc), exc.message)
-                )
-                continue
-            trees.append(parsed.tree)
-            out.used |= parsed.used
-        if len(trees) == len(texts) and trees:
-            out.tree = trees[0] if len(trees) == 1 else Or(tuple(trees))
-            out.condition_text = (
-                " or ".join(f"({t})" for t in texts) if len(texts) > 1 else texts[0]
-            )
-        return out
-
-    def _condition_location(self, where: PathKey, text: Any, exc: ConditionError) -> Location:
-        base = self.doc.locate(where)
-        if not isinstance(text, str) or base.line is None or base.col is None:
-            return base
-        first = text.split("\n", 1)[0]
-        if exc.offset > len(first):
-            return base
-        lines = self._source_lines()
-        if base.line > len(lines):
-            return base
-        line = lines[base.line - 1]
-        start = line.find(first, base.col - 1) if first else -1
-        if start < 0:
-            return base
-        return Location(base.path, base.line, start + 1 + exc.offset)
-
-    # ----------------------------------------------------------------- the rest
-
-    def finish(self, model: RuleModel, compiled: _Compiled) -> CompiledRule | None:
-        aggs = model.aggregation_keys()  # more than one was reported by load_rule_file
-        spec = model.aggregation()
-        if model.by and spec is not None:
-            self.error(
-                ("by",),
-                f"top-level 'by' is for rules without an aggregation: move it into {aggs[0]}.by",
-                key=True,
-            )
-        by_paths = list(spec.by) if spec is not None else list(model.by)
-        by_where: PathKey = (aggs[0], "by") if spec is not None else ("by",)
-        group_by: list[tuple[str, Getter]] = []
-        for i, p in enumerate(by_paths):
-            getter = self._path(p, (*by_where, i) if self._is_list(by_where) else by_where)
-            if getter is not None:
-                group_by.append((p, getter))
-        for key in AGGREGATION_KEYS:
-            sub = getattr(model, key)
-            for attr in ("field", "latitude", "longitude"):
-                value = getattr(sub, attr, None) if sub is not None else None
-                if isinstance(value, str):
-                    self._path(value, (key, attr))
-        for i, p in enumerate(model.fields):
-            self._path(p, ("fields", i))
-
-        steps: tuple[Predicate, ...] = ()
-        if isinstance(spec, SequenceSpec):
-            preds = []
-            for i, step in enumerate(spec.steps):
-                if step.selection not in compiled.selections:
-                    if step.selection not in model.detection:
-                        hint = suggest(
-                            step.selection, [k for k in model.detection if k != "condition"]
-                        )
-                        self.error(
-                            ("sequence", "steps", i, "selection"),
-                            f"unknown selection {step.selection!r}{hint}",
-                        )
-                    continue
-                preds.append(compiled.selections[step.selection])
-                compiled.used.add(step.selection)
-            steps = tuple(preds)
-
-        summary, needs = self._summary(model.summary)
-        self._tests(model)
-        if compiled.tree is None or self.problems:
-            return None
-        notes = [
-            self.doc.problem(
-                ("detection", name),
-                f"selection {name!r} is not used by the condition",
-                key=True,
-            )
-            for name in compiled.selections
-            if name not in compiled.used
-        ]
-        return CompiledRule(
-            id=model.id,
-            title=model.title,
-            severity=model.severity,
-            description=model.description,
-            tags=list(model.tags),
-            enabled=model.enabled,
-            path=self.path,
-            model=model,
-            condition=compile_tree(compiled.tree, compiled.selections),
-            specialize=_specializer(compiled.tree, compiled.selections, compiled.specializers),
-            condition_text=compiled.condition_text,
-            event_types=required_event_types(compiled.tree, compiled.selection_types),
-            selections=dict(compiled.selections),
-            group_by=group_by,
-            aggregation=spec,
-            realert_ns=td_ns(model.realert),
-            summary=summary,
-            held_paths=needs.paths,
-            hold_full=needs.hold_full,
-            step_predicates=steps,
-            fields=list(model.fields),
-            tests=list(model.tests),
-            notes=notes,
-        )
-
-    def _is_list(self, where: PathKey) -> bool:
-        node: Any = self.doc.data
-        for part in where:
-            node = node.get(part) if isinstance(node, dict) else None
-        return isinstance(node, list)
-
-    def _path(self, path: str, where: PathKey) -> Getter | None:
-        try:
-            return compile_path(path)
-        except FieldPathError as exc:
-            self.error(where, str(exc))
-            return None
-
-    def _summary(self, text: str | None) -> tuple[jinja2.Template | None, SummaryNeeds]:
-        """The compiled summary and what it reads of held events (fields or all)."""
-        none = SummaryNeeds()
-        if text is None:
-            return None, none
-        base = self.doc.locate(("summary",))
-        try:
-            ast = _ENV.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
-            line = (base.line or 1) + (exc.lineno or 1) - 1
-            if text.count("\n") and (base.line or 0) and self._block_scalar(base):
-                line += 1
-            self.problems.append(
-                Problem(Location(base.path, line, None), f"summary template: {exc.message}")
-            )
-            return None, none
-        unknown = sorted(meta.find_undeclared_variables(ast) - set(SUMMARY_VARIABLES))
-        for name in unknown:
-            hint = suggest(name, SUMMARY_VARIABLES) or (
-                f" (available: {', '.join(SUMMARY_VARIABLES)})"
-            )
-            self.error(("summary",), f"summary template uses unknown variable {name!r}{hint}")
-        if unknown:
-            return None, none
-        return _ENV.from_string(text), summary_needs(ast)
-
-    def _source_lines(self) -> list[str]:
-        """The file's text lines (read once, only to place a column in an error)."""
-        if self._lines is None:
-            try:
-                self._lines = self.path.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                self._lines = []
-        return self._lines
-
-    def _block_scalar(self, base: Location) -> bool:
-        lines = self._source_lines()
-        if base.line is None or base.line > len(lines):
-            return False
-        rest = lines[base.line - 1][(base.col or 1) - 1 :].strip()
-        return rest[:1] in ("|", ">")
-
-    def _tests(self, model: RuleModel) -> None:
-        seen: set[str] = set()
-        for i, case in enumerate(model.tests):
-            if case.name in seen:
-                self.error(("tests", i, "name"), f"duplicate test name {case.name!r}")
-            seen.add(case.name)
-            if isinstance(case.events, str):
-                if resolve_events_file(case.events, self.path) is None:
-                    self.error(
-                        ("tests", i, "events"),
-                        f"events file {case.events!r} not found (looked next to the rule "
-                        "file and in the working directory)",
-                    )
-                continue
-            try:
-                build_test_events(case.events)
-            except TestEventError as exc:
-                where: PathKey = ("tests", i, "events")
-                if exc.index is not None:
-                    where = (*where, exc.index)
-                self.error(where, exc.message)
-
-
-def _specializer(
-    tree: Node, selections: Mapping[str, Predicate], specializers: Mapping[str, Specializer]
-) -> Specializer:
-    """The rule's condition partly evaluated for known top-level field values (the
-    engine's per-event-type plans; see ``matchers.Specializer``)."""
-
-    def specialize(known: Mapping[str, Any]) -> Residual:
-        def residual(name: str) -> Residual:
-            part = specializers.get(name)
-            return part(known) if part is not None else selections[name]
-
-        return specialize_tree(tree, residual)
-
-    return specialize
-
-
-def _sequence_steps(data: dict[str, Any]) -> list[str]:
-    seq = data.get("sequence")
-    if not isinstance(seq, dict) or not isinstance(seq.get("steps"), list):
-        return []
-    return [
-        s["selection"]
-        for s in seq["steps"]
-        if isinstance(s, dict) and isinstance(s.get("selection"), str)
-    ]
-
-
-def resolve_events_file(name: str, rule_path: Path) -> Path | None:
-    """A test's events file: relative to the rule file's directory, then the cwd."""
-    candidate = Path(name)
-    if candidate.is_absolute():
-        return candidate if candidate.is_file() else None
-    for base in (rule_path.parent, Path.cwd()):
-        full = base / candidate
-        if full.is_file():
-            return full
-    return None
+    return rule, _id_location(doc)

@@ -11,12 +11,27 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from alerting.engine.fields import MISSING, FieldPathError, compile_path
+from pydantic import ValidationError
+
+from alerting.engine.fields import MISSING, FieldPathError, Getter, compile_path
+from alerting.engine.sigmavalues import (
+    QMARK,
+    STAR,
+    VALUE_TRANSFORMS,
+    TransformError,
+    has_wildcard,
+    transform,
+)
+from alerting.engine.sigmavalues import tokens as sigma_tokens
+from alerting.events import parse_timestamp
+from alerting.timeintervals import TimeInterval
 from alerting.yamlfile import PathKey, suggest
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -28,8 +43,21 @@ Specializer = Callable[[Mapping[str, Any]], Residual]
 field -> value, ``MISSING`` for a field the event lacks); see ``_map_specializer``."""
 
 STRING_MODIFIERS = ("contains", "startswith", "endswith")
-TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists")
-MODIFIERS = (*STRING_MODIFIERS, *TYPE_MODIFIERS, "all", "cased")
+TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists", "fieldref")
+REGEX_FLAGS = ("i", "m", "s")
+TIME_PARTS = ("minute", "hour", "day", "week", "month", "year")
+# Sigma 2.1's modifiers, then the project's extension: ``during`` (a time interval).
+MODIFIERS = (
+    *STRING_MODIFIERS,
+    *TYPE_MODIFIERS,
+    *REGEX_FLAGS,
+    *VALUE_TRANSFORMS,
+    *TIME_PARTS,
+    "all",
+    "cased",
+    "neq",
+    "during",
+)
 
 
 class SelectionError(ValueError):
@@ -73,41 +101,12 @@ class CompiledSelection:
 
 # --------------------------------------------------------------------------- wildcards
 
-_STAR = object()
-_QMARK = object()
-
-
-def _tokens(pattern: str) -> list[Any]:
-    """Split a Sigma string into literal characters and ``*``/``?`` wildcards.
-
-    A backslash escapes ``*``, ``?`` and ``\\``; before any other character it is kept
-    literally (Sigma's rule, so Windows paths need no doubling).
-    """
-    out: list[Any] = []
-    i = 0
-    n = len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < n and pattern[i + 1] in "*?\\":
-            out.append(pattern[i + 1])
-            i += 2
-            continue
-        if ch == "*":
-            if not out or out[-1] is not _STAR:
-                out.append(_STAR)
-        elif ch == "?":
-            out.append(_QMARK)
-        else:
-            out.append(ch)
-        i += 1
-    return out
-
 
 def _string_test(tokens: list[Any], cased: bool) -> Callable[[str], bool]:
     """A test on a string for a token list, using str methods when no regex is needed."""
-    lead = bool(tokens) and tokens[0] is _STAR
+    lead = bool(tokens) and tokens[0] is STAR
     rest = tokens[1:] if lead else tokens
-    trail = bool(rest) and rest[-1] is _STAR
+    trail = bool(rest) and rest[-1] is STAR
     core = rest[:-1] if trail else rest
     if all(isinstance(t, str) for t in core):
         lit = "".join(core)
@@ -127,19 +126,15 @@ def _string_test(tokens: list[Any], cased: bool) -> Callable[[str], bool]:
         return lambda s: s == lit or s.lower() == lit
     parts = []
     for t in tokens:
-        if t is _STAR:
+        if t is STAR:
             parts.append(".*")
-        elif t is _QMARK:
+        elif t is QMARK:
             parts.append(".")
         else:
             parts.append(re.escape(t))
     rx = re.compile("".join(parts), re.DOTALL if cased else re.DOTALL | re.IGNORECASE)
     fullmatch = rx.fullmatch
     return lambda s: fullmatch(s) is not None
-
-
-def _has_wildcard(tokens: list[Any]) -> bool:
-    return any(t is _STAR or t is _QMARK for t in tokens)
 
 
 # --------------------------------------------------------------------------- value tests
@@ -173,16 +168,16 @@ def _as_number(value: Any) -> float | None:
 
 
 def _text_test(pattern: str, mods: set[str]) -> ValueTest:
-    tokens = _tokens(pattern)
+    tokens = sigma_tokens(pattern)
     if "contains" in mods:
-        tokens = [_STAR, *tokens, _STAR]
+        tokens = [STAR, *tokens, STAR]
     elif "startswith" in mods:
-        tokens = [*tokens, _STAR]
+        tokens = [*tokens, STAR]
     elif "endswith" in mods:
-        tokens = [_STAR, *tokens]
-    if len(tokens) > 1 and tokens[0] is _STAR and tokens[1] is _STAR:
+        tokens = [STAR, *tokens]
+    if len(tokens) > 1 and tokens[0] is STAR and tokens[1] is STAR:
         tokens = tokens[1:]
-    if len(tokens) > 1 and tokens[-1] is _STAR and tokens[-2] is _STAR:
+    if len(tokens) > 1 and tokens[-1] is STAR and tokens[-2] is STAR:
         tokens = tokens[:-1]
     test = _string_test(tokens, "cased" in mods)
 
@@ -238,9 +233,14 @@ def _compare_test(op: str, bound: float) -> ValueTest:
     return compare
 
 
-def _regex_test(pattern: str) -> ValueTest:
+def _regex_test(pattern: str, mods: set[str] | frozenset[str] = frozenset()) -> ValueTest:
+    flags = (
+        (re.IGNORECASE if "i" in mods else 0)
+        | (re.MULTILINE if "m" in mods else 0)
+        | (re.DOTALL if "s" in mods else 0)
+    )
     try:
-        rx = re.compile(pattern)
+        rx = re.compile(pattern, flags)
     except re.error as exc:
         raise SelectionError(f"invalid regular expression {pattern!r}: {exc}") from None
     search = rx.search
@@ -297,6 +297,11 @@ def _cidr_test(networks: list[str]) -> ValueTest:
 def _scalar_test(value: Any, mods: set[str]) -> ValueTest:
     """The test one listed value stands for, under the field's modifiers."""
     typed = mods & {"gt", "gte", "lt", "lte"}
+    part = mods & set(TIME_PARTS)
+    if part:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SelectionError(f"|{next(iter(part))} needs a whole number, got {value!r}")
+        return _time_part_test(next(iter(part)), next(iter(typed)) if typed else "eq", value)
     if typed:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SelectionError(f"|{next(iter(typed))} needs a number, got {value!r}")
@@ -304,7 +309,7 @@ def _scalar_test(value: Any, mods: set[str]) -> ValueTest:
     if "re" in mods:
         if not isinstance(value, str):
             raise SelectionError(f"|re needs a regular expression string, got {value!r}")
-        return _regex_test(value)
+        return _regex_test(value, mods)
     if value is None:
         if mods & {*STRING_MODIFIERS}:
             raise SelectionError("null cannot be combined with |contains/|startswith/|endswith")
@@ -327,7 +332,111 @@ def _scalar_test(value: Any, mods: set[str]) -> ValueTest:
     raise SelectionError(f"unsupported value {value!r}")
 
 
+# --------------------------------------------------------------------------- time parts
+
+
+@lru_cache(maxsize=4096)
+def _time_parts(text: str) -> tuple[int, int, int, int, int, int] | None:
+    """(minute, hour, day, ISO week, month, year) of a timestamp string, in UTC."""
+    try:
+        ns = parse_timestamp(text)
+    except ValueError:
+        return None
+    when = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+    return (when.minute, when.hour, when.day, when.isocalendar()[1], when.month, when.year)
+
+
+def _time_value(value: Any) -> tuple[int, int, int, int, int, int] | None:
+    if type(value) is str:
+        return _time_parts(value)
+    if type(value) is int or type(value) is float:  # epoch seconds
+        when = datetime.fromtimestamp(float(value), UTC)
+        return (when.minute, when.hour, when.day, when.isocalendar()[1], when.month, when.year)
+    return None
+
+
+def _time_part_test(part: str, op: str, bound: int) -> ValueTest:
+    index = TIME_PARTS.index(part)
+    compare = _COMPARE[op]
+
+    def time_part(value: Any) -> bool:
+        parts = _time_value(value)
+        return parts is not None and compare(parts[index], bound)
+
+    return time_part
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "eq": lambda a, b: a == b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+def _during_test(value: Any) -> ValueTest:
+    """``timestamp|during: {location, weekdays, times, ...}`` (or a list: any of them)."""
+    items = value if isinstance(value, list) else [value]
+    intervals: list[TimeInterval] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SelectionError(
+                "|during needs a time interval such as {location: Europe/Paris, weekdays: "
+                f"['monday:friday'], times: [{{start_time: '08:00', end_time: '18:00'}}]}}, "
+                f"got {item!r}",
+                (i,) if isinstance(value, list) else (),
+            )
+        try:
+            intervals.append(TimeInterval.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                msg = (
+                    f"unknown key{suggest(str(first['loc'][-1]), INTERVAL_KEYS)}"
+                    f" (known: {', '.join(INTERVAL_KEYS)})"
+                )
+            path: PathKey = (i,) if isinstance(value, list) else ()
+            raise SelectionError(f"|during: {where + ': ' if where else ''}{msg}", path) from None
+    intervals_t = tuple(intervals)
+
+    def during(raw_value: Any) -> bool:
+        if type(raw_value) is str:
+            try:
+                ns = parse_timestamp(raw_value)
+            except ValueError:
+                return False
+        elif type(raw_value) is int or type(raw_value) is float:
+            ns = int(raw_value * 1_000_000_000)
+        else:
+            return False
+        for interval in intervals_t:  # noqa: SIM110 - hot path: no generator per event
+            if interval.contains_ns(ns):
+                return True
+        return False
+
+    return during
+
+
+INTERVAL_KEYS = ("location", "weekdays", "times", "days_of_month", "months", "years")
+
+
 # --------------------------------------------------------------------------- fields
+
+
+def _transform(value: Any, mods: list[str], ctx: SelectionContext) -> list[Any]:
+    """A rule value through its value-changing modifiers (``sigmavalues.transform``)."""
+    changing = [m for m in mods if m in VALUE_TRANSFORMS]
+    if not changing:
+        return [value]
+    if not isinstance(value, str):
+        raise SelectionError(f"|{changing[0]} needs a text value, got {value!r}")
+    try:
+        return transform(value, changing, ctx.placeholders)
+    except TransformError as exc:
+        raise SelectionError(str(exc)) from None
 
 
 def _parse_key(key: str) -> tuple[str, list[str]]:
@@ -338,27 +447,81 @@ def _parse_key(key: str) -> tuple[str, list[str]]:
         raise SelectionError(
             f"{key!r} has no field name: write field|modifier, e.g. client_ip|cidr", key=True
         )
+    _check_modifiers(key, mods)
+    return field, mods
+
+
+def _check_modifiers(key: str, mods: list[str]) -> None:
     for mod in mods:
         if mod not in MODIFIERS:
             hint = suggest(mod, MODIFIERS) or f" (known: {', '.join(MODIFIERS)})"
             raise SelectionError(f"unknown modifier {mod!r} in {key!r}{hint}", key=True)
     if len(set(mods)) != len(mods):
         raise SelectionError(f"a modifier is repeated in {key!r}", key=True)
-    kinds = [m for m in mods if m in STRING_MODIFIERS or m in TYPE_MODIFIERS]
-    if len(kinds) > 1:
+    kinds = [m for m in mods if m in STRING_MODIFIERS or m in TYPE_MODIFIERS or m == "during"]
+    compares = [k for k in kinds if k in ("gt", "gte", "lt", "lte")]
+    parts = [m for m in mods if m in TIME_PARTS]
+    matching = [k for k in kinds if k not in compares]
+    if "fieldref" in matching:
+        matching = [k for k in matching if k not in (*STRING_MODIFIERS, "fieldref")] + ["fieldref"]
+    if len(parts) > 1:
         raise SelectionError(
-            f"modifiers {' and '.join(repr(k) for k in kinds)} cannot be combined in {key!r}: "
+            f"modifiers {' and '.join(repr(p) for p in parts)} cannot be combined in {key!r}: "
+            "use one time part per key",
+            key=True,
+        )
+    if len(compares) > 1 or len(matching) > 1 or (compares and matching):
+        named = [*matching, *compares]
+        raise SelectionError(
+            f"modifiers {' and '.join(repr(k) for k in named)} cannot be combined in {key!r}: "
             "use one per key (split into two selections)",
+            key=True,
+        )
+    if parts and matching:
+        raise SelectionError(
+            f"|{parts[0]} compares a number: combine it only with gt, gte, lt, lte or neq "
+            f"in {key!r}",
             key=True,
         )
     if "exists" in mods and len(mods) > 1:
         raise SelectionError(f"|exists takes no other modifier in {key!r}", key=True)
-    if "cased" in mods and set(kinds) & {"re", "cidr", "gt", "gte", "lt", "lte"}:
+    if "during" in mods and set(mods) - {"during", "neq"}:
+        raise SelectionError(f"|during takes no other modifier but neq in {key!r}", key=True)
+    flags = [m for m in mods if m in REGEX_FLAGS]
+    if flags and "re" not in mods:
+        raise SelectionError(
+            f"|{flags[0]} is a flag of |re (i: ignore case, m: multi-line, s: dot matches "
+            f"newline): write field|re|{flags[0]} in {key!r}",
+            key=True,
+        )
+    # Value transforms (windash, encodings) make text; expand only substitutes values.
+    transforms = [m for m in mods if m in VALUE_TRANSFORMS and m != "expand"]
+    not_text = [k for k in kinds if k in ("re", "cidr", "exists", "fieldref", "during")]
+    clash = (not_text + compares + parts)[:1]
+    if transforms and clash:
+        raise SelectionError(
+            f"|{transforms[0]} changes a text value and cannot be combined with |{clash[0]} "
+            f"in {key!r}",
+            key=True,
+        )
+    if "cased" in mods and (set(kinds) & {"re", "cidr", "gt", "gte", "lt", "lte"} or parts):
         raise SelectionError(f"|cased applies to text matching only, not in {key!r}", key=True)
-    return field, mods
 
 
-def compile_field(key: str, value: Any) -> tuple[str, Predicate, frozenset[str] | None]:
+@dataclass(frozen=True, slots=True)
+class SelectionContext:
+    """What compiling a selection may read besides the rule: the ``expand``
+    placeholders (from the config's ``placeholders:`` or the rules directory)."""
+
+    placeholders: Mapping[str, Sequence[str]] = dc_field(default_factory=dict)
+
+
+NO_CONTEXT = SelectionContext()
+
+
+def compile_field(
+    key: str, value: Any, ctx: SelectionContext = NO_CONTEXT
+) -> tuple[str, Predicate, frozenset[str] | None]:
     """Compile one ``field|mods: value`` entry into (field path, predicate, event types)."""
     field, mods_list = _parse_key(key)
     mods = set(mods_list)
@@ -377,60 +540,145 @@ def compile_field(key: str, value: Any) -> tuple[str, Predicate, frozenset[str] 
 
         return field, exists, None
 
+    if "during" in mods:
+        test = _during_test(value)
+        pred = _one(getter, test, False)
+        return field, _negate(pred) if "neq" in mods else pred, None
+
     values = value if isinstance(value, list) else [value]
     if not values:
         raise SelectionError("an empty list matches nothing: give at least one value")
     if "all" in mods and not isinstance(value, list):
         raise SelectionError("|all needs a list of values (it requires every one to match)")
+    if isinstance(value, list) and len(values) > 1:
+        for i, v in enumerate(values):
+            if v is None:
+                raise SelectionError(
+                    "null cannot be part of a list of values (Sigma): put 'field: null' in a "
+                    "selection of its own and join the two with 'or' in the condition",
+                    (i,),
+                )
+
+    def at(i: int) -> PathKey:
+        return (i,) if isinstance(value, list) else ()
+
+    # (index of the value as written, the value it stands for after transforms)
+    expanded: list[tuple[int, Any]] = []
+    for i, v in enumerate(values):
+        try:
+            expanded.extend((i, t) for t in _transform(v, mods_list, ctx))
+        except SelectionError as exc:
+            raise SelectionError(exc.message, at(i)) from None
+
+    if "fieldref" in mods:
+        refs: list[Predicate] = []
+        for i, v in expanded:
+            if not isinstance(v, str):
+                raise SelectionError(f"|fieldref needs a field name, got {v!r}", at(i))
+            try:
+                refs.append(_fieldref(getter, compile_path(v), mods))
+            except FieldPathError as exc:
+                raise SelectionError(str(exc), at(i)) from None
+        pred = _and(refs) if "all" in mods else _or(refs)
+        return field, _negate(pred) if "neq" in mods else pred, None
 
     tests: list[ValueTest] = []
     if "cidr" in mods:
-        for i, v in enumerate(values):
+        for i, v in expanded:
             if not isinstance(v, str):
-                raise SelectionError(
-                    f"|cidr needs a network such as 10.0.0.0/8, got {v!r}",
-                    (i,) if isinstance(value, list) else (),
-                )
+                raise SelectionError(f"|cidr needs a network such as 10.0.0.0/8, got {v!r}", at(i))
         if "all" in mods:
-            tests = [_cidr_test([v]) for v in values]
+            tests = [_cidr_test([v]) for _, v in expanded]
         else:
             try:
-                tests = [_cidr_test(values)]
+                tests = [_cidr_test([v for _, v in expanded])]
             except SelectionError:
-                for i, v in enumerate(values):
+                for i, v in expanded:
                     try:
                         _cidr_test([v])
                     except SelectionError as exc:
-                        raise SelectionError(
-                            exc.message, (i,) if isinstance(value, list) else ()
-                        ) from None
+                        raise SelectionError(exc.message, at(i)) from None
                 raise
     else:
-        for i, v in enumerate(values):
+        for i, v in expanded:
             try:
                 tests.append(_scalar_test(v, mods))
             except SelectionError as exc:
-                raise SelectionError(exc.message, (i,) if isinstance(value, list) else ()) from None
+                raise SelectionError(exc.message, at(i)) from None
 
+    plain = [v for _, v in expanded]
     event_types: frozenset[str] | None = None
     if (
         field == "event_type"
-        and not (mods - {"cased"})
+        and not (mods - {"cased", "expand"})
         and all(
-            isinstance(v, str) and not _has_wildcard(_tokens(v)) and "\\" not in v for v in values
+            isinstance(v, str) and not has_wildcard(sigma_tokens(v)) and "\\" not in v
+            for v in plain
         )
     ):
-        event_types = frozenset(v.lower() for v in values)
+        event_types = frozenset(v.lower() for v in plain)
 
     match_null = any(t is _null_test for t in tests)
     if "all" in mods:
-        return field, _all_of(getter, tests), event_types
-    if len(tests) == 1:
+        general = _all_of(getter, tests)
+    elif len(tests) == 1:
         general = _one(getter, tests[0], match_null)
     else:
         general = _any_of(getter, tests, match_null)
-    fast = None if mods else _fast_field(field, values, general)
+    if "neq" in mods:
+        return field, _negate(general), None
+    fast = None if mods - {"expand"} else _fast_field(field, plain, general)
     return field, fast or general, event_types
+
+
+def _negate(pred: Predicate) -> Predicate:
+    def neq(raw: dict[str, Any]) -> bool:
+        return not pred(raw)
+
+    return neq
+
+
+def _fieldref(own: Getter, other: Getter, mods: set[str]) -> Predicate:
+    """``field|fieldref: other``: the event's two fields hold the same value (or, with
+    contains/startswith/endswith, the first holds the second's text there)."""
+    cased = "cased" in mods
+    kind = next((m for m in STRING_MODIFIERS if m in mods), "")
+
+    def norm(v: Any) -> str | None:
+        text = _as_text(v)
+        if text is None:
+            return None
+        return text if cased else text.lower()
+
+    def fieldref(raw: dict[str, Any]) -> bool:
+        a = own(raw)
+        b = other(raw)
+        if a is MISSING or b is MISSING:
+            return False
+        left = a if type(a) is list else [a]
+        right = b if type(b) is list else [b]
+        for x in left:
+            nx = norm(x)
+            if nx is None:
+                continue
+            for y in right:
+                ny = norm(y)
+                if ny is None:
+                    continue
+                if kind == "contains":
+                    if ny in nx:
+                        return True
+                elif kind == "startswith":
+                    if nx.startswith(ny):
+                        return True
+                elif kind == "endswith":
+                    if nx.endswith(ny):
+                        return True
+                elif nx == ny:
+                    return True
+        return False
+
+    return fieldref
 
 
 def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate | None:
@@ -443,7 +691,9 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
     if "." in field or field.startswith("$"):
         return None
     key = field
-    if all(isinstance(v, str) and "\\" not in v and not _has_wildcard(_tokens(v)) for v in values):
+    if all(
+        isinstance(v, str) and "\\" not in v and not has_wildcard(sigma_tokens(v)) for v in values
+    ):
         lits = frozenset(v.lower() for v in values)
 
         def literal(raw: dict[str, Any]) -> bool:
@@ -520,7 +770,7 @@ def _all_of(getter: Callable[[dict[str, Any]], Any], tests: list[ValueTest]) -> 
 
 
 def _compile_map(
-    body: dict[Any, Any], base: PathKey
+    body: dict[Any, Any], base: PathKey, ctx: SelectionContext = NO_CONTEXT
 ) -> tuple[Predicate, frozenset[str] | None, list[str], Specializer]:
     if not body:
         raise SelectionError("an empty selection matches nothing: add field: value entries", base)
@@ -528,6 +778,8 @@ def _compile_map(
     types: frozenset[str] | None = None
     fields: list[str] = []
     errors: list[SelectionError] = []
+    keyword_entries: list[Predicate] = []
+    plain_keys: list[str] = []
     for key, value in body.items():
         if not isinstance(key, str):
             errors.append(
@@ -535,18 +787,107 @@ def _compile_map(
             )
             continue
         try:
-            field, pred, ets = compile_field(key, value)
+            if key.strip().startswith("|"):  # '|all': [...] is a keyword search (Sigma)
+                keyword_entries.append(compile_keywords(key, value, ctx))
+                continue
+            field, pred, ets = compile_field(key, value, ctx)
         except SelectionError as exc:
             errors.append(SelectionError(exc.message, (*base, key, *exc.path), key=exc.key))
             continue
         preds.append(pred)
         fields.append(field)
+        plain_keys.append(key)
         if ets is not None:
             types = ets if types is None else types & ets
     if errors:
         first = errors[0]
         raise SelectionError(first.message, first.path, key=first.key, others=errors[1:])
-    return _and(preds), types, fields, _map_specializer(list(zip(fields, preds, strict=True)))
+    # A fieldref entry reads a second field: never decided by known values alone.
+    entries = [
+        ("" if "fieldref" in str(key).split("|")[1:] else f, p)
+        for key, f, p in zip(plain_keys, fields, preds, strict=True)
+    ]
+    preds.extend(keyword_entries)
+    entries.extend(("", p) for p in keyword_entries)
+    return _and(preds), types, fields, _map_specializer(entries)
+
+
+KEYWORD_MODIFIERS = frozenset(
+    {*STRING_MODIFIERS, *VALUE_TRANSFORMS, "re", *REGEX_FLAGS, "all", "cased"}
+)
+
+
+def compile_keywords(key: str, value: Any, ctx: SelectionContext = NO_CONTEXT) -> Predicate:
+    """A keyword search (Sigma): the values anywhere among the event's text values.
+
+    ``key`` is ``""`` for a plain list of keywords or ``|mod|mod`` for the
+    ``'|all': [...]`` form. A keyword matches a value holding it (contains, case
+    insensitive) unless a modifier says otherwise (startswith, re, cased...).
+    """
+    mods = [m.strip() for m in key.strip().split("|")[1:]] if key.strip() else []
+    _check_modifiers(f"{key}", mods)
+    bad = [m for m in mods if m not in KEYWORD_MODIFIERS]
+    if bad:
+        raise SelectionError(
+            f"|{bad[0]} does not apply to a keyword search (it needs a field): "
+            "write field|modifier: value",
+            key=True,
+        )
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise SelectionError("an empty keyword list matches nothing: give at least one keyword")
+    mod_set = set(mods)
+    if not mod_set & {*STRING_MODIFIERS, "re"}:
+        mod_set.add("contains")
+    tests: list[ValueTest] = []
+    for i, v in enumerate(values):
+        where: PathKey = (i,) if isinstance(value, list) else ()
+        if isinstance(v, dict | list) or v is None:
+            raise SelectionError(
+                f"a keyword must be text or a number, got {v!r}: mix keywords and "
+                "field: value mappings in separate selections",
+                where,
+            )
+        try:
+            for t in _transform(v if isinstance(v, str) else _as_text(v), mods, ctx):
+                tests.append(_scalar_test(t, mod_set))
+        except SelectionError as exc:
+            raise SelectionError(exc.message, where) from None
+    tests_t = tuple(tests)
+    if "all" in mod_set:
+
+        def all_keywords(raw: dict[str, Any]) -> bool:
+            texts = _event_texts(raw)
+            return all(any(t(x) for x in texts) for t in tests_t)
+
+        return all_keywords
+
+    def keywords(raw: dict[str, Any]) -> bool:
+        for text in _event_texts(raw):
+            for t in tests_t:
+                if t(text):
+                    return True
+        return False
+
+    return keywords
+
+
+def _event_texts(node: Any) -> list[str]:
+    """Every scalar value of an event as text (numbers and booleans as JSON spells them)."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        t = type(item)
+        if t is dict:
+            stack.extend(item.values())
+        elif t is list:
+            stack.extend(item)
+        else:
+            text = _as_text(item)
+            if text is not None:
+                out.append(text)
+    return out
 
 
 def _map_specializer(entries: list[tuple[str, Predicate]]) -> Specializer:
@@ -572,7 +913,7 @@ def _map_specializer(entries: list[tuple[str, Predicate]]) -> Specializer:
     return specialize
 
 
-def _or_specializer(parts: list[Specializer]) -> Specializer:
+def or_specializer(parts: list[Specializer]) -> Specializer:
     """Partial evaluation of an OR of mappings (a list selection)."""
 
     def specialize(known: Mapping[str, Any]) -> Residual:
@@ -630,10 +971,21 @@ def _or(preds: list[Predicate]) -> Predicate:
     return or_n
 
 
-def compile_selection(name: str, body: Any) -> CompiledSelection:
+def _constant_specializer(pred: Predicate) -> Specializer:
+    """Known top-level fields decide nothing here (keywords read every value)."""
+
+    def specialize(known: Mapping[str, Any]) -> Residual:
+        return pred
+
+    return specialize
+
+
+def compile_selection(
+    name: str, body: Any, ctx: SelectionContext = NO_CONTEXT
+) -> CompiledSelection:
     """Compile a named selection; raises ``SelectionError`` with a path inside it."""
     if isinstance(body, dict):
-        pred, types, map_fields, specialize = _compile_map(body, ())
+        pred, types, map_fields, specialize = _compile_map(body, (), ctx)
         return CompiledSelection(name, pred, types, tuple(map_fields), specialize)
     if isinstance(body, list):
         if not body:
@@ -644,18 +996,24 @@ def compile_selection(name: str, body: Any) -> CompiledSelection:
         constrained = True
         fields: list[str] = []
         errors: list[SelectionError] = []
+        keywords = [i for i, item in enumerate(body) if not isinstance(item, dict)]
+        if keywords:
+            try:
+                words = compile_keywords("", [body[i] for i in keywords], ctx)
+            except SelectionError as exc:
+                path = exc.path
+                if path and isinstance(path[0], int):
+                    path = (keywords[path[0]], *path[1:])
+                errors.append(SelectionError(exc.message, path, key=exc.key))
+            else:
+                preds.append(words)
+                parts.append(_constant_specializer(words))
+                constrained = False
         for i, item in enumerate(body):
             if not isinstance(item, dict):
-                errors.append(
-                    SelectionError(
-                        "a selection list must hold mappings (field: value); keyword search "
-                        f"over the whole event is not supported, got {item!r}",
-                        (i,),
-                    )
-                )
                 continue
             try:
-                pred, types, item_fields, part = _compile_map(item, (i,))
+                pred, types, item_fields, part = _compile_map(item, (i,), ctx)
             except SelectionError as exc:
                 errors.extend(exc.all())
                 continue
@@ -674,8 +1032,12 @@ def compile_selection(name: str, body: Any) -> CompiledSelection:
             _or(preds),
             frozenset(all_types) if constrained else None,
             tuple(fields),
-            _or_specializer(parts),
+            or_specializer(parts),
         )
+    if isinstance(body, str | int | float) and not isinstance(body, bool):
+        words = compile_keywords("", [body], ctx)
+        return CompiledSelection(name, words, None, (), None)
     raise SelectionError(
-        f"selection {name!r} must be a mapping (field: value) or a list of mappings, got {body!r}"
+        f"selection {name!r} must be a mapping (field: value), a list of mappings or a "
+        f"list of keywords, got {body!r}"
     )

@@ -32,20 +32,30 @@ def first_field(path: str) -> str | None:
     return m.group(1) or m.group(3)
 
 
-def _detection_entries(detection: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """(field path, modifiers, value) of every entry of every selection."""
-    for name, body in detection.items():
-        if name == "condition":
-            continue
-        for mapping in body if isinstance(body, list) else [body]:
-            if isinstance(mapping, dict):
+def _detection_entries(
+    detections: Iterable[dict[str, Any]],
+) -> Iterator[tuple[str, str, Any]]:
+    """(field path, modifiers, value) of every entry of every selection. A keyword
+    search yields the field ``""`` (it reads every field); ``fieldref`` yields the
+    field it compares with too."""
+    for detection in detections:
+        for name, body in detection.items():
+            if name in ("condition", "rules"):
+                continue
+            for mapping in body if isinstance(body, list) else [body]:
+                if not isinstance(mapping, dict):
+                    yield "", "", mapping  # a keyword
+                    continue
                 for key, value in mapping.items():
                     field, _, mods = str(key).partition("|")
                     yield field.strip(), mods, value
+                    if "fieldref" in mods.split("|"):
+                        for other in value if isinstance(value, list) else [value]:
+                            yield str(other), "fieldref", None
 
 
-def _detection_paths(detection: dict[str, Any]) -> Iterator[str]:
-    return (field for field, _mods, _value in _detection_entries(detection))
+def _detection_paths(detections: Iterable[dict[str, Any]]) -> Iterator[str]:
+    return (field for field, _mods, _value in _detection_entries(detections))
 
 
 def _first_fields(paths: Iterable[str]) -> set[str] | None:
@@ -76,7 +86,7 @@ def condition_fields(rules: Iterable[CompiledRule]) -> frozenset[str] | None:
     just these fields gets the same verdict from every condition as the whole event."""
     fields = set(_IDENTITY)
     for rule in rules:
-        found = _first_fields(_detection_paths(rule.model.detection))
+        found = _first_fields(_detection_paths(rule.detections))
         if found is None:
             return None
         fields |= found
@@ -114,7 +124,7 @@ def flag_fields(rules: Iterable[CompiledRule]) -> tuple[str, ...]:
     flags: set[str] = set()
     other: set[str] = set()
     for rule in rules:
-        for field, mods, value in _detection_entries(rule.model.detection):
+        for field, mods, value in _detection_entries(rule.detections):
             values = value if isinstance(value, list) else [value]
             plain = not mods and bool(values) and all(isinstance(v, bool) for v in values)
             (flags if plain else other).add(field)

@@ -8,13 +8,15 @@ a ``CompiledRule``: everything precompiled so the engine does no parsing per eve
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
+from datetime import date as date_type
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import Template
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerting.durations import NS, Duration, parse_duration_ns, td_ns
 from alerting.engine.fields import Getter
@@ -93,19 +95,135 @@ class RuleTestCase(_Model):
     expect: Expect
 
 
-class RuleModel(_Model):
-    """The YAML rule file, as written by a rule author."""
+LEVEL_SEVERITY = {
+    "informational": "info",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "critical": "critical",
+}
+UUID_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+RULE_NAME = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+DEFAULT_LOGSOURCE = {"product": "jumpcloud", "service": "directory_insights"}
+# uuid5 namespace for the Sigma ids of rules written without one (CompiledRule.sigma_id).
+RULE_UUID_NAMESPACE = uuid.UUID("5d7b3b52-9a43-4c0e-8f0a-2a6f7f1c9e31")
 
+
+class LogSource(_Model):
+    """Sigma's ``logsource``: what events a rule is written for (``convert`` maps it)."""
+
+    category: str | None = None
+    product: str | None = None
+    service: str | None = None
+    definition: str | None = None
+
+    def covers(self, other: LogSource) -> bool:
+        """Whether every part this one names is the same in ``other`` (filters, pySigma)."""
+        return all(
+            getattr(self, part) is None or getattr(self, part) == getattr(other, part)
+            for part in ("category", "product", "service")
+        )
+
+
+class Related(_Model):
     id: str
+    type: Literal["derived", "obsolete", "merged", "renamed", "similar"]
+
+
+class SigmaMeta(_Model):
+    """The keys Sigma 2.x gives every rule document (detection or correlation), plus the
+    project's ``severity`` (the old spelling of ``level``) and ``enabled``.
+
+    The rule id that alerts, routes and silences use (``rule_id``) is ``name`` when
+    given, else ``id``: today's kebab-case ids stay as they are, a Sigma rule with only
+    a UUID is known by the UUID in lower case.
+    """
+
     title: str = Field(min_length=1)
+    id: str | None = None
+    name: str | None = None
+    status: Literal["stable", "test", "experimental", "deprecated", "unsupported"] | None = None
     description: str = ""
-    severity: Literal["info", "low", "medium", "high", "critical"]
-    tags: list[str] = Field(default_factory=list)
+    license: str | None = None
     author: str | None = None
     references: list[str] = Field(default_factory=list)
+    date: date_type | str | None = None
+    modified: date_type | str | None = None
+    related: list[Related] = Field(default_factory=list)
+    taxonomy: str | None = None
+    tags: list[str] = Field(default_factory=list)
     falsepositives: list[str] = Field(default_factory=list)
+    level: Literal["informational", "low", "medium", "high", "critical"] | None = None
+    severity: Literal["info", "low", "medium", "high", "critical"] | None = None
     enabled: bool = True
+
+    _fp = field_validator("falsepositives", "references", "tags", mode="before")(one_or_many)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not (UUID_ID.fullmatch(value) or RULE_ID.fullmatch(value)):
+            raise ValueError(
+                f"rule id {value!r} must be a UUID (Sigma, e.g. "
+                "0e95725d-7320-415d-80f7-004da920fc11) or kebab-case (lower-case letters, "
+                "digits and single dashes, e.g. failed-login-burst)"
+            )
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not RULE_NAME.fullmatch(value):
+            raise ValueError(
+                f"rule name {value!r} must be lower-case letters and digits joined by single "
+                "'-' or '_', e.g. failed-login-burst: it is the id alerts, routes and "
+                "silences use"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _identity(self) -> SigmaMeta:
+        if self.id is None and self.name is None:
+            raise ValueError(
+                "a rule needs a name (kebab-case, the id alerts, routes and silences use) "
+                "or an id (a UUID): add name: my-rule"
+            )
+        if (
+            self.level is not None
+            and self.severity is not None
+            and LEVEL_SEVERITY[self.level] != self.severity
+        ):
+            raise ValueError(
+                f"level {self.level!r} and severity {self.severity!r} disagree: keep "
+                "level (Sigma's key) and remove severity"
+            )
+        return self
+
+    @property
+    def rule_id(self) -> str:
+        """The id alerts, routes and silences use (class docstring)."""
+        return self.name or (self.id or "").lower()
+
+    @property
+    def alert_severity(self) -> str:
+        """The alert's severity: ``level`` as the project spells it, medium when unset."""
+        if self.severity is not None:
+            return self.severity
+        return LEVEL_SEVERITY[self.level or "medium"]
+
+
+class RuleModel(SigmaMeta):
+    """A detection rule document: Sigma's keys, then the project's extension keys
+    (aggregations, ``by``, ``realert``, ``summary``, ``tests``; see docs/sigma.md)."""
+
+    logsource: LogSource = Field(default_factory=lambda: LogSource(**DEFAULT_LOGSOURCE))
     detection: dict[str, Any]
+    fields: list[str] = Field(default_factory=list)
+    scope: list[str] = Field(default_factory=list)
+    regression_tests_path: str | None = None
+    simulation: list[Any] = Field(default_factory=list)
     threshold: ThresholdSpec | None = None
     distinct: DistinctSpec | None = None
     new_value: NewValueSpec | None = None
@@ -115,20 +233,9 @@ class RuleModel(_Model):
     by: list[str] = Field(default_factory=list)
     realert: Duration = timedelta(0)
     summary: str | None = None
-    fields: list[str] = Field(default_factory=list)
     tests: list[RuleTestCase] = Field(default_factory=list)
 
     _by = field_validator("by", mode="before")(one_or_many)
-
-    @field_validator("id")
-    @classmethod
-    def _kebab(cls, value: str) -> str:
-        if not RULE_ID.fullmatch(value):
-            raise ValueError(
-                f"rule id {value!r} must be kebab-case (lower-case letters, digits and "
-                "single dashes), e.g. failed-login-burst"
-            )
-        return value
 
     def aggregation_keys(self) -> list[str]:
         return [k for k in AGGREGATION_KEYS if getattr(self, k) is not None]
@@ -139,6 +246,79 @@ class RuleModel(_Model):
             if spec is not None:
                 return spec
         return None
+
+
+CORRELATION_TYPES = (
+    "event_count",
+    "value_count",
+    "temporal",
+    "temporal_ordered",
+    "value_sum",
+    "value_avg",
+    "value_percentile",
+)
+
+
+class CorrelationSpec(_Model):
+    """Sigma's ``correlation:`` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: Literal[
+        "event_count",
+        "value_count",
+        "temporal",
+        "temporal_ordered",
+        "value_sum",
+        "value_avg",
+        "value_percentile",
+    ]
+    rules: list[str] = Field(min_length=1)
+    group_by: list[str] = Field(default_factory=list, alias="group-by")
+    timespan: Duration
+    condition: dict[str, Any] | None = None
+    aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    _lists = field_validator("rules", "group_by", mode="before")(one_or_many)
+
+
+class CorrelationModel(SigmaMeta):
+    """A correlation rule document (Sigma), plus the project's alert keys."""
+
+    correlation: CorrelationSpec
+    generate: bool = False
+    fields: list[str] = Field(default_factory=list)
+    realert: Duration = timedelta(0)
+    summary: str | None = None
+    tests: list[RuleTestCase] = Field(default_factory=list)
+
+
+class FilterModel(_Model):
+    """A Sigma filter document: its condition is added (``and``) to the named rules'."""
+
+    title: str = Field(min_length=1)
+    id: str | None = None
+    name: str | None = None
+    description: str = ""
+    author: str | None = None
+    date: date_type | str | None = None
+    modified: date_type | str | None = None
+    taxonomy: str | None = None
+    logsource: LogSource
+    filter: dict[str, Any]
+
+
+class PlaceholdersModel(_Model):
+    """A document of ``expand`` placeholders: ``placeholders: {name: [values]}``."""
+
+    placeholders: dict[str, list[str]]
+
+    @field_validator("placeholders", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
 
 @dataclass(slots=True)
@@ -152,7 +332,7 @@ class CompiledRule:
     tags: list[str]
     enabled: bool
     path: Path
-    model: RuleModel
+    model: RuleModel | CorrelationModel
     condition: Predicate
     condition_text: str
     event_types: frozenset[str] | None  # the index keys; None = catch-all
@@ -174,6 +354,28 @@ class CompiledRule:
     # event root, or every event in full.
     held_paths: tuple[tuple[str, ...], ...] = ()
     hold_full: bool = False
+    # Every detection section the condition reads: the rule's own, its filters', the
+    # referenced rules' (correlations); what alerting.engine.reads looks at.
+    detections: tuple[dict[str, Any], ...] = ()
+    logsource: LogSource = field(default_factory=lambda: LogSource(**DEFAULT_LOGSOURCE))
+    # Filters applied to this rule (their titles), correlations that use it (rule ids).
+    filters: list[str] = field(default_factory=list)
+    correlated_by: list[str] = field(default_factory=list)
+
+    @property
+    def meta(self) -> SigmaMeta:
+        """Sigma's metadata of the rule (title, id, name, status, level, ...)."""
+        return self.model
+
+    @property
+    def sigma_id(self) -> str:
+        """A UUID for the rule as Sigma wants one: its own ``id`` when that is a UUID, else
+        one derived from the rule id (uuid5), stable across runs, for exporting rules
+        written with a kebab-case ``id`` (``alerting convert``)."""
+        own = self.model.id
+        if own is not None and UUID_ID.fullmatch(own):
+            return own.lower()
+        return str(uuid.uuid5(RULE_UUID_NAMESPACE, self.id))
 
     @property
     def window_ns(self) -> int:

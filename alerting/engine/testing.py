@@ -64,9 +64,12 @@ def select_rules(rules: Sequence[CompiledRule], only: Sequence[str] | None) -> l
 def run_rule_tests(
     rules: Sequence[CompiledRule], only: Sequence[str] | None = None
 ) -> list[TestResult]:
-    """Run the inline tests of ``rules`` (or only those ids); one result per test."""
+    """Run the inline tests of ``rules`` (or only those ids); one result per test, and
+    one for a rule without tests (unless a correlation uses it: tested through that)."""
     results: list[TestResult] = []
     for rule in select_rules(rules, only):
+        if not rule.tests and rule.correlated_by:
+            continue  # tested through the correlation rules that use it
         if not rule.tests:
             results.append(TestResult(rule.id, "", None, disabled=not rule.enabled))
             continue

@@ -85,7 +85,30 @@ class SequenceSpec(_Spec):
     _by = field_validator("by", mode="before")(one_or_many)
 
 
-AggregationSpec = ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec
+class TemporalSpec(_Spec):
+    """``count`` of the ``rules`` (Sigma rules a correlation names) matched by one group
+    within ``within``, in any order (Sigma's ``temporal`` correlation)."""
+
+    rules: list[str] = Field(min_length=1)
+    count: int = Field(ge=1)
+    within: Duration
+    by: list[str] = Field(default_factory=list)
+
+
+class SumSpec(_Spec):
+    """The group's numeric ``field`` summed over ``within`` reaches ``total`` (more than
+    it, when ``strict``): Sigma's ``value_sum`` correlation."""
+
+    field: str
+    total: float
+    strict: bool = False
+    within: Duration
+    by: list[str] = Field(default_factory=list)
+
+
+AggregationSpec = (
+    ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec | TemporalSpec | SumSpec
+)
 
 
 @dataclass(slots=True)

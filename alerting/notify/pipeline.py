@@ -43,6 +43,7 @@ from alerting.notify.settings import (
 )
 from alerting.notify.silences import Silence, active_silence, describe
 from alerting.store import Delivery, Store
+from alerting.timeintervals import TimeInterval
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +127,14 @@ class Notifier:
         clock: Clock,
         rng: random.Random | None = None,
         stdout: IO[str] | None = None,
+        time_intervals: Mapping[str, Sequence[TimeInterval]] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.delivery = delivery
         self.silences: list[Silence] = silencing.from_config(silences)
-        self.router = Router(routes)
+        self.intervals = dict(time_intervals or {})
+        self.router = Router(routes, self.intervals)
         self.messages = MessageBuilder(Renderer(Path(templates_dir)))
         self._rng = rng or random.Random()
         self.channels: dict[str, Channel] = {
@@ -157,7 +160,7 @@ class Notifier:
             # Read in the poll's transaction: a silence added meanwhile applies from here.
             active = self.silences + silencing.from_store(self.store.silences(since=now))
             for alert in alerts:
-                silence = active_silence(active, alert, now)
+                silence = active_silence(active, alert, now, self.intervals)
                 if silence is not None:
                     silenced += 1
                     self.store.count_held(silence.key, now)
@@ -170,7 +173,7 @@ class Notifier:
                         extra=_alert_fields(alert, silenced_by=silence.key),
                     )
                     continue
-                channels = self.router.channels_for(alert)
+                channels = self.router.channels_for(alert, now)
                 if not channels:
                     unrouted += 1
                     log.warning(
@@ -374,6 +377,7 @@ def build_notifier(
         store=store,
         clock=clock,
         stdout=stdout,
+        time_intervals=settings.time_intervals,
     )
 
 

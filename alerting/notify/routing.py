@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
 from alerting.alert import Alert
 from alerting.notify.settings import AlertMatch, RouteConfig
+from alerting.timeintervals import TimeInterval, active_at
 
 
 def _any_glob(patterns: Sequence[str], value: str) -> bool:
@@ -41,17 +42,36 @@ def matches(match: AlertMatch, alert: Alert) -> bool:
     return True
 
 
+def route_open(
+    route: RouteConfig, intervals: Mapping[str, Sequence[TimeInterval]], now: float | None
+) -> bool:
+    """Whether the route's time intervals let it be used at ``now`` (Alertmanager's
+    ``mute_time_intervals`` / ``active_time_intervals``); always, when ``now`` is None."""
+    if now is None:
+        return True
+    ns = int(now * 1e9)
+    if route.mute_time_intervals and active_at(route.mute_time_intervals, intervals, ns):
+        return False
+    return not route.active_time_intervals or active_at(route.active_time_intervals, intervals, ns)
+
+
 class Router:
     """Ordered routes; ``channels_for`` returns the channels of the matching routes."""
 
-    def __init__(self, routes: Sequence[RouteConfig]) -> None:
+    def __init__(
+        self,
+        routes: Sequence[RouteConfig],
+        intervals: Mapping[str, Sequence[TimeInterval]] | None = None,
+    ) -> None:
         self.routes = list(routes)
+        self.intervals = dict(intervals or {})
 
-    def channels_for(self, alert: Alert) -> list[str]:
-        """Channels in route order, without repeats; empty when no route matches."""
+    def channels_for(self, alert: Alert, now: float | None = None) -> list[str]:
+        """Channels in route order, without repeats; empty when no route matches. A
+        route muted at ``now`` (or outside its active intervals) is passed over."""
         channels: dict[str, None] = {}
         for route in self.routes:
-            if matches(route.match, alert):
+            if matches(route.match, alert) and route_open(route, self.intervals, now):
                 for name in route.channels:
                     channels.setdefault(name, None)
                 if not route.continue_:

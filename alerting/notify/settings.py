@@ -9,7 +9,7 @@ validation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from alerting.alert import SEVERITIES
 from alerting.durations import Duration
+from alerting.timeintervals import TimeInterval
 from alerting.yamlfile import one_or_many
 
 
@@ -133,8 +134,14 @@ class RouteConfig(_Model):
     match: AlertMatch = Field(default_factory=AlertMatch)
     channels: list[str] = Field(min_length=1)
     continue_: bool = Field(default=False, alias="continue")
+    # Alertmanager's: names of the config's time_intervals. Muted: the route is skipped
+    # while one holds; active: the route is used only while one holds.
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
 
-    _channels = field_validator("channels", mode="before")(one_or_many)
+    _channels = field_validator(
+        "channels", "mute_time_intervals", "active_time_intervals", mode="before"
+    )(one_or_many)
 
 
 class SilenceConfig(_Model):
@@ -144,6 +151,10 @@ class SilenceConfig(_Model):
     until: datetime
     reason: str = Field(min_length=1)
     owner: str = Field(min_length=1)
+    # Only while one of these named time_intervals holds (e.g. nightly maintenance).
+    active_time_intervals: list[str] = Field(default_factory=list)
+
+    _active = field_validator("active_time_intervals", mode="before")(one_or_many)
 
     @field_validator("until")
     @classmethod
@@ -173,6 +184,8 @@ class NotifySettings:
     silences: Sequence[SilenceConfig]
     delivery: DeliveryConfig
     templates_dir: Path
+    # Named time intervals (alerting.timeintervals) that routes and silences refer to.
+    time_intervals: Mapping[str, Sequence[TimeInterval]] = field(default_factory=dict)
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from alerting.alert import Alert
 from alerting.notify.routing import matches
 from alerting.notify.settings import AlertMatch, SilenceConfig
 from alerting.store import StoredSilence
+from alerting.timeintervals import TimeInterval, active_at
 
 # What the printed command proposes; on-call edits the reason before running it.
 SUGGESTED_FOR = "1h"
@@ -53,6 +54,8 @@ class Silence:
     expired_at: float | None = None
     held: int = 0
     label: str = ""  # "rule group=value" as written, for ``silence list``
+    # Config silences may hold only while one of these named time_intervals does.
+    active_time_intervals: tuple[str, ...] = ()
 
     @property
     def ends_at(self) -> float:
@@ -100,6 +103,7 @@ def from_config(
                 origin=f"{origin} silences.{i}",
                 held=held.get(key, 0),
                 label=_label(",".join(s.match.rule) or "*", s.match.group),
+                active_time_intervals=tuple(s.active_time_intervals),
             )
         )
     return out
@@ -132,10 +136,20 @@ def from_store(rows: Sequence[StoredSilence]) -> list[Silence]:
     return out
 
 
-def active_silence(silences: Sequence[Silence], alert: Alert, now: float) -> Silence | None:
-    """The first unexpired silence matching ``alert``, if any."""
+def active_silence(
+    silences: Sequence[Silence],
+    alert: Alert,
+    now: float,
+    intervals: Mapping[str, Sequence[TimeInterval]] | None = None,
+) -> Silence | None:
+    """The first unexpired silence matching ``alert``, if any; a silence with
+    ``active_time_intervals`` holds only while one of them does."""
     for silence in silences:
         if silence.active(now) and matches(silence.match, alert):
+            if silence.active_time_intervals and not active_at(
+                list(silence.active_time_intervals), intervals or {}, int(now * 1e9)
+            ):
+                continue
             return silence
     return None
 

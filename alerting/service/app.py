@@ -81,7 +81,9 @@ class Service:
             undo.callback(lock.release)
             store = Store(config.state.path)
             undo.callback(store.close)
-            rules = list(load_rules([Path(p) for p in config.rules.paths]))
+            rules = list(
+                load_rules([Path(p) for p in config.rules.paths], placeholders=config.placeholders)
+            )
             tolerance_ns = td_ns(config.source.overlap)
             notifier = build_notifier(config.notify_settings(), store, clock)
             undo.callback(notifier.close)

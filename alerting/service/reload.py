@@ -47,7 +47,9 @@ def load_all(config_path: str | Path) -> Loaded:
         raise ValidationFailed(exc.problems) from None
     rules: list[CompiledRule] = []
     try:
-        rules = list(load_rules([Path(p) for p in config.rules.paths]))
+        rules = list(
+            load_rules([Path(p) for p in config.rules.paths], placeholders=config.placeholders)
+        )
     except ValidationFailed as exc:
         problems.extend(exc.problems)
     except AlertingError as exc:

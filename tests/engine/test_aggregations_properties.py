@@ -28,6 +28,8 @@ from alerting.engine.types import (
     Hit,
     NewValueSpec,
     SequenceSpec,
+    SumSpec,
+    TemporalSpec,
     ThresholdSpec,
     TravelSpec,
 )
@@ -361,3 +363,93 @@ def test_sequence_matches_oracle(stream: list[Ev], counts: list[int], within_s: 
         order = arrivals(stream, shuffled)
         agg = build_aggregation(spec, rule_id="s", tolerance_ns=4 * S)
         assert run(agg, order) == sequence_oracle(order, counts, within_s * S)
+
+
+# ---------------------------------------------------------------------- temporal
+
+
+def temporal_oracle(order: list[Ev], within: int, count: int) -> Result:
+    """distinct's rule over the rules (steps) each hit matched: after each arrival, the
+    first window W(e) holding ``count`` different rules fires and is consumed."""
+    held: dict[str, list[Ev]] = {}
+    out: Result = []
+    for h in order:
+        if not h.steps:
+            continue
+        group = held.setdefault(h.group, [])
+        group.append(h)
+        while True:
+            for e in sorted(group, key=lambda x: x.key):
+                window = [u for u in group if u.key <= e.key and u.time > e.time - within]
+                if len({s for u in window for s in u.steps}) >= count:
+                    ids = sorted(window, key=lambda x: x.key)
+                    out.append((e.id, len(window), [u.id for u in ids]))
+                    for u in window:
+                        group.remove(u)
+                    break
+            else:
+                break
+    return out
+
+
+@PROPS
+@given(
+    stream=events(
+        gap_max=4,
+        unit=S,
+        tolerance=5,
+        steps=st.sampled_from([(0,), (1,), (2,), (0, 1), (1, 2), ()]),
+    ),
+    count=st.integers(1, 3),
+    within_s=st.integers(1, 12),
+)
+def test_temporal_matches_oracle(stream: list[Ev], count: int, within_s: int) -> None:
+    """Sigma's temporal correlation, with late hits (the end-to-end test is in order)."""
+    spec = TemporalSpec(rules=["a", "b", "c"], count=count, within=timedelta(seconds=within_s))
+    for shuffled in (False, True):
+        order = arrivals(stream, shuffled)
+        agg = build_aggregation(spec, rule_id="tp", tolerance_ns=5 * S)
+        assert run(agg, order) == temporal_oracle(order, within_s * S, count)
+
+
+# ---------------------------------------------------------------------- sum
+
+
+def sum_oracle(order: list[Ev], within: int, total: float, strict: bool) -> Result:
+    """threshold's rule with the window's sum of values for its count."""
+    held: dict[str, list[Ev]] = {}
+    out: Result = []
+    for h in order:
+        if h.value is None:
+            continue
+        group = held.setdefault(h.group, [])
+        group.append(h)
+        while True:
+            for e in sorted(group, key=lambda x: x.key):
+                window = [u for u in group if u.key <= e.key and u.time > e.time - within]
+                got = sum(u.value for u in window)
+                if got > total if strict else got >= total:
+                    ids = sorted(window, key=lambda x: x.key)
+                    out.append((e.id, len(window), [u.id for u in ids]))
+                    for u in window:
+                        group.remove(u)
+                    break
+            else:
+                break
+    return out
+
+
+@PROPS
+@given(
+    stream=events(gap_max=4, unit=S, tolerance=5, values=st.none() | st.integers(0, 9)),
+    total=st.integers(0, 25),
+    strict=st.booleans(),
+    within_s=st.integers(1, 12),
+)
+def test_sum_matches_oracle(stream: list[Ev], total: int, strict: bool, within_s: int) -> None:
+    """Sigma's value_sum, with late hits (the end-to-end test is in order)."""
+    spec = SumSpec(field="value", total=total, strict=strict, within=timedelta(seconds=within_s))
+    for shuffled in (False, True):
+        order = arrivals(stream, shuffled)
+        agg = build_aggregation(spec, rule_id="sum", tolerance_ns=5 * S)
+        assert run(agg, order) == sum_oracle(order, within_s * S, total, strict)

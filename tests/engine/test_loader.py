@@ -172,7 +172,8 @@ def test_summary_syntax_error(tmp_path):
 
 def test_bad_rule_id(tmp_path):
     msg = single_problem(tmp_path, GOOD.replace("id: admin-login-no-mfa", "id: Admin_Login"))
-    assert msg.startswith("1:5: id: rule id 'Admin_Login' must be kebab-case")
+    assert msg.startswith("1:5: id: rule id 'Admin_Login' must be a UUID (Sigma")
+    assert "or kebab-case" in msg
 
 
 def test_missing_test_events_file(tmp_path):

@@ -72,7 +72,6 @@ CASES = [
     ({"provider": None}, {"provider": None}, True),
     ({"provider": None}, {}, True),
     ({"provider": None}, {"provider": ""}, False),
-    ({"provider": [None, "okta"]}, {"provider": "OKTA"}, True),
     ({"provider": ""}, {"provider": ""}, True),
     ({"provider": ""}, {}, False),
     # exists
@@ -172,10 +171,12 @@ ERRORS = [
     ({"x": []}, "empty list"),
     ({"x": {"y": 1}}, "dotted path"),
     ({}, "empty selection"),
-    (["just", "keywords"], "keyword search"),
-    ("a string", "must be a mapping"),
+    ({"provider": [None, "okta"]}, "null cannot be part of a list of values"),
+    ([{"a": 1}, ["nested"]], "a keyword must be text or a number"),
+    (True, "must be a mapping"),
     ({"a..b": 1}, "empty part between dots"),
-    ({"|contains": "x"}, "has no field name"),
+    ({"|cidr": "10.0.0.0/8"}, "does not apply to a keyword search"),
+    ({"x|i": "a"}, "write field|re|i"),
 ]
 
 
