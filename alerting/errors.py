@@ -62,7 +62,15 @@ class RuleError(ValidationFailed):
 
 
 class StoreError(AlertingError):
-    """The state database cannot be used (corrupt, locked, newer schema)."""
+    """The state database cannot be used: its message names the file, the cause and the fix.
+
+    ``cause`` is a short stable word for metrics and tests: ``disk_full``, ``read_only``,
+    ``io_error``, ``locked``, ``corrupt``, ``newer_schema``, ``cannot_open`` or ``other``.
+    """
+
+    def __init__(self, message: str, cause: str = "other") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class SourceError(AlertingError):

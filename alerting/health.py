@@ -5,7 +5,9 @@ Health means "detection is working": the last successful poll is younger than
 grace period of ``max_age``. A source error that retrying cannot fix (a rejected API key,
 a plan without Directory Insights) turns health red at once, because it needs a person;
 a transient outage only does once polls have been failing for longer than ``max_age``,
-so one 503 from the API does not page anyone. The JSON body always says why.
+so one 503 from the API does not page anyone. So does a fault of the state database
+(disk full, read-only, locked, corrupt...): the reason names the file and the cause.
+The JSON body always says why.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,6 +67,12 @@ class Health:
         self._last_error: str | None = None
         self._fatal = False
         self._stopping = False
+        self._storage_fault: Callable[[], str | None] = lambda: None
+
+    def track_storage(self, fault: Callable[[], str | None]) -> None:
+        """Ask ``fault`` at every report: a state database fault turns health red at once
+        (alerts cannot be queued, the cursor cannot move) until a write works again."""
+        self._storage_fault = fault
 
     def poll_succeeded(self) -> None:
         with self._lock:
@@ -95,6 +104,9 @@ class Health:
                 return HealthReport(
                     503, {"status": "stopping", "reason": "the service is shutting down", **body}
                 )
+            storage = self._storage_fault()
+            if storage is not None:
+                return HealthReport(503, {"status": "error", "reason": storage, **body})
             if self._fatal and self._last_error is not None:
                 return HealthReport(503, {"status": "error", "reason": self._last_error, **body})
             if self._last_success is None:

@@ -78,6 +78,29 @@ class Metrics:
         self.api_retries = Counter(
             f"{PREFIX}_api_retries", "DI API requests retried (429, 5xx, network).", registry=r
         )
+        self.store_errors = Counter(
+            f"{PREFIX}_store_errors",
+            "State database faults, by cause: disk_full, read_only, io_error, locked, "
+            "corrupt, newer_schema, cannot_open, other.",
+            ["cause"],
+            registry=r,
+        )
+        self.incomplete_windows = Counter(
+            f"{PREFIX}_incomplete_windows",
+            "Poll windows that still read fewer events than /events/count after re-reads.",
+            registry=r,
+        )
+        self.events_missing = Counter(
+            f"{PREFIX}_events_missing",
+            "Events /events/count reported that no read of their window returned.",
+            registry=r,
+        )
+        self.skipped_runs = Counter(
+            f"{PREFIX}_skipped_runs",
+            "Scheduled runs of a job skipped because its previous run was still going.",
+            ["job"],
+            registry=r,
+        )
         self.poll_duration = Histogram(
             f"{PREFIX}_poll_duration_seconds",
             "Wall time of one poll: fetch, evaluate, commit.",
@@ -133,6 +156,14 @@ class Metrics:
         self.poll_errors.labels(kind=kind).inc()
         self.poll_duration.observe(duration_s)
         self.api_retries.inc(retries)
+
+    def record_incomplete(self, read: int, counted: int) -> None:
+        """A window that stayed short of its /events/count after the re-reads."""
+        self.incomplete_windows.inc()
+        self.events_missing.inc(max(0, counted - read))
+
+    def record_store_error(self, cause: str) -> None:
+        self.store_errors.labels(cause=cause).inc()
 
     def record_matches(self, matches: Mapping[str, int]) -> None:
         for rule, n in matches.items():

@@ -8,6 +8,7 @@ corrupt, locked or newer-schema database is a clear ``StoreError``, never a sile
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,10 @@ from typing import Any
 
 from alerting.errors import StoreError
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+_HOLD = "hold:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +88,81 @@ class StoredSilence:
     held: int
 
 
+# SQLite's primary result codes (``sqlite_errorname`` without its extended suffix) ->
+# (cause, what it means, what the operator does). Nothing is lost in any of them: the
+# transaction that failed is rolled back and the next poll or delivery pass retries it.
+_CAUSES: dict[str, tuple[str, str]] = {
+    "SQLITE_FULL": (
+        "disk_full",
+        "free space on its file system; nothing is lost, the service retries by itself",
+    ),
+    "SQLITE_IOERR": (
+        "io_error",
+        "check the disk and the file system (dmesg); nothing is lost, the service retries "
+        "by itself",
+    ),
+    "SQLITE_READONLY": (
+        "read_only",
+        "make the file and its directory writable by the service's user and the file "
+        "system mounted read-write; nothing is lost, the service retries by itself",
+    ),
+    "SQLITE_PERM": ("read_only", "make the file and its directory writable by the service"),
+    "SQLITE_BUSY": (
+        "locked",
+        "another process holds a lock on it (a backup, a sqlite3 shell, another "
+        "`alerting`); end it and the service goes on by itself",
+    ),
+    "SQLITE_LOCKED": ("locked", "another connection holds a lock on it; end it"),
+    "SQLITE_CORRUPT": (
+        "corrupt",
+        "stop the service, move the file aside and restore a backup (or start fresh: the "
+        "cursor restarts from source.start_from)",
+    ),
+    "SQLITE_NOTADB": (
+        "corrupt",
+        "it is not a SQLite database: move it aside and restore a backup (or start fresh: "
+        "the cursor restarts from source.start_from)",
+    ),
+    "SQLITE_CANTOPEN": (
+        "cannot_open",
+        "check that state.path's directory exists and is writable by the service's user",
+    ),
+}
+
+
+def store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """A SQLite error as one line: the state file, the cause in SQLite's words, the fix."""
+    text = str(exc)
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    primary = "_".join(name.split("_")[:2])
+    cause, fix = _CAUSES.get(primary, ("other", ""))
+    if cause == "other":  # errors raised by the sqlite3 module itself carry no code
+        if "locked" in text or "busy" in text:
+            cause, fix = _CAUSES["SQLITE_BUSY"]
+        elif "not a database" in text:
+            cause, fix = _CAUSES["SQLITE_NOTADB"]
+        elif "malformed" in text or "corrupt" in text:
+            cause, fix = _CAUSES["SQLITE_CORRUPT"]
+        elif "readonly" in text:
+            cause, fix = _CAUSES["SQLITE_READONLY"]
+        elif "disk is full" in text:
+            cause, fix = _CAUSES["SQLITE_FULL"]
+        elif "I/O error" in text:
+            cause, fix = _CAUSES["SQLITE_IOERR"]
+        elif "unable to open" in text:
+            cause, fix = _CAUSES["SQLITE_CANTOPEN"]
+    what = {
+        "disk_full": "the disk is full",
+        "io_error": "an I/O error",
+        "read_only": "it cannot be written",
+        "locked": "it is locked by another process",
+        "corrupt": "the state database is corrupt",
+        "cannot_open": "it cannot be opened",
+    }.get(cause, "state database error")
+    message = f"{path}: {what} ({text})"
+    return StoreError(f"{message}: {fix}" if fix else message, cause)
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One alert's delivery to one channel, as the outbox holds it."""
@@ -104,10 +183,11 @@ class Delivery:
 class Store:
     """The state database. Thread-safe: the poll and delivery jobs share one instance."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self.fault: StoreError | None = None
         if self.path != ":memory:":
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -118,50 +198,48 @@ class Store:
                 ) from None
         try:
             self._conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=5.0, check_same_thread=False
+                self.path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
             )
-            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if self.path != ":memory:" and str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch the database to WAL mode")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise self._error(exc) from None
 
     # ------------------------------------------------------------------ lifecycle
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return StoreError(
-                f"{self.path}: database is locked by another process "
-                "(is another `alerting run` using the same state.path?)"
-            )
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return StoreError(
-                f"{self.path}: the state database is corrupt ({text}); move it aside to start "
-                "fresh (the cursor restarts from source.start_from) or restore a backup"
-            )
-        if "readonly" in text or "unable to open" in text:
-            return StoreError(
-                f"{self.path}: cannot write the state database ({text}): check permissions"
-            )
-        return StoreError(f"{self.path}: state database error: {text}")
+        """One line naming the file, what SQLite said and what the operator can do."""
+        self.fault = store_error(self.path, exc)
+        return self.fault
 
-    def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+    def fault_message(self) -> str | None:
+        """The fault that stopped the last write, until a write works again (for /healthz)."""
+        fault = self.fault
+        return None if fault is None else str(fault)
+
+    def _check_version(self) -> int:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: written by a newer jc-alerting (schema {version}, this version "
-                f"reads {SCHEMA_VERSION}): upgrade jc-alerting or use another state.path"
+                f"reads {SCHEMA_VERSION}): upgrade jc-alerting or use another state.path",
+                "newer_schema",
             )
+        return version
+
+    def _migrate(self) -> None:
+        version = self._check_version()
         if version == 0:
             check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(
-                    f"{self.path}: the state database is corrupt ({check}): move it aside"
+                    f"{self.path}: the state database is corrupt ({check}): move it aside",
+                    "corrupt",
                 )
             self._conn.executescript(_SCHEMA)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -173,7 +251,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic unit; nested uses join the outer transaction."""
+        """One atomic unit; nested uses join the outer transaction.
+
+        SQLite rolls a transaction back by itself on some errors (a full disk, an I/O
+        error), so the rollback here runs only while one is still open: a second error
+        from it would hide the first. SQLite errors leave as ``StoreError``.
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -184,26 +267,56 @@ class Store:
                 return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
+                # A newer jc-alerting (say `alerting outbox list` after an upgrade) may
+                # have migrated the file under this process: never write the old schema.
+                self._check_version()
             except sqlite3.Error as exc:
+                self._rollback()
                 raise self._error(exc) from None
+            except StoreError as exc:
+                self._rollback()
+                self.fault = exc
+                raise
             self._depth = 1
             try:
                 yield
-            except BaseException:
-                self._depth = 0
-                self._conn.execute("ROLLBACK")
-                raise
-            self._depth = 0
-            try:
                 self._conn.execute("COMMIT")
+                self.fault = None
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise self._error(exc) from None
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._depth = 0
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so."""
+        if not self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the connection is gone; the error that led here counts
+            log.debug("%s: rollback failed: %s", self.path, exc)
 
     def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run a statement that changes rows (its cursor gives ``rowcount``)."""
         with self._lock:
             try:
-                return self._conn.execute(sql, tuple(params))
+                cursor = self._conn.execute(sql, tuple(params))
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            if not self._depth:
+                self.fault = None  # a write outside a transaction is committed already
+            return cursor
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query and read all its rows: SQLite reads pages (and finds a corrupt
+        one) while rows are fetched, so the fetch belongs inside the error handling."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, tuple(params)).fetchall()
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
@@ -213,12 +326,14 @@ class Store:
                 self._conn.executemany(sql, rows)
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
+            if not self._depth:
+                self.fault = None
 
     # ------------------------------------------------------------------ meta
 
     def get_meta(self, key: str) -> str | None:
-        row = self._exec("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
         self._exec(
@@ -231,8 +346,8 @@ class Store:
 
     def get_cursor(self, source: str) -> int | None:
         """The source's cursor in ns since the epoch, or None before the first poll."""
-        row = self._exec("SELECT cursor_ns FROM cursors WHERE source = ?", (source,)).fetchone()
-        return None if row is None else int(row[0])
+        rows = self._rows("SELECT cursor_ns FROM cursors WHERE source = ?", (source,))
+        return int(rows[0][0]) if rows else None
 
     def set_cursor(self, source: str, cursor_ns: int, now: float) -> None:
         self._exec(
@@ -244,7 +359,7 @@ class Store:
 
     def load_seen(self, source: str, since_ns: int) -> dict[str, int]:
         """Ids (with their event time) seen at or after ``since_ns``."""
-        rows = self._exec(
+        rows = self._rows(
             "SELECT event_id, time_ns FROM seen_ids WHERE source = ? AND time_ns >= ?",
             (source, since_ns),
         )
@@ -264,9 +379,12 @@ class Store:
 
     # ------------------------------------------------------------------ outbox
 
+    def alert_count(self) -> int:
+        """How many alerts the outbox holds (each once, whatever its deliveries)."""
+        return int(self._rows("SELECT COUNT(*) FROM alerts")[0][0])
+
     def has_alert(self, fingerprint: str) -> bool:
-        row = self._exec("SELECT 1 FROM alerts WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        return row is not None
+        return bool(self._rows("SELECT 1 FROM alerts WHERE fingerprint = ?", (fingerprint,)))
 
     def enqueue_alert(
         self, fingerprint: str, rule: str, payload: str, channels: Iterable[str], now: float
@@ -295,20 +413,20 @@ class Store:
     )
 
     def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
-        rows = self._exec(
+        rows = self._rows(
             self._DELIVERY_SELECT + "WHERE d.state = 'pending' AND d.next_attempt_at <= ? "
             "ORDER BY d.next_attempt_at, d.id LIMIT ?",
             (now, limit),
-        ).fetchall()
+        )
         return [Delivery(*r) for r in rows]
 
     def list_deliveries(self, states: Iterable[str] = ("pending", "dead")) -> list[Delivery]:
         states = tuple(states)
         marks = ",".join("?" for _ in states)
-        rows = self._exec(
+        rows = self._rows(
             self._DELIVERY_SELECT + f"WHERE d.state IN ({marks}) ORDER BY d.id",
             states,
-        ).fetchall()
+        )
         return [Delivery(*r) for r in rows]
 
     def mark_sent(self, delivery_id: int, now: float) -> None:
@@ -350,8 +468,33 @@ class Store:
             )
         return cur.rowcount
 
+    # A channel's rate limit (429 + Retry-After) holds all its deliveries until it ends,
+    # across passes, polls and restarts. Kept in ``meta`` as ``hold:<channel>`` ->
+    # ``<until> <reason>``, so the schema (and a downgrade) stays as it was.
+
+    def hold_channel(self, channel: str, until: float, reason: str) -> None:
+        self.set_meta(f"{_HOLD}{channel}", f"{until!r} {reason[:2000]}")
+
+    def channel_holds(self, now: float) -> dict[str, tuple[float, str]]:
+        """Channels held past ``now``: name -> (until, reason). Ended holds are dropped."""
+        holds: dict[str, tuple[float, str]] = {}
+        ended: list[str] = []
+        for key, value in self._rows("SELECT key, value FROM meta WHERE key LIKE 'hold:%'"):
+            until_text, _, reason = str(value).partition(" ")
+            try:
+                until = float(until_text)
+            except ValueError:
+                until = 0.0  # unreadable: no hold, rather than a channel stuck for good
+            if until > now:
+                holds[str(key)[len(_HOLD) :]] = (until, reason)
+            else:
+                ended.append(str(key))
+        if ended:
+            self._many("DELETE FROM meta WHERE key = ?", ((k,) for k in ended))
+        return holds
+
     def outbox_counts(self) -> dict[str, int]:
-        rows = self._exec("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall()
+        rows = self._rows("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
         counts = {"pending": 0, "sent": 0, "dead": 0}
         counts.update({str(s): int(n) for s, n in rows})
         return counts
@@ -360,10 +503,10 @@ class Store:
 
     def load_baselines(self, rule: str) -> list[tuple[str, str, int, int]]:
         """(group_key, value, first_seen_ns, last_seen_ns) rows of a new_value rule."""
-        rows = self._exec(
+        rows = self._rows(
             "SELECT group_key, value, first_seen_ns, last_seen_ns FROM baselines WHERE rule = ?",
             (rule,),
-        ).fetchall()
+        )
         return [(str(g), str(v), int(f), int(la)) for g, v, f, la in rows]
 
     def put_baselines(self, rule: str, rows: Iterable[tuple[str, str, int, int]]) -> None:
@@ -384,9 +527,9 @@ class Store:
 
     def load_realert(self, rule: str) -> dict[str, tuple[int, int]]:
         """group_key -> (last_fired_ns, suppressed count) for one rule."""
-        rows = self._exec(
+        rows = self._rows(
             "SELECT group_key, last_fired_ns, suppressed FROM realert WHERE rule = ?", (rule,)
-        ).fetchall()
+        )
         return {str(g): (int(t), int(s)) for g, t, s in rows}
 
     def put_realert(self, rule: str, rows: Iterable[tuple[str, int, int]]) -> None:

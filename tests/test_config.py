@@ -587,6 +587,22 @@ def test_base_url_must_be_https_off_loopback(tmp_path: Path, value: str) -> None
     assert "api.eu.jumpcloud.com" in line
 
 
+def test_request_deadline_defaults_to_the_timeout_and_must_cover_it(tmp_path: Path) -> None:
+    assert load(tmp_path, MINIMAL).source.request_deadline is None  # = source.timeout
+    config = load(tmp_path, "source: {kind: simulator, timeout: 10s, request_deadline: 2m}\n")
+    assert config.source.request_deadline == timedelta(minutes=2)
+    text = "source:\n  kind: simulator\n  timeout: 10s\n  request_deadline: 5s\n"
+    (line,) = problems(tmp_path, text)
+    assert line == (
+        f"{tmp_path / 'config.yaml'}:{at(text, '5s')}: source.request_deadline: "
+        "request_deadline (5s) is shorter than timeout (10s), which bounds each connect and "
+        "read of the same request: make it at least the timeout, or leave it out (it is then "
+        "the timeout)"
+    )
+    (line,) = problems(tmp_path, "source: {kind: simulator, request_deadline: 0s}\n")
+    assert "source.request_deadline: request_deadline must be longer than 0s" in line
+
+
 def test_poll_interval_must_be_positive_and_numbers_are_seconds(tmp_path: Path) -> None:
     (line,) = problems(tmp_path, "source: {kind: simulator, poll_interval: 0s}\n")
     assert "source.poll_interval: poll_interval must be longer than 0s" in line

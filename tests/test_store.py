@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from alerting.errors import StoreError
 from alerting.store import SCHEMA_VERSION, Store
+from tests.support.store_faults import (
+    corrupt_tables,
+    fill_disk,
+    hold_lock,
+    io_error_script,
+    make_read_only,
+    upgrade_schema,
+)
 
 
 def test_cursor_and_outbox_commit_together(tmp_path: Path) -> None:
@@ -111,3 +120,112 @@ def test_uses_wal_and_full_sync(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+# ---------------------------------------------------------------------- faults while running
+# Each fault is a StoreError naming the file and the cause, the failed transaction leaves
+# nothing behind, and the store works again once the fault is gone.
+
+
+def _seen_rows(n: int) -> list[tuple[str, int]]:
+    return [(f"event-{i:08d}" * 4, i) for i in range(n)]
+
+
+def test_disk_full_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    store.set_cursor("di", 100, now=1.0)
+    mend = fill_disk(store)
+    with pytest.raises(StoreError) as caught, store.transaction():
+        store.set_cursor("di", 200, now=2.0)
+        store.add_seen("di", _seen_rows(5000))
+    assert caught.value.cause == "disk_full"
+    assert str(caught.value).startswith(f"{tmp_path / 's.db'}: the disk is full (")
+    assert "free space" in str(caught.value)
+    assert store.get_cursor("di") == 100  # rolled back as a whole
+    mend()
+    with store.transaction():
+        store.set_cursor("di", 200, now=2.0)
+        store.add_seen("di", _seen_rows(5000))
+    assert store.get_cursor("di") == 200
+    assert len(store.load_seen("di", 0)) == 5000
+
+
+def test_commit_that_sqlite_rolled_back_itself_is_one_store_error(tmp_path: Path) -> None:
+    """SQLite ends the transaction itself on SQLITE_FULL; no second ROLLBACK error hides it."""
+    store = Store(tmp_path / "s.db")
+    mend = fill_disk(store)
+    with pytest.raises(StoreError, match="disk is full"), store.transaction():
+        store.add_seen("di", _seen_rows(5000))
+    assert not store._conn.in_transaction
+    mend()
+    with pytest.raises(RuntimeError, match="the caller's own"), store.transaction():
+        store.set_cursor("di", 1, now=1.0)
+        raise RuntimeError("the caller's own error")  # an open transaction is rolled back
+    assert not store._conn.in_transaction
+    assert store.get_cursor("di") is None
+
+
+def test_read_only_file_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    mend = make_read_only(store)
+    with pytest.raises(StoreError) as caught, store.transaction():
+        store.set_cursor("di", 1, now=1.0)
+    assert caught.value.cause == "read_only"
+    assert str(caught.value).startswith(f"{tmp_path / 's.db'}: it cannot be written (")
+    mend()
+    store.set_cursor("di", 1, now=1.0)
+    assert store.get_cursor("di") == 1
+
+
+def test_lock_held_by_another_connection_is_a_store_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db", busy_timeout_s=0.05)
+    mend = hold_lock(store)
+    try:
+        with pytest.raises(StoreError) as caught, store.transaction():
+            store.set_cursor("di", 1, now=1.0)
+        assert caught.value.cause == "locked"
+        assert "locked by another process" in str(caught.value)
+    finally:
+        mend()
+    store.set_cursor("di", 1, now=1.0)
+    assert store.get_cursor("di") == 1
+
+
+def test_io_error_is_a_store_error_and_the_store_recovers(tmp_path: Path) -> None:
+    done = subprocess.run(
+        io_error_script(tmp_path / "s.db"), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    cause, message, cursor = done.stdout.splitlines()
+    assert cause == "io_error"
+    assert message.startswith(f"{tmp_path / 's.db'}: an I/O error (disk I/O error)")
+    assert cursor == "2"
+
+
+def test_corruption_found_while_running_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.set_cursor("di", 1, now=1.0)
+    store.enqueue_alert("fp", "r", "{}", ["a"], now=1.0)
+    store.close()
+    corrupt_tables(path)
+    store = Store(path)  # the header is fine: the damage shows when the tables are read
+    for read in (lambda: store.get_cursor("di"), lambda: store.due_deliveries(now=2.0)):
+        with pytest.raises(StoreError) as caught:
+            read()
+        assert caught.value.cause == "corrupt"
+        assert str(caught.value).startswith(f"{path}: the state database is corrupt (")
+        assert "restore a backup" in str(caught.value)
+
+
+def test_schema_upgraded_under_a_running_store_stops_its_writes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path)
+    store.set_cursor("di", 1, now=1.0)
+    upgrade_schema(path)  # e.g. a newer `alerting outbox list` migrated the file
+    with pytest.raises(StoreError) as caught, store.transaction():
+        store.set_cursor("di", 2, now=2.0)
+    assert caught.value.cause == "newer_schema"
+    assert "newer jc-alerting" in str(caught.value)
+    assert not store._conn.in_transaction
+    assert store.get_cursor("di") == 1

@@ -7,10 +7,11 @@ between the two re-sends it, and the fingerprint lets receivers deduplicate.
 
 Retry policy: a temporary failure waits ``initial_backoff * 2**attempts`` (capped at
 ``max_backoff``, with "equal jitter": between half and all of that) and is dead-lettered
-after ``max_attempts``. A rate limit (429 + Retry-After) postpones the delivery, and every
-other due delivery of that channel in the same pass, to the Retry-After time *without*
-counting an attempt: the receiver is healthy and asked us to wait, so it must not push
-the alert towards the dead letter. A permanent error dead-letters at once.
+after ``max_attempts``. A rate limit (429 + Retry-After) holds the channel until the
+Retry-After time: the hold is stored, so it outlasts the pass, the next poll's new alerts
+and a restart, and every due delivery of that channel waits for it *without* counting an
+attempt (the receiver is healthy and asked us to wait, so it must not push the alert
+towards the dead letter). Other channels go on. A permanent error dead-letters at once.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ class Notifier:
                 result.count_failed(d.channel, dead=True)
                 continue
             items.append(_Item(d, alert))
-        blocked: dict[str, tuple[float, str]] = {}
+        blocked = self.store.channel_holds(now)
         for batch in self._batches(items, now, result):
             channel_name = batch[0].delivery.channel
             if channel_name in blocked:
@@ -280,6 +281,7 @@ class Notifier:
             with self.store.transaction():
                 for item in batch:
                     self.store.postpone(item.delivery.id, until, reason)
+                self.store.hold_channel(name, until, reason)
             blocked[name] = (until, reason)
             result.postponed += len(batch)
             return

@@ -31,7 +31,7 @@ from alerting.config import Config
 from alerting.durations import td_ns
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
-from alerting.errors import AlertingError, ValidationFailed
+from alerting.errors import AlertingError, StoreError, ValidationFailed
 from alerting.health import Health, HealthServer
 from alerting.metrics import Metrics
 from alerting.notify.pipeline import Notifier, build_notifier
@@ -41,6 +41,7 @@ from alerting.service.failpoints import NO_FAILPOINTS, Failpoints
 from alerting.service.lock import StateLock
 from alerting.service.poll import PollCycle, PollOutcome
 from alerting.service.reload import load_all, needs_restart
+from alerting.service.schedule import SkipNotices
 from alerting.source.base import Source
 from alerting.source.open import open_source
 from alerting.store import Store
@@ -153,14 +154,18 @@ class Service:
         )
         self.delivery = DeliveryCycle(notifier, store, metrics, clock)
         self.metrics.track_lag(self.polling.lag_seconds)
+        self.health.track_storage(store.fault_message)
+        self._notices = SkipNotices(metrics)
+        self._store_fault: str | None = None  # the state database fault already logged
         self.server: HealthServer | None = None
         self._boot_config = config  # what restart-only sections are compared against
         # Held by the poll and delivery jobs and by a reload's swap: a job never sees
         # half of an old set and half of a new one.
         self._jobs_lock = threading.RLock()
         self._reload = threading.Event()
-        self._wake = threading.Event()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the main loop's: a stop, a reload or a delivery nudge
+        self._nudge = threading.Event()
         self._delivering = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
         self._closed = False
@@ -336,8 +341,12 @@ class Service:
         if self.clock.time() < self.polling.paused_until:
             return
         try:
-            with self._jobs_lock:
+            with self._notices.running("poll"), self._jobs_lock:
                 outcome = self.poll_once()
+        except StoreError as exc:
+            self.health.poll_failed(str(exc), fatal=False)
+            self._store_failed("poll", exc)
+            return
         except AlertingError as exc:
             self.health.poll_failed(str(exc), fatal=False)
             log.error("poll failed: %s", exc)
@@ -346,14 +355,22 @@ class Service:
             self.health.poll_failed(f"internal error: {type(exc).__name__}: {exc}", fatal=False)
             log.exception("poll failed with an internal error (please report it)")
             return
+        self._store_works()
         if outcome.alerts and not self._delivering.is_set():
             self._deliver_soon()
 
     def _deliver_soon(self) -> None:
-        """New alerts: run the delivery job now instead of at its next interval."""
-        scheduler = self._scheduler
-        if scheduler is None:
-            return
+        """New alerts: have the main loop run the delivery job now, not at its interval.
+
+        Not from this job's thread: APScheduler's ``shutdown(wait=True)`` holds the job
+        store lock while it waits for running jobs, so a job calling ``modify_job``
+        during a stop would wait for it forever.
+        """
+        self._nudge.set()
+        self._wake.set()
+
+    def _bring_delivery_forward(self, scheduler: BackgroundScheduler) -> None:
+        self._nudge.clear()
         try:
             scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
         except Exception as exc:  # noqa: BLE001 - a missed nudge only delays to the interval
@@ -364,14 +381,36 @@ class Service:
             return
         self._delivering.set()
         try:
-            with self._jobs_lock:
+            with self._notices.running("deliver"), self._jobs_lock:
                 self.deliver_once()
+        except StoreError as exc:
+            self._store_failed("delivery", exc)
         except AlertingError as exc:
             log.error("delivery failed: %s", exc)
         except Exception:
             log.exception("delivery failed with an internal error (please report it)")
         finally:
             self._delivering.clear()
+
+    def _store_failed(self, job: str, exc: StoreError) -> None:
+        """One line per state database fault (both jobs hit it; /healthz keeps saying it)."""
+        self.metrics.record_store_error(exc.cause)
+        message = str(exc)
+        if message == self._store_fault:
+            log.debug("%s failed: %s", job, message)
+            return
+        self._store_fault = message
+        log.error(
+            "%s failed: %s",
+            job,
+            message,
+            extra={"store_error": exc.cause, "state_path": self.store.path},
+        )
+
+    def _store_works(self) -> None:
+        if self._store_fault is not None and self.store.fault is None:
+            log.info("the state database %s works again", self.store.path)
+            self._store_fault = None
 
     def run_once(self) -> int:
         """``--once``: one poll, deliver what is due; exit 0, 1 when the poll failed, 3
@@ -421,11 +460,14 @@ class Service:
             misfire_grace_time=max(1, math.ceil(self.delivery_interval_s)),
         )
         self._scheduler = scheduler
+        self._notices.install()
         scheduler.start()
         try:
             while not self._stop.is_set():
                 self._wake.wait(0.5)
                 self._wake.clear()
+                if self._nudge.is_set() and not self._stop.is_set():
+                    self._bring_delivery_forward(scheduler)
                 if self._reload.is_set() and not self._stop.is_set():
                     self._reload.clear()
                     try:
@@ -442,6 +484,7 @@ class Service:
             self.health.stopping()
             scheduler.shutdown(wait=True)
             self._scheduler = None
+            self._notices.remove()
             self.flush()
         log.info("stopped")
         return 0

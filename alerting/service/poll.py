@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ log = logging.getLogger("alerting.service")
 
 # A rejected key or plan will not fix itself: poll again only after this many intervals.
 FATAL_BACKOFF_INTERVALS = 10
+_REQUEST_ID = re.compile(r" \(request id [^)]*\)")
 
 
 @dataclass(slots=True)
@@ -84,6 +86,7 @@ class PollCycle:
         self.paused_until = 0.0
         self.cursor_ns: int | None = store.get_cursor(source.name)
         self._match_counts: dict[str, int] = {}
+        self._rejected: str | None = None  # the rejection already logged, if any
 
     def replace(
         self, *, engine: Engine, engine_factory: Callable[[], Engine], notifier: Notifier
@@ -123,6 +126,7 @@ class PollCycle:
             batch = self.source.poll()
             if batch is None:
                 self.health.poll_succeeded()
+                self._accepted()
                 self.metrics.last_poll_success.set(self.clock.time())
                 log.info("poll skipped: %s", self.source.skip_reason or "nothing new")
                 return PollOutcome(ok=True, skipped_cycle=True, lag_s=self.lag_seconds())
@@ -143,6 +147,7 @@ class PollCycle:
         self.cursor_ns = batch.cursor_ns
         duration = time.monotonic() - started
         self.health.poll_succeeded()
+        self._accepted()
         new = len(batch.events)
         outcome = PollOutcome(
             ok=True,
@@ -162,6 +167,8 @@ class PollCycle:
             duration_s=duration,
             success_at=self.clock.time(),
         )
+        if batch.incomplete is not None:
+            self.metrics.record_incomplete(*batch.incomplete)
         self.metrics.record_alerts([a.rule for a in alerts])
         self._record_matches()
         update_outbox_gauges(self.store, self.metrics)
@@ -179,6 +186,7 @@ class PollCycle:
                 "window_end": iso_seconds(batch.end_ns),
                 "requests": batch.requests,
                 "retries": batch.retries,
+                **_missing(batch.incomplete),
             },
         )
         return outcome
@@ -197,10 +205,25 @@ class PollCycle:
         if fatal:
             wait = FATAL_BACKOFF_INTERVALS * self.poll_interval_s
             self.paused_until = self.clock.time() + wait
-            log.error("poll failed: %s (next attempt in %.0fs)", message, wait, extra=extra)
+            # One line per rejection, not one per retry: /healthz keeps saying it.
+            same = _REQUEST_ID.sub("", message) == self._rejected
+            self._rejected = _REQUEST_ID.sub("", message)
+            log.log(
+                logging.DEBUG if same else logging.ERROR,
+                "poll failed: %s (next attempt in %.0fs; until it changes, this is not "
+                "logged again)",
+                message,
+                wait,
+                extra=extra,
+            )
         else:
             log.warning("poll failed, retrying next poll: %s", message, extra=extra)
         return PollOutcome(ok=False, error=message, fatal=fatal, duration_s=duration)
+
+    def _accepted(self) -> None:
+        if self._rejected is not None:
+            log.info("the source accepts the service again; polling as usual")
+            self._rejected = None
 
     def _record_matches(self) -> None:
         """Turn the engine's cumulative per-rule match counts into counter increments."""
@@ -208,6 +231,14 @@ class PollCycle:
         deltas = {rule: n - self._match_counts.get(rule, 0) for rule, n in matches.items()}
         self._match_counts = matches
         self.metrics.record_matches(deltas)
+
+
+def _missing(incomplete: tuple[int, int] | None) -> dict[str, int]:
+    """The "poll ok" fields of a window that stayed short (the source logged why)."""
+    if incomplete is None:
+        return {}
+    read, counted = incomplete
+    return {"events_counted": counted, "events_missing": max(0, counted - read)}
 
 
 def _match_counts(stats: Mapping[str, RuleStats]) -> dict[str, int]:

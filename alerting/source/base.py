@@ -29,6 +29,9 @@ class PollBatch:
     retries: int = 0
     skipped: list[str] = field(default_factory=list)
     duplicates: int = 0
+    # Set when the window still read fewer events than /events/count said after the
+    # re-reads: (events read, events counted). The batch goes on with what was read.
+    incomplete: tuple[int, int] | None = None
 
 
 class Source(Protocol):

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator, Sequence
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/insights/directory/v1/events"
 COUNT_PATH = "/insights/directory/v1/events/count"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# A window that reads fewer events than /events/count says is read again this often.
+MAX_REREADS = 2
 
 
 class SourceAuthError(SourceError):
@@ -125,6 +129,7 @@ class DIClient:
         page_limit: int = 10000,
         rate_limit: float | None = 10.0,
         timeout: float = 30.0,
+        deadline: float | None = None,
         max_retries: int = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
@@ -159,6 +164,10 @@ class DIClient:
         self.services = list(services)
         self.page_limit = page_limit
         self.timeout = timeout
+        self.deadline = timeout if deadline is None else deadline
+        self._explicit_deadline = deadline is not None
+        if self.deadline <= 0:
+            raise SourceError("source.request_deadline must be > 0: use e.g. 30s")
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -180,13 +189,17 @@ class DIClient:
         else:
             headers.append(("x-api-key", self._secret))
         headers.extend(("x-org-id", org) for org in self._org_ids)
+        # Each phase has the timeout, the whole request the deadline (_Deadline's
+        # watchdog); one connection, so the watchdog knows which socket a request uses.
         self._http = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             verify=True,
             transport=transport,
             follow_redirects=False,
         )
+        self._stream: Any = None  # the network stream of the connection in use
 
     # ------------------------------------------------------------------ public API
 
@@ -263,12 +276,18 @@ class DIClient:
             self._bucket.acquire()
             self.requests += 1
             retry_after: float | None = None
+            deadline = _Deadline(self.deadline, self._stream)
             try:
-                response = self._http.post(url, content=body)
-            except httpx.TimeoutException:
-                failure = f"no response within {self.timeout:g}s (timeout)"
+                response = self._send(url, body, deadline)
             except httpx.TransportError as exc:
-                failure = f"network error ({type(exc).__name__}: {self._redact(str(exc))})"
+                if deadline.expired and self._explicit_deadline:
+                    failure = (
+                        f"no complete response within {self.deadline:g}s (source.request_deadline)"
+                    )
+                elif deadline.expired or isinstance(exc, httpx.TimeoutException):
+                    failure = f"no response within {self.timeout:g}s (timeout)"
+                else:
+                    failure = f"network error ({type(exc).__name__}: {self._redact(str(exc))})"
             else:
                 self.last_request_id = response.headers.get("x-request-id")
                 status = response.status_code
@@ -302,6 +321,21 @@ class DIClient:
                 wait,
             )
             self.clock.sleep(wait)
+
+    def _send(self, url: str, body: bytes, deadline: _Deadline) -> httpx.Response:
+        """One POST, read whole (connect, headers and body) before the deadline."""
+        deadline.start()
+        try:
+            with self._http.stream(
+                "POST", url, content=body, extensions={"trace": deadline.trace}
+            ) as response:
+                self._stream = response.extensions.get("network_stream", deadline.stream)
+                response.read()
+        finally:
+            deadline.cancel()
+        if deadline.expired:  # it fired while the last bytes arrived: not a complete answer
+            raise httpx.ReadTimeout("request deadline")
+        return response
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(max, base * 2^(n-1)))."""
@@ -370,6 +404,53 @@ class DIClient:
         )
 
 
+class _Deadline:
+    """A whole-request deadline: at expiry it shuts the request's socket down.
+
+    ``httpx`` timeouts bound each connect, write and read, so a server that trickles a
+    byte at a time holds a request forever. A timer that shuts the socket makes the
+    blocked read return at once, whatever phase it is in. The socket is the one the
+    connect trace reports, or for a kept-alive connection the one the last response
+    used (the client has one connection).
+    """
+
+    def __init__(self, seconds: float, stream: Any) -> None:
+        self.seconds = seconds
+        self.stream = stream
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook: remember the stream of a new connection."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            with self._lock:
+                self.stream = info.get("return_value", self.stream)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            stream = self.stream
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: the request is over anyway
+
+
 def _int_header(response: httpx.Response, name: str, default: int) -> int:
     try:
         return int(response.headers.get(name, ""))
@@ -425,6 +506,7 @@ class Poller:
         self.clock = clock
         self.last_batch: PollBatch | None = None
         self.skip_reason: str | None = None
+        self.check_counts = True  # off once the API refuses /events/count (400/404)
         self._on_close = on_close
 
     @property
@@ -470,13 +552,13 @@ class Poller:
             return None
         self.skip_reason = None
         requests, retries = self.client.requests, self.client.retries
-        seen = self.store.load_seen(self.source_name, ms_floor(start))
         batch = PollBatch([], start, end, min(end, now))
-        for event in self._read(start, end, batch.skipped):
+        read = self._read_complete(start, end, batch)
+        seen = self.store.load_seen(self.source_name, ms_floor(start))
+        for event in read:
             if event.id in seen:
                 batch.duplicates += 1
                 continue
-            seen[event.id] = event.time_ns
             batch.events.append(event)
         batch.events.sort(key=sort_key)
         batch.requests = self.client.requests - requests
@@ -494,6 +576,81 @@ class Poller:
         )
         return batch
 
+    def _read_complete(self, start: int, end: int, batch: PollBatch) -> list[Event]:
+        """The window's events, read again while fewer than ``/events/count`` says.
+
+        An empty page before the window's end breaks the API's contract and looks exactly
+        like the end of the data; only the count shows it. Re-reads are bounded; after
+        them the poll goes on with everything any read returned, and says so.
+        """
+        events: dict[str, Event] = {}
+        request_ids: list[str] = []
+        have = expected = 0
+        for attempt in range(1 + MAX_REREADS):
+            skipped: list[str] = []
+            request_ids = []
+            ids: set[str] = set()
+            batch.duplicates = 0  # an id repeated within the read (e.g. across pages)
+            for event in self._read(start, end, skipped, request_ids):
+                if event.id in ids:
+                    batch.duplicates += 1
+                    continue
+                ids.add(event.id)
+                events.setdefault(event.id, event)
+            batch.skipped = skipped
+            counted = self._count(start, end)
+            if counted is None:
+                return list(events.values())
+            expected = counted
+            have = len(events) + len(skipped)
+            if have >= expected:
+                return list(events.values())
+            if attempt < MAX_REREADS:
+                log.info(
+                    "%s: read %d of the %d events /events/count reports in [%s, %s]; "
+                    "reading the window again",
+                    self.source_name,
+                    have,
+                    expected,
+                    format_timestamp(start),
+                    format_timestamp(end),
+                )
+        batch.incomplete = (have, expected)
+        shown = ", ".join(request_ids[:5]) + (
+            f" and {len(request_ids) - 5} more" if len(request_ids) > 5 else ""
+        )
+        log.warning(
+            "%s: the DI API returned %d events for [%s, %s] but /events/count reports %d, "
+            "after %d reads; going on with the %d read, the rest are missing (page request "
+            "ids %s; count request id %s)",
+            self.source_name,
+            have,
+            format_timestamp(start),
+            format_timestamp(end),
+            expected,
+            1 + MAX_REREADS,
+            have,
+            shown or "none",
+            self.client.last_request_id or "?",
+            extra={"events_read": have, "events_counted": expected},
+        )
+        return list(events.values())
+
+    def _count(self, start: int, end: int) -> int | None:
+        """``/events/count`` for the window; None when the API refuses the check itself."""
+        if not self.check_counts:
+            return None
+        try:
+            return self.client.count(start, end)
+        except SourceRequestError as exc:
+            self.check_counts = False
+            log.warning(
+                "%s: /events/count is refused (%s); polls go on without the completeness check",
+                self.source_name,
+                exc,
+            )
+            return None
+
     def commit(self, batch: PollBatch) -> None:
         """Advance the cursor and remember the batch's ids, atomically.
 
@@ -510,13 +667,32 @@ class Poller:
             return
         skipped: list[str] = []
         ids: set[str] = set()
-        for event in self._read(start_ns, end_ns, skipped):
+        request_ids: list[str] = []
+        for event in self._read(start_ns, end_ns, skipped, request_ids):
             if event.id not in ids:
                 ids.add(event.id)
                 yield event
+        # The events are fed to the engine already, so no re-read: say it, never silently.
+        counted = self._count(start_ns, end_ns)
+        if counted is not None and len(ids) + len(skipped) < counted:
+            log.warning(
+                "%s: rebuilding the rule windows read %d events for [%s, %s] but "
+                "/events/count reports %d; windows may miss the rest (page request ids "
+                "%s; count request id %s)",
+                self.source_name,
+                len(ids) + len(skipped),
+                format_timestamp(start_ns),
+                format_timestamp(end_ns),
+                counted,
+                ", ".join(request_ids[:5]) or "none",
+                self.client.last_request_id or "?",
+            )
 
-    def _read(self, start: int, end: int, skipped: list[str]) -> Iterator[Event]:
+    def _read(
+        self, start: int, end: int, skipped: list[str], request_ids: list[str]
+    ) -> Iterator[Event]:
         for page in self.client.iter_pages(start, end):
+            request_ids.append(page.request_id)
             for n, raw in enumerate(page.events, 1):
                 try:
                     yield Event.from_raw(raw)

@@ -84,6 +84,9 @@ def _client(
         services=list(settings.services),
         rate_limit=settings.rate_limit,
         timeout=settings.timeout.total_seconds(),
+        deadline=(
+            None if settings.request_deadline is None else settings.request_deadline.total_seconds()
+        ),
         max_retries=settings.max_retries,
         clock=clock,
     )

@@ -11,7 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from alerting.durations import Duration
 from alerting.errors import AlertingError
@@ -80,6 +88,8 @@ class SourceConfig(_Model):
     start_from: Duration = timedelta(hours=1)
     rate_limit: float = Field(default=10.0, gt=0, le=1000)  # requests per second
     timeout: Duration = timedelta(seconds=30)
+    # The whole request (connect, headers, body); None = the same as ``timeout``.
+    request_deadline: Duration | None = None
     max_retries: int = Field(default=5, ge=0, le=100)
     path: Path | None = None  # events file (JSON array or JSONL) for kind: file
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
@@ -143,6 +153,24 @@ class SourceConfig(_Model):
     @classmethod
     def _timeoutpositive(cls, value: timedelta) -> timedelta:
         return positive("timeout", value)
+
+    @field_validator("request_deadline")
+    @classmethod
+    def _deadline_covers_the_timeout(
+        cls, value: timedelta | None, info: ValidationInfo
+    ) -> timedelta | None:
+        if value is None:
+            return None
+        positive("request_deadline", value)
+        timeout = info.data.get("timeout")
+        if isinstance(timeout, timedelta) and value < timeout:
+            raise ValueError(
+                f"request_deadline ({value.total_seconds():g}s) is shorter than timeout "
+                f"({timeout.total_seconds():g}s), which bounds each connect and read of the "
+                "same request: make it at least the timeout, or leave it out (it is then "
+                "the timeout)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _kind_needs(self) -> SourceConfig:

@@ -8,11 +8,15 @@ a delivery until the test kills the sender (between a send and its "sent" mark).
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,10 +27,12 @@ from tests.service.test_service import (
     API_KEY,
     Receiver,
     expected_fingerprints,
+    http_get,
     login,
     run_alerting,
     write_config,
 )
+from tests.support.notify import HttpReceiver, Reply, SmtpServer
 
 NS = 1_000_000_000
 pytestmark = pytest.mark.slow
@@ -47,7 +53,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 15) -> tuple[int, str]
 def _state(tmp_path: Path) -> tuple[int | None, dict[str, int], int]:
     store = Store(tmp_path / "state" / "alerting.db")
     try:
-        alerts = store._exec("SELECT COUNT(*) FROM alerts").fetchone()[0]
+        alerts = store.alert_count()
         return store.get_cursor("jumpcloud"), store.outbox_counts(), int(alerts)
     finally:
         store.close()
@@ -130,3 +136,177 @@ def test_kills_mid_poll_and_mid_delivery_lose_and_duplicate_nothing(tmp_path: Pa
     _, outbox, alerts = _state(tmp_path)
     assert alerts == len(expected)
     assert outbox == {"pending": 0, "sent": len(expected), "dead": 0}
+
+
+# ---------------------------------------------------------------------- Slack and email
+
+SLACK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkPaTh"
+
+
+def _slack_and_email_config(tmp_path: Path, api_url: str, slack_url: str, smtp_port: int) -> Path:
+    """The service's config with its webhook channel replaced by Slack and email."""
+    config = write_config(tmp_path, base_url=api_url, webhook_url="http://127.0.0.1:9/unused")
+    text = config.read_text()
+    start = text.index("channels:")
+    end = text.index("delivery:")
+    channels = f"""channels:
+  oncall: {{type: slack, webhook_url: "{slack_url}"}}
+  mail:
+    type: email
+    host: 127.0.0.1
+    port: {smtp_port}
+    starttls: false
+    from: alerts@example.com
+    to: [soc@example.com]
+    timeout: 5s
+routes:
+  - channels: [oncall, mail]
+"""
+    text = text[:start] + channels + text[end:]
+    text = text.replace("delivery: {", "delivery: {group_wait: 0s, ")
+    config.write_text(text)
+    return config
+
+
+def _slack_posts(receiver: HttpReceiver) -> Counter[bytes]:
+    """Slack messages by body: one per alert here (group_wait 0s, one user per alert)."""
+    return Counter(request.body for request in receiver.requests)
+
+
+def test_kills_lose_and_duplicate_nothing_on_slack_and_email(tmp_path: Path) -> None:
+    t0 = time.time()
+    users = ("alice", "bob", "carol", "dave")
+    events = [login(t0 - 1800 + i * 300, user) for i, user in enumerate(users)]
+    slack = HttpReceiver()
+    smtp = SmtpServer()
+    try:
+        slack.replies = [Reply(hang=True)]  # the first Slack post is never answered
+        with DIApiServer(events, api_key=API_KEY, clock=SystemClock()) as api:
+            config = _slack_and_email_config(tmp_path, api.url, slack.url + SLACK_PATH, smtp.port)
+            expected = expected_fingerprints(tmp_path / "rules", events)
+
+            code, err = _finish(_alerting(config, "--once", failpoint="before_commit"))
+            assert code == -signal.SIGKILL, err
+            assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0}, 0)
+
+            code, err = _finish(_alerting(config, "--once", failpoint="after_commit"))
+            assert code == -signal.SIGKILL, err
+            _, outbox, alerts = _state(tmp_path)
+            assert (alerts, outbox["pending"]) == (len(expected), 2 * len(expected))
+            assert slack.requests == []
+            assert smtp.messages == []
+
+            # Killed while Slack holds a post: sent, never marked sent.
+            proc = _alerting(config, "--once")
+            deadline = time.monotonic() + 15
+            while not slack.requests and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert slack.requests, proc.communicate(timeout=5)[1]
+            proc.kill()
+            proc.wait(10)
+            in_flight = slack.requests[0].body
+
+            code, err = _finish(_alerting(config, "--once"))
+            assert code == 0, err
+            assert "Traceback" not in err
+    finally:
+        slack.close()
+        smtp.close()
+
+    posts = _slack_posts(slack)
+    assert len(posts) == len(expected) == len(users)  # every alert reached Slack
+    # At-least-once: only the post cut off between send and mark came twice.
+    assert {body for body, n in posts.items() if n > 1} == {in_flight}
+    assert posts[in_flight] == 2
+    mails = Counter(str(msg["X-Alerting-Fingerprint"]) for _, _, msg in smtp.messages)
+    assert mails == Counter(dict.fromkeys(expected, 1))  # each alert mailed exactly once
+    _, outbox, alerts = _state(tmp_path)
+    assert alerts == len(expected)
+    assert outbox == {"pending": 0, "sent": 2 * len(expected), "dead": 0}
+
+
+# ---------------------------------------------------------------------- a key revoked
+
+
+class _Lines:
+    """Collects a child's stderr lines as they come (the service runs on)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        stream = proc.stderr
+        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._thread.start()
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for line in list(self.lines):
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def join(self) -> None:
+        self._thread.join(10)
+
+
+def _until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_key_revoked_mid_run_is_one_line_health_503_no_hot_loop_then_recovery(
+    tmp_path: Path,
+) -> None:
+    t0 = time.time()
+    with (
+        DIApiServer([login(t0 - 600, "alice")], api_key=API_KEY, clock=SystemClock()) as api,
+        Receiver() as hook,
+    ):
+        config = write_config(
+            tmp_path,
+            base_url=api.url,
+            webhook_url=hook.url,
+            api_key="${JUMPCLOUD_API_KEY}",
+            poll_interval="200ms",
+            health_max_age="30s",
+        )
+        proc = _alerting(config)
+        out = _Lines(proc)
+        try:
+            assert _until(lambda: any(r["message"] == "started" for r in out.records()))
+            health = next(r for r in out.records() if r["message"] == "started")["health_url"]
+            assert _until(lambda: sum(r["message"] == "poll ok" for r in out.records()) >= 2)
+            assert http_get(health)[0] == 200
+
+            api.faults.status = 401  # the key is revoked in the JumpCloud console
+            assert _until(lambda: http_get(health)[0] == 503)
+            body = json.loads(http_get(health)[1])
+            assert body["status"] == "error"
+            assert "JumpCloud rejected the API key (401 Unauthorized)" in body["reason"]
+            requests = len(api.requests)
+            # Paused for 10 poll intervals (2 s): no request in the next second, where a
+            # hot loop would have polled five times.
+            assert not _until(lambda: len(api.requests) > requests, timeout=1.0)
+
+            api.faults.status = None  # the key works again
+            assert _until(lambda: http_get(health)[0] == 200, timeout=10)
+            api.add_events([login(time.time() - 1, "bob")])
+            assert _until(lambda: len(hook.alerts()) == 2, timeout=10)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(10)
+            out.join()
+    assert code == 0
+    text = "".join(out.lines)
+    assert "Traceback" not in text
+    assert API_KEY not in text
+    rejected = [r for r in out.records() if "rejected the API key" in r["message"]]
+    assert len(rejected) == 1
+    assert rejected[0]["level"] == "error"
+    assert any(
+        r["message"].startswith("the source accepts the service again") for r in out.records()
+    )

@@ -547,6 +547,8 @@ def test_parse_faults_names_and_values() -> None:
     assert faults.malformed_every == 10
     assert parse_faults(["rate-limit-no-retry-after"]).retry_after is None
     assert parse_faults(["slow"]).slow_seconds > 0
+    assert parse_faults(["trickle=3"]).trickle_seconds == 3
+    assert parse_faults(["short-read"]).empty_page_every == 2
     assert parse_faults(["no-plan"]).status == 402
     assert parse_faults(["forbidden"]).status == 403
     assert parse_faults(["unauthorized"]).status == 401

@@ -99,11 +99,11 @@ def test_25000_events_in_one_window_take_three_pages(
     poller = make_poller(client, store, clock)
     batch = poller.poll()
     assert batch is not None
-    assert batch.requests == 3
+    assert batch.requests == 4  # three pages and /events/count
     assert len(batch.events) == 25_000
     assert len({e.id for e in batch.events}) == 25_000
     assert batch.events == sorted(batch.events, key=sort_key)
-    bodies = [r.json() for r in server.requests[-3:]]
+    bodies = [r.json() for r in server.requests[-4:-1]]
     assert "search_after" not in bodies[0]
     assert bodies[1]["search_after"] == [
         (NOW - 3000) * 1000 + 9_999 * 100,
@@ -120,9 +120,9 @@ def test_exact_multiple_of_the_limit_ends_with_an_empty_page(
     batch = poller.poll()
     assert batch is not None
     assert len(batch.events) == 20_000
-    assert batch.requests == 3
-    assert server.requests[-1].status == 200
-    assert server.requests[-1].json()["search_after"][1] == "ev019999"
+    assert batch.requests == 4  # three pages and /events/count
+    assert server.requests[-2].status == 200
+    assert server.requests[-2].json()["search_after"][1] == "ev019999"
 
 
 def test_paging_ties_within_one_millisecond(
@@ -134,7 +134,7 @@ def test_paging_ties_within_one_millisecond(
     batch = poller.poll()
     assert batch is not None
     assert sorted(e.id for e in batch.events) == [e["id"] for e in same_ms]
-    assert batch.requests == 5
+    assert batch.requests == 6  # five pages and /events/count
 
 
 def test_request_shape(server: DIApiServer, clock: ManualClock) -> None:
@@ -310,7 +310,7 @@ def test_429_with_retry_after_is_retried_after_that_wait(
     assert [e.id for e in batch.events] == ["ev000001"]
     assert clock.sleeps == [7.0]
     assert batch.retries == 1
-    assert batch.requests == 2
+    assert batch.requests == 3  # the 429, the page, /events/count
 
 
 def test_429_without_retry_after_backs_off_with_jitter(
@@ -346,7 +346,7 @@ def test_5xx_are_retried_then_succeed(
     assert batch is not None
     assert len(batch.events) == 3
     assert batch.retries == len(statuses)
-    assert [r.status for r in server.requests] == [*statuses, 200]
+    assert [r.status for r in server.requests] == [*statuses, 200, 200]  # page, count
     for n, wait in enumerate(clock.sleeps, 1):
         assert 0 <= wait <= 1.0 * 2 ** (n - 1)
 

@@ -48,6 +48,7 @@ class Endpoints:
     _index: EventIndex
     _served: int
     _malformed: int
+    _continuations: int
     _last_served: Any
 
     # ------------------------------------------------------------------ selection
@@ -106,7 +107,10 @@ class Endpoints:
         if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
             raise BadRequest("skip must be a non-negative integer")
         page: list[Row] = []
-        for row in self._select(query, orgs, now_ns, descending=descending, after=after):
+        rows = self._select(query, orgs, now_ns, descending=descending, after=after)
+        if after is not None and self._ends_window_early():
+            rows = iter(())
+        for row in rows:
             if skip:
                 skip -= 1
                 continue
@@ -141,6 +145,18 @@ class Endpoints:
         elif after is not None:
             headers["X-Search_after"] = json.dumps(list(after), separators=(",", ":"))
         return 200, body, headers
+
+    def _ends_window_early(self) -> bool:
+        """The short-read fault: answer this continuation page with an empty one."""
+        with self._lock:
+            faults = self.faults
+            if faults.empty_pages_next > 0:
+                faults.empty_pages_next -= 1
+                return True
+            if faults.empty_page_every:
+                self._continuations += 1
+                return self._continuations % faults.empty_page_every == 0
+        return False
 
     def _malformed_variant(self, raw: Any) -> Any:
         """Rotate through the malformed shapes real pipelines have produced."""

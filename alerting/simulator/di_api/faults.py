@@ -27,6 +27,9 @@ class Faults:
     error_status: int = 503
     fail_next: list[int] = field(default_factory=list)
     slow_seconds: float = 0.0
+    trickle_seconds: float = 0.0  # the body dribbles out over this long (headers at once)
+    empty_page_every: int = 0  # every Nth page after the first of a window is empty
+    empty_pages_next: int = 0  # the next N pages after the first of a window are empty
     ingestion_delay: float = 0.0
     duplicate_ids: bool = False
     malformed_every: int = 0
@@ -38,6 +41,8 @@ _FAULT_NAMES = (
     "rate-limit-no-retry-after",
     "errors",
     "slow",
+    "trickle",
+    "short-read",
     "ingestion-delay",
     "duplicates",
     "malformed",
@@ -51,7 +56,9 @@ def parse_faults(names: Sequence[str]) -> Faults:
     """Faults from command-line names, each optionally ``name=value``.
 
     Defaults: ``rate-limit`` every 5th request (Retry-After 1 s; ``=N`` sets the period),
-    ``errors`` a 503 every 7th request, ``slow`` 1.5 s per response, ``ingestion-delay``
+    ``errors`` a 503 every 7th request, ``slow`` 1.5 s per response, ``trickle`` each body
+    over 10 s, ``short-read`` an empty page in place of every 2nd page after a window's
+    first (a contract break that ends the window early), ``ingestion-delay``
     180 s (longer than the default 2 m lag, shorter than lag + overlap, so the overlap is
     what recovers late events), ``malformed`` every 50th event.
     """
@@ -83,6 +90,10 @@ def parse_faults(names: Sequence[str]) -> Faults:
             faults.error_status = 503
         elif name == "slow":
             faults.slow_seconds = number(1.5)
+        elif name == "trickle":
+            faults.trickle_seconds = number(10)
+        elif name == "short-read":
+            faults.empty_page_every = max(1, int(number(2)))
         elif name == "ingestion-delay":
             faults.ingestion_delay = number(180)
         elif name == "duplicates":

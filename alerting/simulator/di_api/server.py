@@ -133,6 +133,7 @@ class DIApiServer(Endpoints):
         self._request_count = 0
         self._served = 0
         self._malformed = 0
+        self._continuations = 0
         self._last_served: Any = None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -235,6 +236,7 @@ class DIApiServer(Endpoints):
                 RequestRecord(handler.command, path, headers, body, status, request_id)
             )
             slow = self.faults.slow_seconds
+            trickle = self.faults.trickle_seconds
         if slow > 0:
             self._stopping.wait(slow)  # the one real wait: a slow API
         try:
@@ -245,10 +247,23 @@ class DIApiServer(Endpoints):
             for key, value in extra.items():
                 handler.send_header(key, value)
             handler.end_headers()
-            handler.wfile.write(data)
+            if trickle > 0:
+                self._trickle(handler, data, trickle)
+            else:
+                handler.wfile.write(data)
             handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True  # the client gave up (e.g. its timeout)
+
+    def _trickle(self, handler: _Handler, data: bytes, seconds: float) -> None:
+        """Send ``data`` in ~20 pieces spread over ``seconds`` (each read is quick)."""
+        pieces = max(1, min(20, len(data)))
+        step = -(-len(data) // pieces)
+        for offset in range(0, len(data), step):
+            handler.wfile.write(data[offset : offset + step])
+            handler.wfile.flush()
+            if self._stopping.wait(seconds / pieces):
+                return
 
     def _respond(self, handler: _Handler, path: str, body: bytes) -> Response:
         now_ns = time_ns(self.clock)
