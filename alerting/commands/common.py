@@ -29,6 +29,12 @@ def present_config(args: argparse.Namespace) -> Config | None:
     return load_config(given or DEFAULT_CONFIG, need_secrets=False)
 
 
+def placeholders(args: argparse.Namespace) -> dict[str, list[str]] | None:
+    """The present config's Sigma ``placeholders``, for rules loaded beside it."""
+    config = present_config(args)
+    return None if config is None else dict(config.placeholders)
+
+
 def rules_dirs(args: argparse.Namespace) -> list[Path]:
     """``--rules``, else the present config's ``rules.paths``, else ``rules``."""
     if getattr(args, "rules", None):

@@ -89,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         output=args.output,
         only=args.only_rules,
         notify_config=common.config_path(args) if args.notify else None,
+        placeholders=common.placeholders(args),
     )
 
 
@@ -99,9 +100,10 @@ def run(
     output: str | None,
     only: Sequence[str] | None,
     notify_config: str | None,
+    placeholders: dict[str, list[str]] | None = None,
 ) -> int:
     """Replay ``events_path``; ``output`` ``-`` is stdout; ``notify_config`` turns on --notify."""
-    rules = _rules_for(load_rules(rules_dirs), only)
+    rules = _rules_for(load_rules(rules_dirs, placeholders=placeholders), only)
     if not rules:
         raise AlertingError("no enabled rules to replay: enable a rule or name it with --rule")
     notifier = _Notify(notify_config) if notify_config is not None else None

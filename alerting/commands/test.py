@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from alerting.commands.common import rules_dirs
+from alerting.commands.common import placeholders, rules_dirs
 from alerting.engine.loader import load_rules
 from alerting.engine.testing import TestResult, run_rule_tests
 
@@ -37,13 +37,19 @@ def format_results(results: list[TestResult]) -> str:
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``alerting test``: 0 when every test passes, 1 otherwise."""
-    return run(rules_dirs(args), args.rule_ids or None, out)
+    return run(rules_dirs(args), args.rule_ids or None, out, placeholders=placeholders(args))
 
 
-def run(dirs: list[Path], only: list[str] | None, out: TextIO | None = None) -> int:
+def run(
+    dirs: list[Path],
+    only: list[str] | None,
+    out: TextIO | None = None,
+    *,
+    placeholders: dict[str, list[str]] | None = None,
+) -> int:
     """Run the tests of the rules in ``dirs`` (``only`` these ids); 1 when one fails."""
     stream = out or sys.stdout
-    rules = load_rules(dirs)
+    rules = load_rules(dirs, placeholders=placeholders)
     results = run_rule_tests(rules, only)
     stream.write(format_results(results) + "\n")
     return 1 if any(r.passed is False for r in results) else 0
