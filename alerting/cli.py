@@ -1,5 +1,5 @@
-"""The ``alerting`` command line: run, validate, test, replay, simulate, outbox, silence,
-rules.
+"""The ``alerting`` command line: run, validate, test, replay, export, simulate, outbox,
+silence, rules.
 
 The commands and flags are a stable contract (DESIGN section 8). Each command lives in
 its own module; this file parses arguments, dispatches, and turns every ``AlertingError``
@@ -23,7 +23,17 @@ EXIT_DEAD_LETTERED = 3  # run --once: some delivery of this run was dead-lettere
 EXIT_INTERRUPTED = 130
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-COMMANDS = ("run", "validate", "test", "replay", "simulate", "outbox", "silence", "rules")
+COMMANDS = (
+    "run",
+    "validate",
+    "test",
+    "replay",
+    "export",
+    "simulate",
+    "outbox",
+    "silence",
+    "rules",
+)
 
 _COMMON_EXITS = (
     "  1    an error (one line on stderr naming the file, field and fix)\n"
@@ -41,6 +51,7 @@ EXIT_CODES = {
     "test": "  0    every inline rule test passed\n"
     + _COMMON_EXITS.replace("an error", "a test failed, or a rule does not load"),
     "replay": "  0    replayed (alerts or none)\n" + _COMMON_EXITS,
+    "export": "  0    the events were written\n" + _COMMON_EXITS,
     "simulate": "  0    stopped (Ctrl-C) or exported\n" + _COMMON_EXITS,
     "outbox": "  0    listed, or re-queued\n" + _COMMON_EXITS,
     "silence": "  0    added (prints the id), listed, or expired\n" + _COMMON_EXITS,
@@ -125,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _sub(sub, "run", "run the detection service", exits="run")
     p.add_argument("--once", action="store_true", help="one poll and one delivery pass, then exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="one poll on a throwaway copy of the state: print what would be sent where, "
+        "send nothing, move no cursor",
+    )
 
     p = _sub(sub, "validate", "check the config, rules and templates", exits="validate")
     p.add_argument(
@@ -162,6 +179,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rule", dest="only_rules", action="append", metavar="RULE_ID", help="only these rules"
     )
+    p.add_argument(
+        "--summary-json",
+        metavar="F",
+        help="also write the summary (alerts per rule per day) as JSON",
+    )
+    p.add_argument(
+        "--truth",
+        metavar="F",
+        help="score the alerts against ground truth (simulate --export F writes F.truth.json)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="worker processes, the rules spread over them; the same alerts as 1 "
+        "(default: every core for inputs of 64 MB and more, else 1)",
+    )
+
+    p = _sub(
+        sub, "export", "write the configured source's events to a file for replay", exits="export"
+    )
+    p.add_argument(
+        "--since", required=True, metavar="WHEN", help="start: a duration back (7d) or a time"
+    )
+    p.add_argument(
+        "--until", metavar="WHEN", help="end: a duration back (1d) or a time (default: now)"
+    )
+    p.add_argument(
+        "--services",
+        nargs="+",
+        metavar="SERVICE",
+        help="only these DI services (default: the config's source.services)",
+    )
+    p.add_argument(
+        "--output", required=True, metavar="F", help="JSONL file to write (.gz: gzipped)"
+    )
 
     p = _sub(
         sub,
@@ -182,7 +235,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     p.add_argument("--fault", action="append", metavar="NAME", help="fault modes to switch on")
-    p.add_argument("--export", metavar="F", help="write the generated events as JSONL and exit")
+    p.add_argument(
+        "--export",
+        metavar="F",
+        help="write the generated events as JSONL (gzip if F ends in .gz) and their ground "
+        "truth as F.truth.json, and exit",
+    )
+    p.add_argument(
+        "--users", type=int, default=60, help="people in the simulated org (default: 60)"
+    )
 
     p = _sub(sub, "outbox", "list or retry pending and dead-lettered notifications", exits="outbox")
     osub = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
@@ -237,6 +298,17 @@ def _parser() -> argparse.ArgumentParser:
         "--rules", action="append", metavar="DIR", help="rules directory (overrides the config)"
     )
     return parser
+
+
+def _jobs(text: str) -> int:
+    """``--jobs N``: a whole number of processes, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return value
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import gc
 import heapq
+import shutil
+import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alerting import jsonutil
+from alerting import jsonutil, replay_sort
 from alerting.alert import Alert
-from alerting.durations import MINUTE_NS
+from alerting.durations import DAY_NS, MINUTE_NS, td_ns
 from alerting.engine.engine import Engine
-from alerting.events import Event, LazyEvent
-from alerting.source.files import HeadFilter, read_events
+from alerting.engine.rule import CompiledRule
+from alerting.engine.types import NewValueSpec
+from alerting.events import Event, LazyEvent, parse_timestamp
+from alerting.replay_sort import DuplicateTally, drop_duplicates, sort_events
+from alerting.source.files import HeadFilter, read_events, read_lines
 
 DEFAULT_LATENESS_NS = 10 * MINUTE_NS
 MAX_BUFFERED = 1_000_000
@@ -31,6 +37,10 @@ ADVANCE_EVERY = 10_000
 
 # (time, id, arrival number, event)
 _Item = tuple[int, str, int, Event]
+
+
+class OutOfOrder(Exception):
+    """A strict ``ReorderBuffer`` met an event it cannot put back in order."""
 
 
 class ReorderBuffer:
@@ -51,8 +61,9 @@ class ReorderBuffer:
         self._run: deque[Event] = deque()
         self._heap: list[_Item] = []
 
-    def ordered(self, events: Iterable[Event]) -> Iterator[Event]:
-        """``events`` in ``(time, id)`` order as far as the lateness allows."""
+    def ordered(self, events: Iterable[Event], *, strict: bool = False) -> Iterator[Event]:
+        """``events`` in ``(time, id)`` order as far as the lateness allows; ``strict``:
+        raise ``OutOfOrder`` at the first event that cannot be put back in order."""
         lateness = self.lateness_ns
         limit = self.max_items
         run = self._run  # events, in order: an arrival that sorts last is appended
@@ -67,6 +78,8 @@ class ReorderBuffer:
             if t < released or (t == released and event.id < released_id):
                 # It sorts before what already went out: it cannot be put back in order.
                 self.late += 1
+                if strict:
+                    raise OutOfOrder
                 yield event
                 continue
             if t > last_t or (t == last_t and event.id >= last_id) or not run:
@@ -113,6 +126,11 @@ class RuleSummary:
     alerts: int = 0
     suppressed: int = 0
     groups: set[str] = field(default_factory=set)
+    # UTC day number (days since the epoch) of each alert's last event -> alerts that day
+    per_day: dict[int, int] = field(default_factory=dict)
+    # A baseline rule (new_value) only learns for this long from its first event: its
+    # first days read 0 by design, not because nothing happened.
+    learn_ns: int = 0
 
 
 @dataclass(slots=True)
@@ -122,16 +140,33 @@ class ReplayResult:
     events: int = 0
     skipped: int = 0
     late: int = 0
+    duplicates: int = 0
     first_ns: int | None = None
     last_ns: int | None = None
     alerts: int = 0
     per_rule: dict[str, RuleSummary] = field(default_factory=dict)
+    # What was done to put the input in order ("input was newest-first: sorted ...").
+    ordering: str | None = None
 
     @property
     def span_ns(self) -> int:
         if self.first_ns is None or self.last_ns is None:
             return 0
         return self.last_ns - self.first_ns
+
+    @property
+    def days(self) -> list[int]:
+        """Every UTC day number the input spans, first to last."""
+        if self.first_ns is None or self.last_ns is None:
+            return []
+        return list(range(self.first_ns // DAY_NS, self.last_ns // DAY_NS + 1))
+
+    def learning_days(self, rule_id: str) -> set[int]:
+        """The days (wholly or partly) inside ``rule_id``'s learning period."""
+        learn = self.per_rule[rule_id].learn_ns
+        if not learn or self.first_ns is None:
+            return set()
+        return set(range(self.first_ns // DAY_NS, (self.first_ns + learn - 1) // DAY_NS + 1))
 
 
 @contextmanager
@@ -157,8 +192,15 @@ def replay(
     on_alert: Callable[[Alert], None],
     lateness_ns: int = DEFAULT_LATENESS_NS,
     progress: Callable[[ReplayResult], None] | None = None,
+    strict: bool = False,
+    dedupe_ns: int | None = None,
 ) -> ReplayResult:
     """Run ``events`` through ``engine`` in event-time order; report each alert.
+
+    ``strict``: raise ``OutOfOrder`` at the first event too late to put back in order
+    (``replay_file`` then sorts the input); otherwise it is evaluated at once and counted
+    as late. ``dedupe_ns``: drop an event whose id was seen that much event time before
+    (``drop_duplicates``, as the service drops them), counted in ``duplicates``.
 
     ``events`` from ``read_for_replay(path, engine)`` (``RoutedEvents``) leave out, and
     count, the events no rule can match (told from their head): those are never held or
@@ -173,8 +215,12 @@ def replay(
         raise ValueError("events read for another engine: use read_for_replay(path, engine)")
     # (other events: nothing was left out, an empty tally)
     unmatched = events.unmatched if type(events) is RoutedEvents else HeadFilter(bool)
-    result = ReplayResult(per_rule={r.id: RuleSummary() for r in engine.rules})
+    result = ReplayResult(per_rule={r.id: RuleSummary(learn_ns=_learn_ns(r)) for r in engine.rules})
     buffer = ReorderBuffer(lateness_ns)
+    ordered = buffer.ordered(events, strict=strict)
+    tally = DuplicateTally()
+    if dedupe_ns is not None:
+        ordered = drop_duplicates(ordered, dedupe_ns, tally)
     process = engine.process
     fields = engine.fields_read()
     project = jsonutil.projection_decoder(fields) if fields is not None else None
@@ -187,7 +233,7 @@ def replay(
     first_ns: int | None = None
     last_ns: int | None = None
     with _fewer_gc_passes():
-        for event in buffer.ordered(events):
+        for event in ordered:
             count += 1
             t = event.time_ns
             if first_ns is None:
@@ -216,15 +262,24 @@ def replay(
                     summary = per_rule[alert.rule]
                     summary.alerts += 1
                     summary.groups.add(jsonutil.dumps(alert.group, sort_keys=True))
+                    day = parse_timestamp(alert.last_event_time) // DAY_NS
+                    summary.per_day[day] = summary.per_day.get(day, 0) + 1
                     on_alert(alert)
     spans = (first_ns, last_ns, unmatched.first_ns, unmatched.last_ns)
     times = [t for t in spans if t is not None]
-    result.events = count - malformed + unmatched.dropped
+    result.events = count - malformed + unmatched.dropped + tally.dropped
     result.first_ns, result.last_ns = (min(times), max(times)) if times else (None, None)
     result.late = buffer.late
+    result.duplicates = tally.dropped
     for rule_id, stats in engine.stats.items():
         result.per_rule[rule_id].suppressed = stats.suppressed
     return result
+
+
+def _learn_ns(rule: CompiledRule) -> int:
+    """How long a baseline rule only learns (0 for rules that alert from the start)."""
+    spec = rule.aggregation
+    return td_ns(spec.learn) if isinstance(spec, NewValueSpec) else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +297,142 @@ class RoutedEvents:
 
 
 def read_for_replay(
-    path: str | Path, engine: Engine, *, on_skip: Callable[[str], None]
+    path: str | Path,
+    engine: Engine,
+    *,
+    on_skip: Callable[[str], None],
+    name: str | None = None,
+    lines: Iterator[bytes] | None = None,
 ) -> RoutedEvents:
     """The events of a file as ``replay(events, engine)`` reads them fastest: decoded
-    only in the fields ``engine``'s conditions read, the rest when needed."""
+    only in the fields ``engine``'s conditions read, the rest when needed.
+
+    ``lines``: JSON lines to read instead of the file (a sorted input's merged runs);
+    ``name`` is what messages call the input (default: ``path``)."""
     keep = HeadFilter(engine.route)
     head = engine.condition_fields()
-    events = read_events(path, on_skip=on_skip, head=head, keep=keep)
+    if lines is not None:
+        events = read_lines(lines, name or str(path), on_skip=on_skip, head=head, keep=keep)
+    else:
+        events = read_events(path, on_skip=on_skip, head=head, keep=keep, name=name)
     return RoutedEvents(events, engine, keep)
+
+
+def replay_file(
+    path: str | Path,
+    make_engine: Callable[[], Engine],
+    *,
+    on_skip: Callable[[str], None],
+    on_alert: Callable[[Alert], None],
+    lateness_ns: int = DEFAULT_LATENESS_NS,
+    dedupe_ns: int | None = None,
+    progress: Callable[[ReplayResult], None] | None = None,
+    sort_progress: Callable[[int], None] | None = None,
+    tmp_dir: str | Path | None = None,
+    run_bytes: int | None = None,
+) -> ReplayResult:
+    """Replay a file (``-`` = stdin) with the same alerts whatever its order.
+
+    The input streams through the reorder buffer while it is in order within
+    ``lateness_ns``; at the first event too late for that, the attempt is dropped and the
+    file sorted on disk (``replay_sort.sort_events``) and replayed from the sorted runs
+    through a fresh ``make_engine()``. Alerts are held in a spool file until the replay
+    is over, so ``on_alert`` sees only the answer, never the dropped attempt's. Each
+    malformed record is reported once. Duplicates are dropped within ``dedupe_ns``
+    (default: ``lateness_ns``, the service's overlap). Stdin is copied to the temporary
+    directory first, so that it can be read twice.
+    """
+    window = lateness_ns if dedupe_ns is None else dedupe_ns
+    name = "<stdin>" if str(path) == "-" else str(path)
+    skips = _ReportOnce(on_skip)
+    with tempfile.TemporaryDirectory(prefix="alerting-replay-", dir=tmp_dir) as tmp:
+        work = Path(tmp)
+        source = spool_stdin(work / "stdin") if str(path) == "-" else Path(path)
+        with _AlertSpool(work / "alerts.jsonl") as spool:
+            engine = make_engine()
+            try:
+                events = read_for_replay(source, engine, on_skip=skips, name=name)
+                result = replay(
+                    events,
+                    engine,
+                    on_alert=spool.add,
+                    lateness_ns=lateness_ns,
+                    progress=progress,
+                    strict=True,
+                    dedupe_ns=window,
+                )
+            except OutOfOrder:
+                spool.clear()
+                del events
+                engine = make_engine()
+                runs = sort_events(
+                    read_events(source, on_skip=skips, name=name),
+                    work,
+                    run_bytes=replay_sort.RUN_BYTES if run_bytes is None else run_bytes,
+                    progress=sort_progress,
+                )
+                lines = runs.lines(dedupe_ns=window)
+                sorted_events = read_for_replay(
+                    source, engine, on_skip=skips, name=name, lines=lines
+                )
+                result = replay(
+                    sorted_events,
+                    engine,
+                    on_alert=spool.add,
+                    lateness_ns=lateness_ns,
+                    progress=progress,
+                    dedupe_ns=window,
+                )
+                result.ordering = runs.describe()
+                result.duplicates += runs.duplicates.dropped
+                result.events += runs.duplicates.dropped
+            spool.emit(on_alert)
+    return result
+
+
+class _ReportOnce:
+    """An ``on_skip`` that passes each message on once: a sorted second read of the
+    input meets the malformed records the first attempt already reported."""
+
+    def __init__(self, on_skip: Callable[[str], None]) -> None:
+        self._on_skip = on_skip
+        self._seen: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        if message not in self._seen:
+            self._seen.add(message)
+            self._on_skip(message)
+
+
+def spool_stdin(path: Path) -> Path:
+    with open(path, "wb") as fh:
+        shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+    return path
+
+
+class _AlertSpool:
+    """Alerts as JSON lines in a file until the replay is over (``emit``), so an attempt
+    given up for sorting can be dropped (``clear``) without holding alerts in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fh = open(path, "w+", encoding="utf-8")  # noqa: SIM115 - closed in __exit__
+
+    def __enter__(self) -> _AlertSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def add(self, alert: Alert) -> None:
+        self._fh.write(alert.to_json() + "\n")
+
+    def clear(self) -> None:
+        self._fh.seek(0)
+        self._fh.truncate()
+
+    def emit(self, on_alert: Callable[[Alert], None]) -> None:
+        self._fh.flush()
+        self._fh.seek(0)
+        for line in self._fh:
+            on_alert(Alert(**jsonutil.loads(line)))

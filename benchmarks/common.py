@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_RULES = Path(__file__).resolve().parent / "rules"
 THRESHOLD_RULE = BENCH_RULES / "threshold"
 HOLD_RULE = BENCH_RULES / "hold"
+ALERT_HEAVY_RULE = BENCH_RULES / "alert-heavy"
+ALERT_QUIET_RULE = BENCH_RULES / "alert-quiet"
 PACK_RULES = ROOT / "rules"
 
 

@@ -25,17 +25,18 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 START_NS = parse_timestamp("2026-01-05T00:00:00Z")  # a Monday
 DEFAULT_SEED = 7
 DEFAULT_USERS = 400  # ~320k events a weekday: 1M events is about four days
+DEFAULT_MIX = "simulator"  # or "portal": ~91% portal logins (alerting.simulator.traffic.mixes)
 
 
 def generated(
-    count: int, *, seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS
+    count: int, *, seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS, mix: str = DEFAULT_MIX
 ) -> Iterator[dict[str, Any]]:
     """The first ``count`` events of the generator's traffic from ``START_NS`` on.
 
     Streams a day at a time, so memory stays at one hour's worth of events however
     large ``count`` is (the 10M-event run uses this directly, without a file).
     """
-    generator = TrafficGenerator(seed=seed, users=users)
+    generator = TrafficGenerator(seed=seed, users=users, mix=mix)
     produced = 0
     day = START_NS
     while produced < count:
@@ -59,17 +60,25 @@ def generator_version() -> str:
     return digest.hexdigest()[:8]
 
 
-def events_file(count: int, *, seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS) -> Path:
+def file_name(count: int, *, seed: int, users: int, mix: str) -> Path:
+    """Where ``events_file`` caches its input: every parameter and the generator's digest."""
+    tag = "" if mix == DEFAULT_MIX else f"-{mix}"
+    return DATA_DIR / f"events{tag}-s{seed}-u{users}-n{count}-g{generator_version()}.jsonl"
+
+
+def events_file(
+    count: int, *, seed: int = DEFAULT_SEED, users: int = DEFAULT_USERS, mix: str = DEFAULT_MIX
+) -> Path:
     """The cached JSONL file of ``generated(count)``; written (atomically) when missing."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    path = DATA_DIR / f"events-s{seed}-u{users}-n{count}-g{generator_version()}.jsonl"
+    path = file_name(count, seed=seed, users=users, mix=mix)
     if path.exists():
         return path
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     dumps = jsonutil.dumps
     with open(tmp, "w", encoding="utf-8") as fh:
         batch: list[str] = []
-        for raw in generated(count, seed=seed, users=users):
+        for raw in generated(count, seed=seed, users=users, mix=mix):
             batch.append(dumps(raw))
             if len(batch) >= 10_000:
                 fh.write("\n".join(batch) + "\n")
@@ -80,21 +89,19 @@ def events_file(count: int, *, seed: int = DEFAULT_SEED, users: int = DEFAULT_US
     return path
 
 
-def ensure_file(count: int) -> Path:
+def ensure_file(count: int, mix: str = DEFAULT_MIX) -> Path:
     """``events_file(count)``, generated in a child process when missing, so the
     generator's memory never shows in the caller's (the memory benchmark's) RSS."""
-    path = (
-        DATA_DIR / f"events-s{DEFAULT_SEED}-u{DEFAULT_USERS}-n{count}-g{generator_version()}.jsonl"
-    )
+    path = file_name(count, seed=DEFAULT_SEED, users=DEFAULT_USERS, mix=mix)
     if not path.exists():
         subprocess.run(
-            [sys.executable, "-m", "benchmarks.data", str(count)],
+            [sys.executable, "-m", "benchmarks.data", str(count), mix],
             check=True,
             cwd=Path(__file__).resolve().parent.parent,
             stdout=subprocess.DEVNULL,
         )
-    return events_file(count)
+    return events_file(count, mix=mix)
 
 
 if __name__ == "__main__":
-    print(events_file(int(sys.argv[1])))
+    print(events_file(int(sys.argv[1]), mix=sys.argv[2] if len(sys.argv) > 2 else DEFAULT_MIX))

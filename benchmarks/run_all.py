@@ -14,19 +14,23 @@ import sys
 import time
 
 from benchmarks.common import ROOT, machine, say
-from benchmarks.data import events_file
+from benchmarks.data import DEFAULT_MIX, events_file
 
 FULL = [
     ["benchmarks.bench_replay", "--events", "1000000", "--repeats", "3"],
+    ["benchmarks.bench_replay", "--events", "1000000", "--repeats", "3", "--mix", "portal"],
     ["benchmarks.bench_memory", "--events", "1000000"],
     ["benchmarks.bench_memory", "--events", "1000000", "--plain"],
     ["benchmarks.bench_stream", "--events", "10000000", "--every", "1000000"],
+    ["benchmarks.bench_sort", "--events", "10000000"],
     ["benchmarks.bench_latency", "--polls", "40"],
 ]
 QUICK = [
     ["benchmarks.bench_replay", "--events", "200000", "--repeats", "1"],
+    ["benchmarks.bench_replay", "--events", "200000", "--repeats", "1", "--mix", "portal"],
     ["benchmarks.bench_memory", "--events", "200000"],
     ["benchmarks.bench_stream", "--events", "1000000", "--every", "250000"],
+    ["benchmarks.bench_sort", "--events", "200000"],
     ["benchmarks.bench_latency", "--polls", "15"],
 ]
 
@@ -41,13 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     say(f"python {info['python']} ({info['implementation']}), {info['json']}")
     started = time.perf_counter()
     sizes = {
-        int(cmd[cmd.index("--events") + 1])
+        (
+            int(cmd[cmd.index("--events") + 1]),
+            cmd[cmd.index("--mix") + 1] if "--mix" in cmd else DEFAULT_MIX,
+        )
         for cmd in plan
         if "bench_stream" not in cmd[0] and "--events" in cmd
     }
-    for size in sorted(sizes):
+    for size, mix in sorted(sizes):
         t = time.perf_counter()
-        path = events_file(size)
+        path = events_file(size, mix=mix)
         say(f"input: {path.relative_to(ROOT)} ready in {time.perf_counter() - t:.0f}s")
     failed: list[str] = []
     for cmd in plan:

@@ -105,8 +105,8 @@ def table(out):
     rows = {}
     for line in out.splitlines()[1:]:
         parts = line.split()
-        if len(parts) == 5 and parts[1].isdigit():
-            rows[parts[0]] = parts[1:]
+        if len(parts) >= 5 and parts[1].isdigit():
+            rows[parts[0]] = parts[1:5]  # the per-day cells follow
     return rows
 
 
@@ -155,7 +155,13 @@ def test_summary_table_counts_alerts_per_day_and_groups(tmp_path, rules_dir, cap
     assert rows["admin-no-mfa"] == ["1", "0.5", "1", "0"]
     assert "never-fires" not in rows  # disabled rules are not replayed by default
     assert "4 alerts over 2.0 days of events" in out
-    assert out.splitlines()[-1] == "10 events read, 0 skipped (malformed), 0 late"
+    assert out.splitlines()[-1] == (
+        "10 events read, 0 skipped (malformed), 0 duplicate events dropped"
+    )
+    # alerts by the UTC day of their last event: alice and bob on day one, alice on day two
+    header = out.splitlines()[0]
+    assert header.endswith("PER DAY (03-02..03-04)")  # the span ends at 00:00:40 on the 4th
+    assert next(x for x in out.splitlines() if x.startswith("failed-burst")).endswith(" 2 1 0")
 
 
 def test_a_disabled_rule_can_be_backtested_by_name(tmp_path, rules_dir, capsys):
@@ -181,7 +187,9 @@ def test_malformed_lines_are_skipped_and_counted(tmp_path, rules_dir, capsys):
     code, out, err = replay_cli(capsys, events, rules_dir)
     assert code == 0
     assert table(out)["failed-burst"][0] == "1"
-    assert out.splitlines()[-1] == "3 events read, 3 skipped (malformed), 0 late"
+    assert out.splitlines()[-1] == (
+        "3 events read, 3 skipped (malformed), 0 duplicate events dropped"
+    )
     assert f"{events}:2" in err
     assert f"{events}:4" in err
 
@@ -215,19 +223,23 @@ def test_out_of_order_input_gives_the_same_alerts_as_sorted_input(tmp_path, rule
         str(shuffled_out),
     )
     assert code == 0
-    assert out.splitlines()[-1].endswith(", 0 late")
+    assert "sorted" not in out  # inside the lateness window: no sort needed
     assert shuffled_out.read_text() == sorted_out.read_text()
     assert len(sorted_out.read_text().splitlines()) == 8  # 7 failures each: 2 alerts per user
 
 
-def test_events_later_than_the_window_are_processed_and_counted(tmp_path, rules_dir, capsys):
+def test_an_event_later_than_the_window_sends_the_input_through_the_sort(
+    tmp_path, rules_dir, capsys
+):
     records = failures("alice", 0, 1, count=2)
     records += failures("bob", 3600, 50, count=1)  # pushes the watermark an hour on
-    records += failures("alice", 10, 60, count=1)  # older than what was released: late
+    records += failures("alice", 10, 60, count=1)  # older than what was released: too late
     code, out, _ = replay_cli(capsys, write_jsonl(tmp_path / "e.jsonl", records), rules_dir)
     assert code == 0
-    assert out.splitlines()[-1] == "4 events read, 0 skipped (malformed), 1 late"
-    assert table(out)["failed-burst"][0] == "1"
+    lines = out.splitlines()
+    assert lines[-2] == "input was not in time order: sorted 4 events in 1 run"
+    assert lines[-1] == "4 events read, 0 skipped (malformed), 0 duplicate events dropped"
+    assert table(out)["failed-burst"][0] == "1"  # alice's three failures, in order
 
 
 def test_events_no_rule_can_match_never_make_others_late(tmp_path, rules_dir, capsys):
@@ -238,7 +250,10 @@ def test_events_no_rule_can_match_never_make_others_late(tmp_path, rules_dir, ca
     records += failures("alice", 10, 60, count=1)
     code, out, _ = replay_cli(capsys, write_jsonl(tmp_path / "e.jsonl", records), rules_dir)
     assert code == 0
-    assert out.splitlines()[-1] == "4 events read, 0 skipped (malformed), 0 late"
+    assert (
+        out.splitlines()[-1] == "4 events read, 0 skipped (malformed), 0 duplicate events dropped"
+    )
+    assert "sorted" not in out
     assert table(out)["failed-burst"][0] == "1"
     assert "1.0 hours of events" in out  # its time still counts for the span
 
@@ -248,7 +263,9 @@ def test_a_file_no_rule_can_match_is_read_in_full_without_alerts(tmp_path, rules
     records = [raw_event(60 * i, i, event_type="user_create") for i in range(30)]
     code, out, err = replay_cli(capsys, write_jsonl(tmp_path / "e.jsonl", records), rules_dir)
     assert code == 0, err
-    assert out.splitlines()[-1] == "30 events read, 0 skipped (malformed), 0 late"
+    assert out.splitlines()[-1] == (
+        "30 events read, 0 skipped (malformed), 0 duplicate events dropped"
+    )
     assert "0 alerts over 0.5 hours of events" in out
 
 
@@ -317,3 +334,21 @@ def test_notify_delivers_through_the_configured_routes(tmp_path, rules_dir, caps
     assert [d["rule"] for d in delivered] == ["failed-burst"] * 3
     assert "notify: 3 deliveries sent" in out
     assert "1 matched no route" in out
+
+
+def test_newest_first_on_stdin_is_sorted_like_a_file(tmp_path, rules_dir, capsys, monkeypatch):
+    """Stdin cannot be read twice: it is copied aside, so it too can be sorted."""
+    import io
+
+    records = two_days_of_events()
+    expected = tmp_path / "expected.jsonl"
+    replay_cli(
+        capsys, write_jsonl(tmp_path / "s.jsonl", records), rules_dir, "--output", str(expected)
+    )
+    data = "".join(json.dumps(r) + "\n" for r in reversed(records)).encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    got = tmp_path / "got.jsonl"
+    code, out, _ = replay_cli(capsys, "-", rules_dir, "--output", str(got))
+    assert code == 0
+    assert "input was newest-first: sorted 10 events in 1 run" in out
+    assert got.read_text() == expected.read_text() != ""

@@ -1,5 +1,6 @@
-"""``alerting replay``: the per-rule table, the progress line and ``--notify`` over
-``alerting.replay`` (the library: reorder buffer, ``replay()``, ``read_for_replay``)."""
+"""``alerting replay``: the per-rule table, the progress line, ``--notify``,
+``--summary-json`` and ``--truth`` over ``alerting.replay`` (the library: reorder buffer,
+the sort of an out-of-order input, ``replay_file()``)."""
 
 from __future__ import annotations
 
@@ -13,39 +14,20 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
+from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.commands import common
-from alerting.durations import DAY_NS
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
-from alerting.replay import ReplayResult, read_for_replay, replay
+from alerting.replay import ReplayResult, replay_file
+from alerting.replay_parallel import can_fork, default_jobs, replay_parallel
+from alerting.replay_summary import format_summary, summary_json
+from alerting.scoring import Scorer, format_score, load_truth
 
 MAX_SKIP_WARNINGS = 20
-
-
-def format_summary(result: ReplayResult) -> str:
-    """The per-rule table and the totals lines printed at the end of a replay."""
-    days = max(result.span_ns / DAY_NS, 1 / 24)
-    rule_w = max([len("RULE"), *(len(r) for r in result.per_rule)])
-    lines = [
-        f"{'RULE':<{rule_w}}  {'ALERTS':>7}  {'ALERTS/DAY':>10}  {'GROUPS':>7}  {'SUPPRESSED':>10}"
-    ]
-    for rule_id, s in sorted(result.per_rule.items(), key=lambda kv: (-kv[1].alerts, kv[0])):
-        lines.append(
-            f"{rule_id:<{rule_w}}  {s.alerts:>7}  {s.alerts / days:>10.1f}  "
-            f"{len(s.groups):>7}  {s.suppressed:>10}"
-        )
-    hours = result.span_ns / 3_600_000_000_000
-    span = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
-    noun = "alert" if result.alerts == 1 else "alerts"
-    lines.append(f"{result.alerts} {noun} over {span} of events")
-    lines.append(
-        f"{result.events} events read, {result.skipped} skipped (malformed), {result.late} late"
-    )
-    return "\n".join(lines)
 
 
 def _rules_for(rules: list[CompiledRule], only: Sequence[str] | None) -> list[CompiledRule]:
@@ -75,6 +57,18 @@ class _Progress:
         self.stream.write(f"\r{result.events:,} events, {result.alerts:,} alerts ")
         self.stream.flush()
 
+    def sorting(self, events: int) -> None:
+        """While an out-of-order input is sorted to disk."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        self.shown = True
+        self.stream.write(f"\rinput out of order: sorting, {events:,} events ")
+        self.stream.flush()
+
     def clear(self) -> None:
         if self.shown:
             self.stream.write("\r\033[K")
@@ -82,13 +76,17 @@ class _Progress:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``alerting replay --events F [--rules DIR] [--output F] [--rule ID] [--notify]``."""
+    """``alerting replay --events F [--rules DIR] [--output F] [--rule ID] [--notify]
+    [--summary-json F] [--truth F]``."""
     return run(
         events_path=args.events,
         rules_dirs=common.rules_dirs(args),
         output=args.output,
         only=args.only_rules,
         notify_config=common.config_path(args) if args.notify else None,
+        summary_path=getattr(args, "summary_json", None),
+        truth_path=getattr(args, "truth", None),
+        jobs=getattr(args, "jobs", None),
         placeholders=common.placeholders(args),
     )
 
@@ -100,14 +98,19 @@ def run(
     output: str | None,
     only: Sequence[str] | None,
     notify_config: str | None,
+    summary_path: str | None = None,
+    truth_path: str | None = None,
+    jobs: int | None = None,
     placeholders: dict[str, list[str]] | None = None,
 ) -> int:
-    """Replay ``events_path``; ``output`` ``-`` is stdout; ``notify_config`` turns on --notify."""
+    """Replay ``events_path``; ``output`` ``-`` is stdout; ``notify_config`` turns on
+    --notify; ``summary_path`` gets the summary as JSON; ``truth_path`` scores the alerts;
+    ``jobs`` worker processes (None: ``default_jobs``); ``placeholders`` the config's."""
     rules = _rules_for(load_rules(rules_dirs, placeholders=placeholders), only)
     if not rules:
         raise AlertingError("no enabled rules to replay: enable a rule or name it with --rule")
+    scorer = Scorer(load_truth(truth_path), [r.id for r in rules]) if truth_path else None
     notifier = _Notify(notify_config) if notify_config is not None else None
-    engine = Engine(rules)
     table_stream = sys.stderr if output == "-" else sys.stdout
     skip_count = [0]
 
@@ -117,55 +120,88 @@ def run(
             sys.stderr.write(f"warning: skipped {message}\n")
 
     progress = _Progress(sys.stderr)
-    created: Path | None = None
+    created: list[Path] = []
     try:
         with ExitStack() as stack:
             out: TextIO | None = None
             if output == "-":
                 out = sys.stdout
             elif output:
-                try:
-                    out = stack.enter_context(open(output, "w", encoding="utf-8"))
-                except OSError as exc:
-                    raise AlertingError(
-                        f"cannot write alerts to {output}: {exc.strerror}"
-                    ) from None
-                created = Path(output)
+                out = stack.enter_context(_create(output, "alerts"))
+                created.append(Path(output))
             writer = out
 
             def on_alert(alert: Alert) -> None:
                 if writer is not None:
                     writer.write(alert.to_json() + "\n")
+                if scorer is not None:
+                    scorer.add(alert)
                 if notifier is not None:
                     notifier.add(alert)
 
-            events = read_for_replay(events_path, engine, on_skip=on_skip)
+            workers = default_jobs(events_path) if jobs is None else jobs
+            if workers > 1 and not can_fork():
+                workers = 1  # compiled rules reach workers only through a fork
             try:
-                result = replay(events, engine, on_alert=on_alert, progress=progress)
+                if workers > 1 and len(rules) > 1:
+                    result = replay_parallel(
+                        events_path,
+                        rules,
+                        workers,
+                        on_skip=on_skip,
+                        on_alert=on_alert,
+                        progress=progress,
+                    )
+                else:
+                    result = replay_file(
+                        events_path,
+                        lambda: Engine(rules),
+                        on_skip=on_skip,
+                        on_alert=on_alert,
+                        progress=progress,
+                        sort_progress=progress.sorting,
+                    )
             finally:
                 progress.clear()
+        result.skipped = skip_count[0]
+        if result.events == 0:
+            raise AlertingError(
+                f"no events in {events_path}"
+                + (f" ({result.skipped} malformed records skipped)" if result.skipped else "")
+                + ": check the file (a JSON array or one JSON event per line)"
+            )
+        score = scorer.report() if scorer is not None else None
+        if summary_path:
+            data = summary_json(result)
+            if score is not None:
+                data["truth"] = score
+            with _create(summary_path, "the summary") as fh:
+                created.append(Path(summary_path))
+                fh.write(jsonutil.dumps(data, indent=True) + "\n")
     except BaseException:
         # No partial result presented as whole: an aborted run leaves no alerts file.
-        if created is not None:
-            created.unlink(missing_ok=True)
+        for path in created:
+            path.unlink(missing_ok=True)
         if notifier is not None:
             notifier.close()
         raise
-    result.skipped = skip_count[0]
     if skip_count[0] > MAX_SKIP_WARNINGS:
         sys.stderr.write(
             f"warning: {skip_count[0] - MAX_SKIP_WARNINGS} more malformed records skipped\n"
         )
-    if result.events == 0:
-        raise AlertingError(
-            f"no events in {events_path}"
-            + (f" ({result.skipped} malformed records skipped)" if result.skipped else "")
-            + ": check the file (a JSON array or one JSON event per line)"
-        )
     table_stream.write(format_summary(result) + "\n")
+    if score is not None:
+        table_stream.write("\n" + format_score(score) + "\n")
     if notifier is not None:
         table_stream.write(notifier.finish() + "\n")
     return 0
+
+
+def _create(path: str, what: str) -> TextIO:
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise AlertingError(f"cannot write {what} to {path}: {exc.strerror}") from None
 
 
 class _Notify:

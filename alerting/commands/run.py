@@ -8,6 +8,7 @@ import sys
 
 from alerting.commands.common import config_path
 from alerting.config import load_config
+from alerting.errors import AlertingError
 from alerting.logs import choose_format, setup_logging
 from alerting.service import Service
 from alerting.service.signals import handle_signals
@@ -16,7 +17,13 @@ log = logging.getLogger("alerting.service")
 
 
 def main(args: argparse.Namespace) -> int:
-    """``alerting run [--config F] [--once]``."""
+    """``alerting run [--config F] [--once | --dry-run]``."""
+    if getattr(args, "dry_run", False):
+        if args.once:
+            raise AlertingError("--dry-run already polls once: drop --once")
+        from alerting.commands.dry_run import dry_run
+
+        return dry_run(config_path(args))
     return run(config_path(args), once=args.once, log_level=args.log_level)
 
 

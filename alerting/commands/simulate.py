@@ -23,14 +23,24 @@ from alerting.simulator.traffic import (
 )
 
 
-def export(path: Path, *, hours: float, seed: int, scenarios: list[str] | None, now_ns: int) -> int:
-    """Write ``hours`` of traffic ending at ``now_ns`` as JSONL, plus its attacks' ground truth."""
+def export(
+    path: Path,
+    *,
+    hours: float,
+    seed: int,
+    scenarios: list[str] | None,
+    now_ns: int,
+    users: int = 60,
+) -> int:
+    """Write ``hours`` of traffic ending at ``now_ns`` as JSONL (gzip for ``.gz``), plus its
+    attacks' ground truth (``F.truth.json``)."""
     history = int(hours * HOUR_NS)
     count = len(SCENARIOS) if scenarios is None else len(scenarios)
     # every enabled scenario at least once in short exports, every few hours in long ones
     slot = max(2 * MINUTE_NS, min(DEFAULT_ATTACK_SLOT_NS, int(history * 0.9) // max(1, count)))
     generator = TrafficGenerator(
         seed=seed,
+        users=users,
         scenarios=scenarios,
         attack_slot_ns=slot,
         attack_anchor_ns=now_ns - history,
@@ -39,10 +49,10 @@ def export(path: Path, *, hours: float, seed: int, scenarios: list[str] | None, 
     # an attack still under way at the end of the range is cut short: leave it out of the
     # ground truth, or a backtest would be expected to alert on half an attack
     attacks = [a for a in generator.attacks if a.end_ns < now_ns]
-    truth = path.with_name(path.name + ".attacks.json")
+    truth = truth_path(path)
     try:
         written = export_jsonl(path, events)
-        truth.write_text(attacks_to_json(attacks) + "\n", encoding="utf-8")
+        truth.write_text(attacks_to_json(attacks, events) + "\n", encoding="utf-8")
     except OSError as exc:
         raise AlertingError(f"cannot write {exc.filename or path}: {exc.strerror}") from None
     _say(
@@ -51,6 +61,11 @@ def export(path: Path, *, hours: float, seed: int, scenarios: list[str] | None, 
         f"wrote the ground truth of {len(attacks)} injected attacks to {truth}"
     )
     return 0
+
+
+def truth_path(path: Path) -> Path:
+    """Where ``--export F`` writes the ground truth: ``F.truth.json``."""
+    return path.with_name(path.name + ".truth.json")
 
 
 def _say(text: str) -> None:
@@ -72,6 +87,9 @@ def main(args: argparse.Namespace) -> int:
     """``alerting simulate``: serve the fake DI API, or ``--export`` the traffic and exit."""
     if args.hours <= 0:
         raise AlertingError("--hours must be positive, e.g. --hours 24")
+    users = getattr(args, "users", 60)
+    if users < 4:
+        raise AlertingError(f"--users {users}: the simulated org needs at least 4 people")
     scenarios = resolve_scenarios(args.scenario)
     faults = parse_faults(args.fault or [])  # an unknown name is an error, never ignored
     clock = SystemClock()
@@ -87,6 +105,7 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             scenarios=scenarios,
             now_ns=time_ns(clock),
+            users=users,
         )
     sim = EmbeddedSimulator(
         clock=clock,
@@ -94,6 +113,7 @@ def main(args: argparse.Namespace) -> int:
         history_ns=int(args.hours * HOUR_NS),
         scenarios=scenarios,
         faults=faults,
+        users=users,
         host=args.host,
         port=args.port,
     )

@@ -27,7 +27,7 @@ from alerting import jsonutil
 from alerting.errors import AlertingError, EventError
 from alerting.events import Event, JsonEvent, LazyEvent, identify, parse_timestamp
 
-__all__ = ["MAX_LINE", "NoEventsError", "SkipCounter", "read_events"]
+__all__ = ["MAX_LINE", "NoEventsError", "SkipCounter", "read_events", "read_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ MAX_RECORD = 16 << 20  # an array record this long cannot be skipped: the file i
 _CHUNK = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _WHITESPACE = b" \t\r\n"
 _WS = re.compile(r"[ \t\r\n]*")
 _ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # undecodable bytes (surrogateescape)
@@ -122,8 +123,41 @@ def _open(path: str | Path, name: str) -> tuple[IO[bytes], IO[bytes] | None]:
     else:
         stream = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
     if magic == _GZIP_MAGIC:
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+        # buffered, so that a UTF-16 byte-order mark inside can be looked at
+        unzipped = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), _CHUNK)
+        stream = unzipped
+        try:
+            magic = unzipped.peek(2)[:2]
+        except (OSError, EOFError, zlib.error):
+            magic = b""  # the first read says what is wrong with the gzip data
+    if magic in _UTF16_BOMS:
+        stream = io.BufferedReader(_Utf16ToUtf8(stream), buffer_size=_CHUNK)
     return stream, owned
+
+
+class _Utf16ToUtf8(io.RawIOBase):
+    """A UTF-16 stream (with its byte-order mark) read as UTF-8: what Windows PowerShell
+    5.1 writes by default (``>`` and ``Out-File``), read like any other export."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._text = io.TextIOWrapper(stream, encoding="utf-16", errors="surrogatepass")
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            text = self._text.read(_CHUNK // 2)
+            if not text:
+                return 0
+            # a lone surrogate stays invalid UTF-8, so the reader reports its line
+            self._pending = text.encode("utf-8", "surrogatepass")
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
@@ -132,6 +166,10 @@ def _chunks(stream: IO[bytes], name: str) -> Iterator[bytes]:
             yield chunk
     except (OSError, EOFError, zlib.error) as exc:
         raise AlertingError(f"{name}: corrupt or truncated gzip data ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise AlertingError(
+            f"{name}: invalid UTF-16 ({exc.reason}): save the export as UTF-8 or UTF-16 again"
+        ) from None
 
 
 @dataclass(slots=True)
@@ -156,8 +194,10 @@ def read_events(
     on_skip: Callable[[str], None],
     head: frozenset[str] | None = None,
     keep: HeadFilter | None = None,
+    name: str | None = None,
 ) -> Iterator[Event]:
-    """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected).
+    """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected;
+    UTF-8, or UTF-16 with a byte-order mark as Windows PowerShell 5.1 writes it).
 
     Malformed records are skipped through ``on_skip("file:LINE: reason")``; a file with
     no events raises ``NoEventsError``; a missing file or a broken JSON array raises
@@ -166,9 +206,11 @@ def read_events(
     ``head`` (a replay's hot path, where msgspec is installed): JSONL events come as
     ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded,
     and only those ``keep`` lets through (it counts the others); ``parsed()`` decodes the
-    rest, reporting a malformed body to ``on_skip`` then.
+    rest, reporting a malformed body to ``on_skip`` then. ``name``: what messages call
+    the input (default: the path).
     """
-    name = "<stdin>" if str(path) == "-" else str(path)
+    if name is None:
+        name = "<stdin>" if str(path) == "-" else str(path)
     stream, owned = _open(path, name)
     try:
         chunks = _chunks(stream, name)
@@ -194,6 +236,19 @@ def read_events(
     finally:
         if owned is not None:
             owned.close()
+
+
+def read_lines(
+    lines: Iterator[bytes],
+    name: str,
+    *,
+    on_skip: Callable[[str], None],
+    head: frozenset[str] | None = None,
+    keep: HeadFilter | None = None,
+) -> Iterator[Event]:
+    """``read_events`` over JSON lines already at hand (each with its newline), such as a
+    sorted input's merged runs; ``name`` is what messages call them."""
+    return _jsonl_events(functools.partial(next, lines, b""), name, 1, on_skip, head, keep)
 
 
 def _first_content(chunks: Iterator[bytes]) -> tuple[bytes, int]:

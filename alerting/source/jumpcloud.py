@@ -27,7 +27,7 @@ import httpx
 
 from alerting import __version__, jsonutil
 from alerting.clock import Clock, time_ns
-from alerting.durations import MS, ms_floor
+from alerting.durations import MINUTE_NS, MS, ms_floor
 from alerting.errors import AlertingError, EventError, SourceError
 from alerting.events import Event, format_timestamp, sort_key
 from alerting.netutil import is_loopback_host, retry_after_seconds
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/insights/directory/v1/events"
 COUNT_PATH = "/insights/directory/v1/events/count"
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+_HISTORY_WINDOW_NS = 10 * MINUTE_NS  # history() keeps ids at least this long
+_HISTORY_SWEEP = 100_000  # ids held before history() forgets the old ones
 # A window that reads fewer events than /events/count says is read again this often.
 MAX_REREADS = 2
 
@@ -662,25 +664,38 @@ class Poller:
             self.store.prune_seen(self.source_name, ms_floor(batch.cursor_ns - self.overlap_ns))
 
     def history(self, start_ns: int, end_ns: int) -> Iterator[Event]:
-        """Every event in ``[start, end]`` (for rebuilding windows), API order, no repeats."""
+        """Every event in ``[start, end]`` (rebuilding windows, ``alerting export``), API
+        order, no repeats. The API pages oldest first, so a repeat comes within the
+        overlap of its first copy: ids older than that are forgotten in sweeps, and a
+        week's export holds minutes of ids, not a week's."""
         if start_ns >= end_ns:
             return
         skipped: list[str] = []
-        ids: set[str] = set()
+        seen: dict[str, int] = {}
+        window = max(self.overlap_ns, _HISTORY_WINDOW_NS)
+        sweep_at = _HISTORY_SWEEP
+        read = 0
         request_ids: list[str] = []
         for event in self._read(start_ns, end_ns, skipped, request_ids):
-            if event.id not in ids:
-                ids.add(event.id)
-                yield event
-        # The events are fed to the engine already, so no re-read: say it, never silently.
+            if event.id in seen:
+                continue
+            seen[event.id] = event.time_ns
+            read += 1
+            if len(seen) >= sweep_at:
+                horizon = event.time_ns - window
+                seen = {i: t for i, t in seen.items() if t >= horizon}
+                sweep_at = max(_HISTORY_SWEEP, 2 * len(seen))
+            yield event
+        # The events are handed on already (to the engine, to an export's file), so no
+        # re-read: say it, never silently.
         counted = self._count(start_ns, end_ns)
-        if counted is not None and len(ids) + len(skipped) < counted:
+        if counted is not None and read + len(skipped) < counted:
             log.warning(
-                "%s: rebuilding the rule windows read %d events for [%s, %s] but "
-                "/events/count reports %d; windows may miss the rest (page request ids "
+                "%s: reading history (rule windows, or an export) got %d events for [%s, %s] "
+                "but /events/count reports %d; it may miss the rest (page request ids "
                 "%s; count request id %s)",
                 self.source_name,
-                len(ids) + len(skipped),
+                read + len(skipped),
                 format_timestamp(start_ns),
                 format_timestamp(end_ns),
                 counted,

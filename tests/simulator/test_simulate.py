@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -58,7 +59,7 @@ def test_export_writes_jsonl_and_ground_truth(tmp_path: Path, capsys: Any) -> No
     assert len(events) > 100  # wall-clock time: a quiet Sunday night still has service traffic
     ids = {e["id"] for e in events}
     assert len(ids) == len(events)
-    truth = json.loads((tmp_path / "events.jsonl.attacks.json").read_text())
+    truth = json.loads((tmp_path / "events.jsonl.truth.json").read_text())
     # a short export still holds every scenario once
     assert {a["scenario"] for a in truth} == set(SCENARIOS)
     for attack in truth:
@@ -69,11 +70,27 @@ def test_export_writes_jsonl_and_ground_truth(tmp_path: Path, capsys: Any) -> No
     assert "ground truth of" in said
 
 
+def test_export_to_a_gz_name_writes_real_gzip(tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl.gz"
+    assert cli.main(["simulate", "--export", str(out), "--hours", "2", "--users", "8"]) == 0
+    assert out.read_bytes()[:2] == b"\x1f\x8b"
+    with gzip.open(out, "rt", encoding="utf-8") as fh:  # what zcat reads
+        events = [json.loads(line) for line in fh]
+    assert len(events) > 50
+    truth = json.loads((tmp_path / "events.jsonl.gz.truth.json").read_text())
+    assert truth
+    assert all(a["entity"] for a in truth if a["scenario"] != "password-spray")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "events.jsonl.gz",
+        "events.jsonl.gz.truth.json",
+    ]
+
+
 def test_export_without_attacks(tmp_path: Path) -> None:
     out = tmp_path / "quiet.jsonl"
     assert cli.main(["simulate", "--export", str(out), "--hours", "2", "--scenario", "none"]) == 0
     assert out.read_text().count("\n") > 100
-    assert json.loads((tmp_path / "quiet.jsonl.attacks.json").read_text()) == []
+    assert json.loads((tmp_path / "quiet.jsonl.truth.json").read_text()) == []
 
 
 def test_unknown_scenario_is_a_one_line_error_with_a_suggestion(

@@ -61,6 +61,32 @@ def test_jsonl_with_blank_lines_crlf_and_bom(tmp_path: Path) -> None:
     assert skipped == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("form", ["jsonl", "array", "jsonl.gz"])
+def test_utf16_with_a_bom_as_powershell_writes_it_is_read(
+    tmp_path: Path, encoding: str, form: str
+) -> None:
+    """Windows PowerShell 5.1's ``>`` and ``Out-File`` write UTF-16 with a byte-order mark."""
+    events = [raw(i, initiated_by={"username": "zoë.müller"}) for i in range(3)]
+    text = json.dumps(events) if form == "array" else jsonl(events).decode().replace("\n", "\r\n")
+    bom = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[encoding]
+    data = bom + text.encode(encoding)
+    path = tmp_path / f"events.{form}"
+    path.write_bytes(gzip.compress(data) if form.endswith(".gz") else data)
+    skipped: list[str] = []
+    read_back = list(read_events(path, on_skip=skipped.append))
+    assert [e.id for e in read_back] == ["ev000000", "ev000001", "ev000002"]
+    assert read_back[0].raw["initiated_by"]["username"] == "zoë.müller"
+    assert skipped == []
+
+
+def test_truncated_utf16_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\xff\xfe" + jsonl([raw(1)]).decode().encode("utf-16-le") + b"\x00")
+    with pytest.raises(AlertingError, match=r"events.jsonl: invalid UTF-16 \(truncated data\)"):
+        list(read_events(path, on_skip=lambda _m: None))
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_jsonl_after_more_than_a_chunk_of_blank_lines(tmp_path: Path, compress: bool) -> None:
     """The first content byte sits past the first read: reading on from there, line

@@ -19,6 +19,7 @@ from alerting.clock import ManualClock
 from alerting.errors import SourceError
 from alerting.events import format_timestamp, parse_timestamp, sort_key
 from alerting.simulator.di_api import DEMO_API_KEY, DIApiServer, Faults
+from alerting.source import jumpcloud
 from alerting.source.jumpcloud import (
     DIClient,
     Poller,
@@ -294,6 +295,20 @@ def test_history_reads_a_range_without_repeats_or_malformed_records(
     assert len(got) == len(set(got))
     assert len(got) == 30 - 3  # every 10th served record was malformed
     assert store.get_cursor("jumpcloud") is None  # history never moves the cursor
+
+
+def test_history_forgets_old_ids_but_still_drops_every_repeat(
+    server: DIApiServer, clock: ManualClock, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export reads days through history(): ids are swept once they are older than the
+    window, so memory holds minutes of ids; repeats (within a page or across pages) are
+    still dropped, as they come right after their first copy."""
+    monkeypatch.setattr(jumpcloud, "_HISTORY_SWEEP", 9)  # a sweep at the end of page one
+    server.add_events(event(i, NOW - 5000 + 30 * i) for i in range(150))  # 75 minutes
+    server.faults = Faults(duplicate_ids=True)
+    poller = make_poller(make_client(server, clock, page_limit=9), store, clock)
+    got = [e.id for e in poller.history((NOW - 5000) * NS, NOW * NS)]
+    assert got == [f"ev{i:06d}" for i in range(150)]
 
 
 # ---------------------------------------------------------------------------- faults

@@ -166,5 +166,5 @@ def test_a_short_history_read_for_the_warm_up_is_said(
         rebuilt = list(poller.history((NOW - 3600) * NS, NOW * NS))
     assert len(rebuilt) == 10
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert "rebuilding the rule windows read 10 events" in warning
+    assert "reading history (rule windows, or an export) got 10 events" in warning
     assert "/events/count reports 25" in warning

@@ -24,6 +24,7 @@ from alerting.simulator.traffic.constants import (
     SPILL_NS,
     Item,
 )
+from alerting.simulator.traffic.mixes import MIXES
 from alerting.simulator.traffic.normal import NormalBehaviour
 from alerting.simulator.traffic.places import Place
 from alerting.simulator.traffic.population import build_population
@@ -66,6 +67,7 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         rate: float = 1.0,
         attack_slot_ns: int = DEFAULT_ATTACK_SLOT_NS,
         attack_anchor_ns: int = 0,
+        mix: str = "simulator",
     ) -> None:
         if users < 4:
             raise ValueError("users must be at least 4")
@@ -81,6 +83,9 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         self.seed = seed
         self.org_id = org_id
         self.rate = rate
+        if mix not in MIXES:
+            raise ValueError(f"unknown traffic mix {mix!r}; known: {', '.join(MIXES)}")
+        self.mix = MIXES[mix]
         self.scenarios: tuple[str, ...] = tuple(enabled)
         self.slot_ns = attack_slot_ns
         self.anchor_ns = attack_anchor_ns

@@ -18,6 +18,7 @@ from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS, MS, NS
 from alerting.simulator.traffic.constants import ADMIN_DOMAIN, TRIP_EPOCH_NS, Item
 from alerting.simulator.traffic.events import EventEmitter
 from alerting.simulator.traffic.ids import oid
+from alerting.simulator.traffic.mixes import TrafficMix
 from alerting.simulator.traffic.places import DESTINATIONS, Place, flight_ns
 from alerting.simulator.traffic.population import (
     DEPARTMENTS,
@@ -55,6 +56,7 @@ class NormalBehaviour(EventEmitter):
     # set by TrafficGenerator
     seed: int
     rate: float
+    mix: TrafficMix
     admins: list[Admin]
     automation: Admin
     servers: list[dict[str, Any]]
@@ -143,26 +145,25 @@ class NormalBehaviour(EventEmitter):
                     self._password_change(
                         rng, p, t + rng.randrange(600, 3000) * NS, place, ip, ua, out
                     )
-        for _ in range(_poisson(rng, 0.25 * weight * rate)):
+        mix = self.mix
+        for _ in range(_poisson(rng, 0.25 * weight * rate * mix.portal)):
             t = t0 + int(rng.random() * HOUR_NS)
             if where(t):
                 device = p.phone if p.phone is not None and rng.random() < 0.3 else p.laptop
-                self._portal_login(
-                    out,
-                    rng,
-                    t,
-                    p,
-                    place,
-                    ip if device is p.laptop else p.home_ip if at_home_city else ip,
-                    device.ua,
-                    success=True,
-                )
-        for _ in range(_poisson(rng, 36.0 * weight * rate)):
+                login_ip = ip if device is p.laptop else p.home_ip if at_home_city else ip
+                if mix.typo_rate and rng.random() < mix.typo_rate:
+                    for _ in range(rng.choice((1, 1, 2, 3))):
+                        self._portal_login(
+                            out, rng, t, p, place, login_ip, device.ua, success=False
+                        )
+                        t += rng.randrange(5, 18) * NS
+                self._portal_login(out, rng, t, p, place, login_ip, device.ua, success=True)
+        for _ in range(_poisson(rng, 36.0 * weight * rate * mix.sso)):
             t = t0 + int(rng.random() * HOUR_NS)
             if where(t):
                 self._sso(out, rng, t, p, place, ip, ua, ok=rng.random() > 0.01)
         if in_office:
-            for _ in range(_poisson(rng, 30.0 * weight * rate)):
+            for _ in range(_poisson(rng, 30.0 * weight * rate * mix.radius)):
                 t = t0 + int(rng.random() * HOUR_NS)
                 if where(t):
                     fail = rng.random() < 0.01
