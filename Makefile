@@ -20,8 +20,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check alerting tests benchmarks
-	$(BIN)/ruff format --check alerting tests benchmarks
+	$(BIN)/ruff check alerting tests benchmarks tools
+	$(BIN)/ruff format --check alerting tests benchmarks tools
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

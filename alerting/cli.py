@@ -1,5 +1,5 @@
-"""The ``alerting`` command line: run, validate, test, replay, export, simulate, outbox,
-silence, rules.
+"""The ``alerting`` command line: run, validate, test, replay, export, simulate, convert,
+outbox, silence, rules.
 
 The commands and flags are a stable contract (DESIGN section 8). Each command lives in
 its own module; this file parses arguments, dispatches, and turns every ``AlertingError``
@@ -30,6 +30,7 @@ COMMANDS = (
     "replay",
     "export",
     "simulate",
+    "convert",
     "outbox",
     "silence",
     "rules",
@@ -46,12 +47,14 @@ EXIT_CODES = {
     "  2    usage error (unknown flag, missing argument)\n"
     "  3    --once: a delivery of this run was dead-lettered (`alerting outbox list`)\n"
     "  130  interrupted (Ctrl-C)",
-    "validate": "  0    config, rules and templates are valid (warnings do not fail)\n"
+    "validate": "  0    config, rules and templates are valid (warnings fail only with --strict)\n"
     + _COMMON_EXITS.replace("an error", "a problem found (each file:line:col on stderr)"),
     "test": "  0    every inline rule test passed\n"
     + _COMMON_EXITS.replace("an error", "a test failed, or a rule does not load"),
     "replay": "  0    replayed (alerts or none)\n" + _COMMON_EXITS,
     "export": "  0    the events were written\n" + _COMMON_EXITS,
+    "convert": "  0    converted (rules a target cannot express are reported, not errors)\n"
+    + _COMMON_EXITS,
     "simulate": "  0    stopped (Ctrl-C) or exported\n" + _COMMON_EXITS,
     "outbox": "  0    listed, or re-queued\n" + _COMMON_EXITS,
     "silence": "  0    added (prints the id), listed, or expired\n" + _COMMON_EXITS,
@@ -151,6 +154,10 @@ def _parser() -> argparse.ArgumentParser:
         help="rules directory (overrides the config; works without a config)",
     )
 
+    p.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on warnings too, not only errors"
+    )
+
     p = _sub(sub, "test", "run the rules' inline tests", exits="test")
     p.add_argument(
         "--rules",
@@ -243,6 +250,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--users", type=int, default=60, help="people in the simulated org (default: 60)"
+    )
+
+    p = _sub(
+        sub,
+        "convert",
+        "write the rules as standard Sigma or SIEM queries (Splunk, Elastic)",
+        exits="convert",
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="TARGET",
+        help="sigma, splunk, lucene, esql or eql (the SIEM targets need the convert extra)",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        metavar="DIR",
+        help="rules directory (default: the config's rules.paths, else rules)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="where to write one file per rule (default: converted/TARGET)",
     )
 
     p = _sub(sub, "outbox", "list or retry pending and dead-lettered notifications", exits="outbox")

@@ -3,8 +3,9 @@
 Everything is checked in one run, so a user fixes all mistakes at once: a broken config
 does not stop the rules from being checked. Errors go to stderr as
 ``file:line:col: message`` (exit 1); on success a short summary goes to stdout, followed
-by warnings (expired silences, unreachable routes) and notes (unused channels), which
-do not fail the run.
+by warnings (expired silences, unreachable routes, rule names DI does not know, summaries
+reading a group key the rule lacks, tests matching no selection) and notes (unused
+channels), which do not fail the run unless ``--strict``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from alerting.config import (
     config_warnings,
     load_config,
 )
+from alerting.engine.lint import rule_document, rule_warnings
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
 from alerting.notify.render import check_templates
-from alerting.yamlfile import suggest
+from alerting.yamlfile import YamlDocument, load_yaml_all, suggest
 
 
 @dataclass
@@ -134,8 +136,17 @@ def _check_rules(
     except AlertingError as exc:
         report.errors.append(Problem(Location(", ".join(str(p) for p in paths)), str(exc)))
         return None
+    files: dict[Path, list[YamlDocument]] = {}
     for rule in rules:
         report.notes.extend(rule.notes)
+        if rule.path not in files:
+            try:
+                files[rule.path] = load_yaml_all(rule.path)
+            except ValidationFailed:  # changed since it loaded a moment ago: nothing to add
+                files[rule.path] = []
+        doc = rule_document(rule, files[rule.path])
+        if doc is not None:
+            report.warnings.extend(rule_warnings(rule, doc))
     return rules
 
 
@@ -186,11 +197,20 @@ def print_report(report: Report, out: TextIO, err: TextIO) -> None:
 
 
 def main(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
-    """``alerting validate``: exit 0 when everything is valid, 1 otherwise."""
+    """``alerting validate``: exit 0 when everything is valid, 1 otherwise (``--strict``:
+    warnings count as failures too, for CI that wants a clean pack)."""
     clock = clock or SystemClock()
     path: str | None = config_path(args)
     if args.config is None and args.rules and not Path(DEFAULT_CONFIG).exists():
         path = None  # `validate --rules DIR` with no config around: check the rules alone
     report = check(path, args.rules, now=datetime.fromtimestamp(clock.time(), tz=UTC))
-    print_report(report, sys.stdout, sys.stderr)
+    out, err = sys.stdout, sys.stderr
+    print_report(report, out, err)
+    if getattr(args, "strict", False) and report.warnings:
+        count = len(report.warnings)
+        print(
+            f"{count} warning{'s' if count != 1 else ''} (--strict): fix them or drop --strict",
+            file=err,
+        )
+        return 1
     return 0 if report.ok else 1

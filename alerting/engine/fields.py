@@ -6,6 +6,7 @@ JSONPath (jsonpath-ng) for lists, e.g. ``$.changes[*].field``, and yields every 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -93,3 +94,19 @@ def _compile_jsonpath(path: str) -> Getter:
         return found if found else MISSING
 
     return get_jsonpath
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_SIMPLE_JSONPATH = re.compile(rf"\$((?:(?:\.\.|\.){_NAME}|\[\*\])+)")
+_SEGMENT = re.compile(rf"(?:\.\.|\.)({_NAME})")
+
+
+def jsonpath_parts(path: str) -> list[str] | None:
+    """The names of a simple JSONPath (``.``, ``..`` and ``[*]`` steps only):
+    ``$.changes..field`` -> ``["changes", "field"]``; None for anything else (filters,
+    indexes). DI's arrays hold flat objects, so ``..`` reads as one step down; what other
+    tools call the field (``changes{}.field``, ``changes.field``) is built from these."""
+    match = _SIMPLE_JSONPATH.fullmatch(path)
+    if match is None:
+        return None
+    return _SEGMENT.findall(match.group(1))

@@ -172,7 +172,7 @@ def test_rules_list_shows_each_rule_and_the_channels_it_reaches(
 def test_every_command_help_states_its_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (
         ["run"], ["validate"], ["test"], ["replay"], ["export"], ["simulate"], ["outbox"],
-        ["silence"],
+        ["convert"], ["silence"],
         ["rules"],
     ):  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:

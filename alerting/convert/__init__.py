@@ -1,0 +1,1 @@
+"""Rules out to other tools: standard Sigma, and SIEM queries through pySigma."""
