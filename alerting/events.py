@@ -28,6 +28,8 @@ _DAY_CACHE: dict[str, int] = {}
 # "YYYY-MM-DDTHH:MM:" -> epoch ns of that minute, for prefixes already parsed in full.
 _MINUTE_CACHE: dict[str, int] = {}
 _MINUTE_CACHE_LIMIT = 20_000  # about two weeks of minutes; cleared when full
+# epoch minute -> "YYYY-MM-DDTHH:MM:", for format_timestamp
+_FORMAT_CACHE: dict[int, str] = {}
 # For k fraction digits: "SS" + fraction as one integer is below this when SS <= 60,
 # and times this is nanoseconds.
 _SECOND_LIMIT = [61 * 10**k for k in range(10)]
@@ -96,7 +98,15 @@ def _parse_timestamp_full(text: str) -> int:
 def format_timestamp(ns: int) -> str:
     """Format nanoseconds as RFC 3339 UTC with ``Z``, keeping only significant digits."""
     seconds, nanos = divmod(ns, _NS)
-    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # A minute formatted before gives its prefix (benchmarks/README.md, "In the code").
+    minute, second = divmod(seconds, 60)
+    prefix = _FORMAT_CACHE.get(minute)
+    if prefix is None:
+        prefix = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+        if len(_FORMAT_CACHE) >= _MINUTE_CACHE_LIMIT:
+            _FORMAT_CACHE.clear()
+        _FORMAT_CACHE[minute] = prefix
+    base = f"{prefix}{second:02d}"
     if not nanos:
         return base + "Z"
     if nanos % _MS == 0:

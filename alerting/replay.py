@@ -323,7 +323,8 @@ def replay_file(
     make_engine: Callable[[], Engine],
     *,
     on_skip: Callable[[str], None],
-    on_alert: Callable[[Alert], None],
+    on_alert: Callable[[Alert], None] | None,
+    on_alert_json: Callable[[str], None] | None = None,
     lateness_ns: int = DEFAULT_LATENESS_NS,
     dedupe_ns: int | None = None,
     progress: Callable[[ReplayResult], None] | None = None,
@@ -337,7 +338,9 @@ def replay_file(
     ``lateness_ns``; at the first event too late for that, the attempt is dropped and the
     file sorted on disk (``replay_sort.sort_events``) and replayed from the sorted runs
     through a fresh ``make_engine()``. Alerts are held in a spool file until the replay
-    is over, so ``on_alert`` sees only the answer, never the dropped attempt's. Each
+    is over, so ``on_alert`` sees only the answer, never the dropped attempt's;
+    ``on_alert_json`` gets each alert's JSON line (``Alert.to_json``, no newline) as
+    spooled, before ``on_alert`` (None: not wanted) gets the alert. Each
     malformed record is reported once. Duplicates are dropped within ``dedupe_ns``
     (default: ``lateness_ns``, the service's overlap). Stdin is copied to the temporary
     directory first, so that it can be read twice.
@@ -386,7 +389,7 @@ def replay_file(
                 result.ordering = runs.describe()
                 result.duplicates += runs.duplicates.dropped
                 result.events += runs.duplicates.dropped
-            spool.emit(on_alert)
+            spool.emit(on_alert, on_alert_json)
     return result
 
 
@@ -431,8 +434,17 @@ class _AlertSpool:
         self._fh.seek(0)
         self._fh.truncate()
 
-    def emit(self, on_alert: Callable[[Alert], None]) -> None:
+    def emit(
+        self,
+        on_alert: Callable[[Alert], None] | None,
+        on_alert_json: Callable[[str], None] | None = None,
+    ) -> None:
+        """Each spooled alert: its JSON text as spooled, then the alert rebuilt from it
+        (only for a caller that wants it: ``replay --output`` writes the text)."""
         self._fh.flush()
         self._fh.seek(0)
         for line in self._fh:
-            on_alert(Alert(**jsonutil.loads(line)))
+            if on_alert_json is not None:
+                on_alert_json(line[:-1])
+            if on_alert is not None:
+                on_alert(Alert(**jsonutil.loads(line)))

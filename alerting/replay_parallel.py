@@ -147,19 +147,20 @@ def _work(
         with open(out_path, "wb") as out:
             written = 0
 
-            def on_alert(alert: Alert) -> None:
+            def on_alert_json(text: str) -> None:
                 # replay_file hands alerts over once the replay is done, in the order
                 # the engine of the attempt that counted raised them (see replay_file).
                 nonlocal written
                 key = engines[-1].keys[written]
                 written += 1
-                pickle.dump((key, alert.to_json()), out, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((key, text), out, protocol=pickle.HIGHEST_PROTOCOL)
 
             result = replay_file(
                 path,
                 make_engine,
                 on_skip=skips.append,
-                on_alert=on_alert,
+                on_alert=None,
+                on_alert_json=on_alert_json,
                 lateness_ns=lateness_ns,
                 progress=progress,
                 tmp_dir=tmp_dir,
@@ -212,13 +213,15 @@ def replay_parallel(
     jobs: int,
     *,
     on_skip: Callable[[str], None],
-    on_alert: Callable[[Alert], None],
+    on_alert: Callable[[Alert], None] | None,
+    on_alert_json: Callable[[str], None] | None = None,
     lateness_ns: int = DEFAULT_LATENESS_NS,
     progress: Callable[[ReplayResult], None] | None = None,
     tmp_dir: str | Path | None = None,
 ) -> ReplayResult:
     """``replay_file(path, lambda: Engine(rules))`` with the rules over ``jobs`` forked
-    workers: the same alerts, in the same order, and the same totals."""
+    workers: the same alerts, in the same order, and the same totals (``on_alert_json``
+    as ``replay_file``'s)."""
     shares = split_rules(rules, jobs)
     rank = {rule.id: i for i, rule in enumerate(rules)}
     context = multiprocessing.get_context("fork")
@@ -257,7 +260,10 @@ def replay_parallel(
             merged = _merge_results(results, len(seen_skips))
             streams = [_read_keyed(work / f"w{n}.alerts") for n in range(len(shares))]
             for _key, text in heapq.merge(*streams, key=lambda record: record[0]):
-                on_alert(Alert(**jsonutil.loads(text)))
+                if on_alert_json is not None:
+                    on_alert_json(text)
+                if on_alert is not None:
+                    on_alert(Alert(**jsonutil.loads(text)))
             return merged
         finally:
             for worker, conn in workers:

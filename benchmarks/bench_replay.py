@@ -68,13 +68,16 @@ def replay_file(path: Path, rules: list[CompiledRule]) -> tuple[int, int]:
     ``alerting.replay.replay_file`` (in-order path, duplicates dropped, alerts spooled)."""
     alerts = 0
 
-    def on_alert(alert: object) -> None:
+    def on_alert_json(_text: str) -> None:  # the line `replay --output` writes
         nonlocal alerts
         alerts += 1
-        alert.to_json()  # type: ignore[attr-defined]  # what `replay --output` writes
 
     result = replay.replay_file(
-        path, lambda: Engine(rules), on_skip=lambda _message: None, on_alert=on_alert
+        path,
+        lambda: Engine(rules),
+        on_skip=lambda _message: None,
+        on_alert=None,
+        on_alert_json=on_alert_json,
     )
     return result.events, alerts
 
@@ -83,12 +86,13 @@ def replay_jobs(path: Path, rules: list[CompiledRule], jobs: int) -> tuple[int, 
     """``replay_file`` with ``alerting replay --jobs``: the rules over forked workers."""
     alerts = 0
 
-    def on_alert(alert: object) -> None:
+    def on_alert_json(_text: str) -> None:
         nonlocal alerts
         alerts += 1
-        alert.to_json()  # type: ignore[attr-defined]
 
-    result = replay_parallel(str(path), rules, jobs, on_skip=lambda _m: None, on_alert=on_alert)
+    result = replay_parallel(
+        str(path), rules, jobs, on_skip=lambda _m: None, on_alert=None, on_alert_json=on_alert_json
+    )
     return result.events, alerts
 
 

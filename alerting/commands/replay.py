@@ -131,13 +131,18 @@ def run(
                 created.append(Path(output))
             writer = out
 
+            def on_alert_json(text: str) -> None:
+                writer.write(text + "\n")  # type: ignore[union-attr]  # set when passed
+
             def on_alert(alert: Alert) -> None:
-                if writer is not None:
-                    writer.write(alert.to_json() + "\n")
                 if scorer is not None:
                     scorer.add(alert)
                 if notifier is not None:
                     notifier.add(alert)
+
+            # The output gets the spooled JSON text; an Alert is rebuilt only when asked.
+            alerts = on_alert if scorer is not None or notifier is not None else None
+            texts = on_alert_json if writer is not None else None
 
             workers = default_jobs(events_path) if jobs is None else jobs
             if workers > 1 and not can_fork():
@@ -149,16 +154,18 @@ def run(
                         rules,
                         workers,
                         on_skip=on_skip,
-                        on_alert=on_alert,
                         progress=progress,
+                        on_alert=alerts,
+                        on_alert_json=texts,
                     )
                 else:
                     result = replay_file(
                         events_path,
                         lambda: Engine(rules),
                         on_skip=on_skip,
-                        on_alert=on_alert,
                         progress=progress,
+                        on_alert=alerts,
+                        on_alert_json=texts,
                         sort_progress=progress.sorting,
                     )
             finally:

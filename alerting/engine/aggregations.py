@@ -83,6 +83,7 @@ import logging
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
+from operator import lt
 from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
@@ -862,10 +863,13 @@ class SequenceAggregation(_Windowed):
         self.spec = spec
         self._counts = tuple(step.count for step in spec.steps)
         self._last = len(spec.steps) - 1
+        self._step_indexes = frozenset(range(len(spec.steps)))
 
     def add(self, hit: Hit) -> list[Firing]:
         last = self._last
-        steps = tuple(s for s in hit.steps if 0 <= s <= last)
+        steps = hit.steps
+        if not self._step_indexes.issuperset(steps):
+            steps = tuple(s for s in steps if 0 <= s <= last)
         if not steps:
             return []
         t = hit.event.time_ns
@@ -875,7 +879,7 @@ class SequenceAggregation(_Windowed):
         windows.size += 1
         n = len(series.times)
         firings: list[Firing] = []
-        if any(have < need for have, need in zip(series.have, self._counts, strict=True)):
+        if any(map(lt, series.have, self._counts)):
             pass  # some step lacks enough held hits: no chain can exist
         elif i == n - 1:
             # In order, a chain must end at h, so h must match the last step.

@@ -234,8 +234,10 @@ class RuleBuilder:
             self.field_path(p, ("fields", i))
 
         steps: tuple[Predicate, ...] = ()
+        step_specializers: tuple[Specializer | None, ...] = ()
         if isinstance(spec, SequenceSpec):
             preds = []
+            parts: list[Specializer | None] = []
             for i, step in enumerate(spec.steps):
                 if step.selection not in compiled.selections:
                     if step.selection not in model.detection:
@@ -248,8 +250,10 @@ class RuleBuilder:
                         )
                     continue
                 preds.append(compiled.selections[step.selection])
+                parts.append(compiled.specializers.get(step.selection))
                 compiled.used.add(step.selection)
             steps = tuple(preds)
+            step_specializers = tuple(parts)
 
         summary, needs = self.summary(model.summary)
         self.check_tests(model)
@@ -287,6 +291,7 @@ class RuleBuilder:
             held_paths=needs.paths,
             hold_full=needs.hold_full,
             step_predicates=steps,
+            step_specializers=step_specializers,
             fields=list(model.fields),
             tests=list(model.tests),
             notes=notes,

@@ -9,7 +9,7 @@ Tests, replay and the service all drive this one class, so they agree by constru
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,10 @@ class RuleStats:
     errors: int = 0
 
 
+StepPlan = tuple[int, ...] | Callable[[dict[str, Any]], tuple[int, ...]]
+"""The sequence steps an event matches, decided by the plan or checked per event."""
+
+
 class _Runner:
     """One enabled rule at run time: its predicate, group extraction, windows, realert."""
 
@@ -67,6 +71,7 @@ class _Runner:
         "stats",
         "steps",
         "value_getters",
+        "which_steps",
     )
 
     def __init__(self, rule: CompiledRule, order: int, max_entries: int, tolerance_ns: int) -> None:
@@ -76,6 +81,7 @@ class _Runner:
         self.by = tuple(rule.group_by)
         self.by_paths = tuple(path for path, _getter in self.by)
         self.steps = rule.step_predicates
+        self.which_steps: StepPlan = self.step_plan(None)  # with nothing known
         self.realert_ns = rule.realert_ns
         self.stats = RuleStats()
         self.last: dict[str, list[int]] = {}  # group key -> [last fired ns, suppressed]
@@ -92,6 +98,32 @@ class _Runner:
                 tolerance_ns=tolerance_ns,
                 holder=Holder(rule.held_paths, hold_full=rule.hold_full),
             )
+
+    def step_plan(self, known: dict[str, Any] | None) -> StepPlan:
+        """The sequence steps an event with these ``known`` field values matches
+        (``Hit.steps``): a tuple when they decide every step (``success`` true or false
+        does for the usual failures-then-success rule), else a function of the event
+        checking only what they leave open. ``None``: nothing known."""
+        if not self.steps:
+            return ()
+        specializers = self.rule.step_specializers
+        left: list[tuple[int, Any]] = []
+        for i, pred in enumerate(self.steps):
+            specialize = specializers[i] if i < len(specializers) else None
+            try:
+                residual = pred if specialize is None or known is None else specialize(known)
+            except Exception:  # noqa: BLE001 - no shortcut then: the whole step decides
+                residual = pred
+            if residual is not False:
+                left.append((i, residual))
+        if all(residual is True for _i, residual in left):
+            return tuple(i for i, _residual in left)
+        checks = tuple(left)
+
+        def steps(raw: dict[str, Any]) -> tuple[int, ...]:
+            return tuple(i for i, pred in checks if pred is True or pred(raw))
+
+        return steps
 
     def group(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The canonical group key and the ``{path: value}`` group (missing -> null).
@@ -149,8 +181,8 @@ class _Runner:
         return values
 
 
-Route = tuple[tuple[_Runner, Any], ...]
-"""The (runner, what is left of its condition to check) pairs an event goes through."""
+Route = tuple[tuple[_Runner, Any, StepPlan], ...]
+"""The (runner, what is left of its condition to check, its steps) an event goes through."""
 
 
 def default_summary(title: str, group: dict[str, Any], count: int) -> str:
@@ -217,10 +249,10 @@ class Engine:
                 for t in types:
                     self._by_type.setdefault(t, []).append(runner)
         self._catch_all = tuple(catch_all)
-        self._catch_all_plan = tuple((r, r.match) for r in self._catch_all)
+        self._catch_all_plan = tuple((r, r.match, r.which_steps) for r in self._catch_all)
         # An event_type that is present but not text (a list, drifted schema) can still
         # satisfy `event_type: x` (any element matches), so it meets every rule in full.
-        self._every_plan = tuple((r, r.match) for r in self._runners)
+        self._every_plan = tuple((r, r.match, r.which_steps) for r in self._runners)
 
     def _indexed(self, event_type: str) -> tuple[_Runner, ...]:
         """The runners the index gives for ``event_type``, in rule order."""
@@ -240,7 +272,7 @@ class Engine:
             return found
         runners = self._indexed(event_type)
         if len(self._type_cache) >= _TYPE_CACHE_LIMIT:
-            return tuple((r, r.match) for r in runners)
+            return tuple((r, r.match, r.which_steps) for r in runners)
         found = self._type_cache[event_type] = self._specialized(
             runners, {"event_type": event_type}
         )
@@ -257,7 +289,8 @@ class Engine:
             except Exception:  # noqa: BLE001 - no shortcut then: the full condition decides
                 residual = runner.match
             if residual is not False:
-                plan.append((runner, residual))
+                steps = runner.step_plan(known if self._use_index else None)
+                plan.append((runner, residual, steps))
         return tuple(plan)
 
     def _plan_known(self, key: tuple[Any, ...]) -> Route:
@@ -312,7 +345,7 @@ class Engine:
         # share one group extraction per event.
         last_paths: tuple[str, ...] | None = None
         grouped = _UNGROUPED  # set at the first match
-        for runner, match in plan:
+        for runner, match, steps in plan:
             try:
                 if match is not True and not match(raw):
                     continue
@@ -331,7 +364,7 @@ class Engine:
                     hit.group_key = key
                     hit.group = group
                     if runner.steps:
-                        hit.steps = tuple(i for i, pred in enumerate(runner.steps) if pred(raw))
+                        hit.steps = steps if isinstance(steps, tuple) else steps(raw)
                     firings = aggregation.add(hit)
                 if not firings or self._warmup:
                     continue
@@ -371,7 +404,7 @@ class Engine:
         hands the route back to ``process`` with the event, which then skips finding it
         again."""
         plan = self._plan_for(raw)
-        for _runner, match in plan:
+        for _runner, match, _steps in plan:
             if match is True:
                 return plan
             try:

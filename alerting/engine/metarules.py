@@ -313,6 +313,7 @@ def build_correlation(
         held_paths=needs.paths,
         hold_full=needs.hold_full,
         step_predicates=steps,
+        step_specializers=tuple(r.specialize for r in refs) if steps else (),
         specialize=(
             or_specializer([s for s in specializers if s is not None])
             if all(s is not None for s in specializers)

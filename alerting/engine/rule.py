@@ -342,6 +342,9 @@ class CompiledRule:
     realert_ns: int
     summary: Template | None
     step_predicates: tuple[Predicate, ...] = ()
+    # Each step predicate partly evaluated for known field values, as ``specialize``
+    # (None: no shortcut for that step).
+    step_specializers: tuple[Specializer | None, ...] = ()
     # The condition partly evaluated for known top-level field values (the engine's
     # plans): True/False when that decides it, else what is left to check. None: no
     # shortcut.
