@@ -21,6 +21,10 @@ class Clock(Protocol):
         """Wait; a manual clock advances instead."""
         ...
 
+    def wake(self) -> None:
+        """Cut a ``sleep`` short (shutdown); a clock that never waits ignores it."""
+        ...
+
 
 class SystemClock:
     """The real clock. ``sleep`` can be interrupted by ``wake()`` for fast shutdown."""
@@ -55,6 +59,9 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def wake(self) -> None:
+        """Nothing to cut short: ``sleep`` never waits."""
 
 
 def time_ns(clock: Clock) -> int:

@@ -44,12 +44,7 @@ from alerting.notify.settings import (
 )
 from alerting.notify.silences import expired_silences
 from alerting.redact import SECRET_KEYS, mask, maskable, secret_values
-from alerting.source.settings import (
-    DEFAULT_BASE_URL,
-    REGION_BASE_URLS,
-    SimulatorConfig,
-    SourceConfig,
-)
+from alerting.source.settings import SourceConfig
 from alerting.timeintervals import NamedTimeInterval, TimeInterval, by_name
 from alerting.yamlfile import (
     PathKey,
@@ -62,15 +57,10 @@ from alerting.yamlfile import (
 )
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "REGION_BASE_URLS",
-    "SECRET_KEYS",
     "Config",
     "LoggingConfig",
     "RulesConfig",
     "ServerConfig",
-    "SimulatorConfig",
-    "SourceConfig",
     "StateConfig",
     "TemplatesConfig",
     "channel_template_problems",

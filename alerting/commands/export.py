@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 
 from alerting.clock import Clock, SystemClock, time_ns
 from alerting.commands import common
+from alerting.commands.progress import ProgressLine
 from alerting.config import load_config
 from alerting.durations import parse_duration_ns
 from alerting.errors import AlertingError
@@ -136,27 +136,9 @@ def run(
     return 0
 
 
-class _Progress:
-    """``12,000 events, up to 2026-11-21T10:00:00Z`` on a terminal, twice a second."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.last = 0.0
-        self.shown = False
+class _Progress(ProgressLine):
+    """Events written so far and how far into the range they reach."""
 
     def show(self, count: int, time_ns_: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        self.shown = True
-        self.stream.write(f"\rexporting: {count:,} events, up to {format_timestamp(time_ns_)} ")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        if self.due():
+            self.write(f"exporting: {count:,} events, up to {format_timestamp(time_ns_)}")

@@ -8,7 +8,6 @@ import argparse
 import dataclasses
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TextIO
 from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.commands import common
+from alerting.commands.progress import ProgressLine
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
@@ -37,42 +37,17 @@ def _rules_for(rules: list[CompiledRule], only: Sequence[str] | None) -> list[Co
     return [r for r in rules if r.enabled]
 
 
-class _Progress:
-    """A one-line progress report on a terminal, at most twice a second."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.last = 0.0
-        self.shown = False
+class _Progress(ProgressLine):
+    """Events and alerts so far, or the sort of an out-of-order input."""
 
     def __call__(self, result: ReplayResult) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        self.shown = True
-        self.stream.write(f"\r{result.events:,} events, {result.alerts:,} alerts ")
-        self.stream.flush()
+        if self.due():
+            self.write(f"{result.events:,} events, {result.alerts:,} alerts")
 
     def sorting(self, events: int) -> None:
         """While an out-of-order input is sorted to disk."""
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        self.shown = True
-        self.stream.write(f"\rinput out of order: sorting, {events:,} events ")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        if self.due():
+            self.write(f"input out of order: sorting, {events:,} events")
 
 
 def main(args: argparse.Namespace) -> int:

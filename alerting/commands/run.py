@@ -36,8 +36,8 @@ def run(config_path: str, *, once: bool, log_level: str | None = None) -> int:
     level = log_level or config.logging.level
     setup_logging(level=level, fmt=config.logging.format, secrets=config.secrets())
     if level != "debug":
-        # The poll line carries the poller's counts; its own INFO line would repeat them.
-        logging.getLogger("alerting.source.jumpcloud").setLevel(logging.WARNING)
+        # The poll line carries the sources' counts; their own INFO lines would repeat them.
+        logging.getLogger("alerting.source").setLevel(logging.WARNING)
     # The banner is for a person at a terminal; JSON logs get the "started" record instead.
     readable = choose_format(config.logging.format, sys.stderr) == "text"
     banner = sys.stderr if readable and not once else None

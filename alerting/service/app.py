@@ -223,9 +223,7 @@ class Service:
         """Ask ``run()`` to stop; safe from a signal handler."""
         self._stop.set()
         self._wake.set()
-        wake = getattr(self.clock, "wake", None)
-        if wake is not None:
-            wake()
+        self.clock.wake()
 
     def request_reload(self) -> None:
         """Ask ``run()`` to reload (SIGHUP); safe from a signal handler."""

@@ -12,7 +12,7 @@ from alerting.source.base import PollBatch
 from alerting.source.files import NoEventsError, SkipCounter, read_events
 from alerting.store import Store
 
-log = logging.getLogger("alerting.source.jumpcloud")  # the name operators filter on
+log = logging.getLogger(__name__)
 
 
 class FileSource:

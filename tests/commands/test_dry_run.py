@@ -10,7 +10,7 @@ import pytest
 from alerting import cli
 from alerting.clock import SystemClock
 from alerting.simulator.di_api import DIApiServer
-from tests.service.test_service import API_KEY, Receiver, login, write_config
+from tests.support.service import API_KEY, Receiver, login, write_config
 
 
 def state_files(directory: Path) -> dict[str, bytes]:

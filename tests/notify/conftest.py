@@ -7,8 +7,8 @@ from tests.support.notify import (
     smtp_plain,
     smtp_starttls,
     smtps,
-    store,
     tls_cert,
 )
+from tests.support.store import store
 
 __all__ = ["clock", "receiver", "smtp_plain", "smtp_starttls", "smtps", "store", "tls_cert"]

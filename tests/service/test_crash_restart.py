@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from alerting.clock import SystemClock
 from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
-from tests.service.test_service import (
+from tests.support.notify import HttpReceiver, Reply, SmtpServer
+from tests.support.service import (
     API_KEY,
+    NS,
+    Lines,
     Receiver,
     expected_fingerprints,
     http_get,
@@ -32,9 +33,7 @@ from tests.service.test_service import (
     run_alerting,
     write_config,
 )
-from tests.support.notify import HttpReceiver, Reply, SmtpServer
 
-NS = 1_000_000_000
 pytestmark = pytest.mark.slow
 
 
@@ -228,27 +227,6 @@ def test_kills_lose_and_duplicate_nothing_on_slack_and_email(tmp_path: Path) -> 
 # ---------------------------------------------------------------------- a key revoked
 
 
-class _Lines:
-    """Collects a child's stderr lines as they come (the service runs on)."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert proc.stderr is not None
-        stream = proc.stderr
-        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
-        self._thread.start()
-
-    def records(self) -> list[dict[str, Any]]:
-        out = []
-        for line in list(self.lines):
-            if line.startswith("{"):
-                out.append(json.loads(line))
-        return out
-
-    def join(self) -> None:
-        self._thread.join(10)
-
-
 def _until(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -275,7 +253,7 @@ def test_a_key_revoked_mid_run_is_one_line_health_503_no_hot_loop_then_recovery(
             health_max_age="30s",
         )
         proc = _alerting(config)
-        out = _Lines(proc)
+        out = Lines(proc.stderr)
         try:
             assert _until(lambda: any(r["message"] == "started" for r in out.records()))
             health = next(r for r in out.records() if r["message"] == "started")["health_url"]

@@ -18,7 +18,7 @@ from apscheduler.schedulers.base import STATE_STOPPED
 
 from alerting.clock import ManualClock
 from alerting.simulator.di_api import DIApiServer
-from tests.service.test_service import (
+from tests.support.service import (
     API_KEY,
     START,
     Receiver,

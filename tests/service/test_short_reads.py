@@ -14,7 +14,7 @@ import pytest
 
 from alerting.clock import ManualClock
 from alerting.simulator.di_api import DIApiServer
-from tests.service.test_service import (
+from tests.support.service import (
     API_KEY,
     START,
     Receiver,

@@ -22,7 +22,7 @@ import pytest
 from alerting.clock import ManualClock, SystemClock
 from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
-from tests.service.test_service import (
+from tests.support.service import (
     API_KEY,
     START,
     Receiver,
@@ -43,11 +43,6 @@ from tests.support.store_faults import (
 )
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
 
 
 def _newer_schema(store: Store) -> Mend:

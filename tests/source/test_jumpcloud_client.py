@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,13 +35,6 @@ from tests.support.di import NOW, NS, raw_event
 def event(n: int, at: float, **fields: Any) -> dict[str, Any]:
     """An event at epoch second ``at`` (fractions kept to the ns)."""
     return raw_event(f"ev{n:06d}", round(at * NS), **fields)
-
-
-@pytest.fixture
-def store(tmp_path: Any) -> Iterator[Store]:
-    st = Store(tmp_path / "state.db")
-    yield st
-    st.close()
 
 
 def make_client(server: DIApiServer, clock: ManualClock, **overrides: Any) -> DIClient:

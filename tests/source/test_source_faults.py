@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ from alerting.simulator.di_api import DEMO_API_KEY, DIApiServer
 from alerting.source.jumpcloud import MAX_REREADS, DIClient, Poller, SourceUnavailable
 from alerting.store import Store
 from tests.support.di import NOW, NS, raw_event
-
-
-@pytest.fixture
-def store(tmp_path: Any) -> Iterator[Store]:
-    st = Store(tmp_path / "state.db")
-    yield st
-    st.close()
 
 
 def _client(server: DIApiServer, clock: ManualClock, **options: Any) -> DIClient:

@@ -367,13 +367,6 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "state.db")
-    yield db
-    db.close()
-
-
 def states(store: Store) -> dict[str, int]:
     """Outbox rows by state: the 'never lost' check (every row is somewhere)."""
     return store.outbox_counts()
