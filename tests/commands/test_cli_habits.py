@@ -17,7 +17,7 @@ import pytest
 
 from alerting import cli
 from alerting.durations import parse_duration_ns
-from tests.service.test_service import FAILED_BURST_RULE, FAILED_LOGIN_RULE, login
+from tests.support.service import FAILED_BURST_RULE, FAILED_LOGIN_RULE, login
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from alerting import cli
 from alerting.clock import SystemClock
 from alerting.service.app import EXIT_DEAD_LETTERED
 from alerting.simulator.di_api import DIApiServer
-from tests.service.test_service import API_KEY, Receiver, login, write_config
+from tests.support.service import API_KEY, Receiver, login, write_config
 
 
 class Refusing:

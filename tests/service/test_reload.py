@@ -21,20 +21,17 @@ import pytest
 from alerting.clock import ManualClock, SystemClock
 from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
-from tests.service.test_service import (
+from tests.support.service import (
     API_KEY,
     FAILED_LOGIN_RULE,
     START,
+    Lines,
     Receiver,
-    clock,
     login,
     open_service,
     run_alerting,
     write_config,
 )
-from tests.service.test_service import _Lines as Lines
-
-__all__ = ["clock"]
 
 BURST = "test-failed-burst"
 BROKEN_RULE = """\

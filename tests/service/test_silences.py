@@ -18,18 +18,16 @@ from alerting.clock import ManualClock
 from alerting.notify.silences import iso
 from alerting.simulator.di_api import DIApiServer
 from alerting.store import Store
-from tests.service.test_service import (
+from tests.support.service import (
     API_KEY,
     START,
     Receiver,
-    clock,
     login,
     open_service,
     write_config,
 )
 
 RULE = "test-failed-login"
-__all__ = ["clock"]  # the ManualClock fixture, shared with test_service.py
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
