@@ -35,9 +35,12 @@ class Alert:
     description: str = ""
     # Alerts of the same rule and group that realert held back since the previous one.
     suppressed: int = 0
+    # The incident this alert belongs to (alerting/notify/incidents.py): set when the
+    # notifier records it; None where no notifier ran (``replay`` output).
+    incident: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The alert JSON contract (DESIGN section 5), plus tags/description/suppressed."""
+        """The alert JSON contract (DESIGN section 5), plus tags/description/suppressed/incident."""
         return {
             "rule": self.rule,
             "title": self.title,
@@ -53,6 +56,7 @@ class Alert:
             "tags": self.tags,
             "description": self.description,
             "suppressed": self.suppressed,
+            "incident": self.incident,
         }
 
     def to_json(self) -> str:
@@ -75,6 +79,7 @@ class Alert:
             tags=list(data.get("tags") or []),
             description=data.get("description", ""),
             suppressed=int(data.get("suppressed", 0)),
+            incident=data.get("incident"),
         )
 
     @property

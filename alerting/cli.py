@@ -241,6 +241,13 @@ def _parser() -> argparse.ArgumentParser:
         "--hours", type=float, default=24.0, help="hours of history to generate (default: 24)"
     )
     p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+    p.add_argument(
+        "--unenrolled-mfa",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of people not enrolled in MFA yet, e.g. 0.1 (default: 0)",
+    )
     p.add_argument("--fault", action="append", metavar="NAME", help="fault modes to switch on")
     p.add_argument(
         "--export",

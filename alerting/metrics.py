@@ -116,6 +116,11 @@ class Metrics:
         self.outbox_pending = Gauge(
             f"{PREFIX}_outbox_pending", "Deliveries waiting in the outbox.", registry=r
         )
+        self.outbox_held = Gauge(
+            f"{PREFIX}_outbox_held",
+            "Deliveries held: an incident's higher-severity message covered them.",
+            registry=r,
+        )
         self.outbox_dead = Gauge(
             f"{PREFIX}_outbox_dead", "Deliveries in the dead-letter state.", registry=r
         )
@@ -189,9 +194,10 @@ class Metrics:
         if dead > 0:
             self.notifications_dead.inc(dead)
 
-    def set_outbox(self, pending: int, dead: int) -> None:
+    def set_outbox(self, pending: int, dead: int, held: int = 0) -> None:
         self.outbox_pending.set(pending)
         self.outbox_dead.set(dead)
+        self.outbox_held.set(held)
 
     def track_lag(self, lag_seconds: Callable[[], float]) -> None:
         """Compute the lag at scrape time, so it keeps growing while polls fail."""

@@ -1,5 +1,5 @@
-"""SQLite state: source cursors, seen event ids, the alert outbox, baselines, realert,
-silences.
+"""SQLite state: source cursors, seen event ids, the alert outbox, incidents, baselines,
+realert, silences.
 
 One file, WAL, ``synchronous=FULL``: a poll advances its cursor and enqueues the alerts
 it raised in one transaction, so a crash at any point either keeps both or neither. A
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +21,38 @@ from alerting.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _HOLD = "hold:"
 
-_SCHEMA = """
+# ``incident`` is set on a delivery when its channel groups by incident; ``held`` is an
+# alert an incident's higher-severity notification already covers (inhibition).
+_DELIVERIES = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL REFERENCES alerts(fingerprint),
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead', 'held')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    sent_at REAL,
+    incident TEXT,
+    UNIQUE (fingerprint, channel));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_incident ON deliveries (incident, channel);
+"""
+
+# One row per incident: the entity it is about and its event-time span.
+_INCIDENTS = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, entity TEXT NOT NULL, first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL, opened_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS incidents_entity ON incidents (entity, first_ns);
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY, cursor_ns INTEGER NOT NULL, updated_at REAL NOT NULL);
@@ -34,19 +62,11 @@ CREATE TABLE IF NOT EXISTS seen_ids (
 CREATE INDEX IF NOT EXISTS seen_ids_time ON seen_ids (source, time_ns);
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at REAL NOT NULL,
-    payload TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    fingerprint TEXT NOT NULL REFERENCES alerts(fingerprint),
-    channel TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error TEXT,
-    created_at REAL NOT NULL,
-    sent_at REAL,
-    UNIQUE (fingerprint, channel));
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+    payload TEXT NOT NULL, incident TEXT);
+"""
+    + _DELIVERIES
+    + _INCIDENTS
+    + """
 CREATE TABLE IF NOT EXISTS baselines (
     rule TEXT NOT NULL, group_key TEXT NOT NULL, value TEXT NOT NULL,
     first_seen_ns INTEGER NOT NULL, last_seen_ns INTEGER NOT NULL,
@@ -56,6 +76,25 @@ CREATE TABLE IF NOT EXISTS realert (
     suppressed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (rule, group_key)) WITHOUT ROWID;
 """
+)
+
+# Schema 1 -> 2: incidents. SQLite cannot widen a CHECK, so deliveries is rebuilt (ids kept).
+_MIGRATE_1_TO_2 = (
+    """
+ALTER TABLE alerts ADD COLUMN incident TEXT;
+ALTER TABLE deliveries RENAME TO deliveries_v1;
+DROP INDEX IF EXISTS deliveries_due;
+"""
+    + _DELIVERIES
+    + """
+INSERT INTO deliveries (id, fingerprint, channel, state, attempts, next_attempt_at,
+    last_error, created_at, sent_at)
+SELECT id, fingerprint, channel, state, attempts, next_attempt_at, last_error, created_at,
+    sent_at FROM deliveries_v1;
+DROP TABLE deliveries_v1;
+"""
+    + _INCIDENTS
+)
 
 # Tables added after schema 1 that only add (never change) structure: created on every
 # open with IF NOT EXISTS, so an existing database upgrades in place and an older
@@ -178,6 +217,19 @@ class Delivery:
     sent_at: float | None
     rule: str
     payload: str
+    # Set when the channel groups this alert into its incident's notifications.
+    incident: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """An incident as stored: what it is about and the event time it spans."""
+
+    id: str
+    entity: str
+    first_ns: int
+    last_ns: int
+    opened_at: float
 
 
 class Store:
@@ -243,6 +295,16 @@ class Store:
                 )
             self._conn.executescript(_SCHEMA)
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version == 1:
+            # One transaction: a crash mid-upgrade leaves schema 1 intact for the next start.
+            try:
+                self._conn.executescript(
+                    "BEGIN IMMEDIATE;" + _MIGRATE_1_TO_2 + "PRAGMA user_version=2; COMMIT;"
+                )
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
         self._conn.executescript(_ADDITIVE)
 
     def close(self) -> None:
@@ -387,28 +449,50 @@ class Store:
         return bool(self._rows("SELECT 1 FROM alerts WHERE fingerprint = ?", (fingerprint,)))
 
     def enqueue_alert(
-        self, fingerprint: str, rule: str, payload: str, channels: Iterable[str], now: float
+        self,
+        fingerprint: str,
+        rule: str,
+        payload: str,
+        channels: Iterable[str],
+        now: float,
+        *,
+        incident: str | None = None,
+        grouped: Mapping[str, float] | None = None,
     ) -> bool:
-        """Record an alert and one pending delivery per channel; False if already known."""
+        """Record an alert and one pending delivery per channel; False if already known.
+
+        ``grouped`` maps the channels that send ``incident`` as one message to when that
+        message is due; their deliveries carry the incident id.
+        """
+        grouped = grouped or {}
         with self.transaction():
             cur = self._exec(
-                "INSERT OR IGNORE INTO alerts (fingerprint, rule, created_at, payload) "
-                "VALUES (?, ?, ?, ?)",
-                (fingerprint, rule, now, payload),
+                "INSERT OR IGNORE INTO alerts (fingerprint, rule, created_at, payload, incident) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (fingerprint, rule, now, payload, incident),
             )
             if cur.rowcount == 0:
                 return False
             self._many(
                 "INSERT OR IGNORE INTO deliveries "
-                "(fingerprint, channel, state, attempts, next_attempt_at, created_at) "
-                "VALUES (?, ?, 'pending', 0, ?, ?)",
-                ((fingerprint, ch, now, now) for ch in channels),
+                "(fingerprint, channel, state, attempts, next_attempt_at, created_at, incident) "
+                "VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+                (
+                    (
+                        fingerprint,
+                        ch,
+                        grouped.get(ch, now),
+                        now,
+                        incident if ch in grouped else None,
+                    )
+                    for ch in channels
+                ),
             )
             return True
 
     _DELIVERY_SELECT = (
         "SELECT d.id, d.fingerprint, d.channel, d.state, d.attempts, d.next_attempt_at, "
-        "d.last_error, d.created_at, d.sent_at, a.rule, a.payload "
+        "d.last_error, d.created_at, d.sent_at, a.rule, a.payload, d.incident "
         "FROM deliveries d JOIN alerts a ON a.fingerprint = d.fingerprint "
     )
 
@@ -434,6 +518,13 @@ class Store:
             "UPDATE deliveries SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
             "last_error = NULL WHERE id = ?",
             (now, delivery_id),
+        )
+
+    def mark_held(self, delivery_id: int, now: float, reason: str) -> None:
+        """An incident's higher-severity notification covers this alert: do not send it."""
+        self._exec(
+            "UPDATE deliveries SET state = 'held', sent_at = ?, last_error = ? WHERE id = ?",
+            (now, reason[:2000], delivery_id),
         )
 
     def mark_failed(
@@ -495,9 +586,39 @@ class Store:
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._rows("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-        counts = {"pending": 0, "sent": 0, "dead": 0}
+        counts = {"pending": 0, "sent": 0, "dead": 0, "held": 0}
         counts.update({str(s): int(n) for s, n in rows})
         return counts
+
+    # ------------------------------------------------------------------ incidents
+
+    def latest_incident(self, entity: str) -> IncidentRow | None:
+        """The entity's most recent incident (by its first alert's event time)."""
+        rows = self._rows(
+            "SELECT id, entity, first_ns, last_ns, opened_at FROM incidents WHERE entity = ? "
+            "ORDER BY first_ns DESC LIMIT 1",
+            (entity,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return IncidentRow(str(row[0]), str(row[1]), int(row[2]), int(row[3]), float(row[4]))
+
+    def save_incident(self, row: IncidentRow) -> None:
+        self._exec(
+            "INSERT INTO incidents (id, entity, first_ns, last_ns, opened_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "first_ns = excluded.first_ns, last_ns = excluded.last_ns",
+            (row.id, row.entity, row.first_ns, row.last_ns, row.opened_at),
+        )
+
+    def incident_deliveries(self, incident: str, channel: str) -> list[Delivery]:
+        """Every delivery (any state) of one incident's grouped alerts to one channel."""
+        rows = self._rows(
+            self._DELIVERY_SELECT + "WHERE d.incident = ? AND d.channel = ? ORDER BY d.id",
+            (incident, channel),
+        )
+        return [Delivery(*r) for r in rows]
 
     # ------------------------------------------------------------------ engine state
 

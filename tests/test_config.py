@@ -177,6 +177,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert src.simulator.history == timedelta(hours=2)
     assert src.simulator.scenarios is None
     assert src.simulator.users == 60
+    assert src.simulator.unenrolled_mfa == 0.0
     assert config.state.path == tmp_path / "state" / "alerting.db"
     assert config.rules.paths == [tmp_path / "rules"]
     assert config.templates.path == tmp_path / "templates"
@@ -752,3 +753,34 @@ def test_public_listen_address_gets_a_note(tmp_path: Path) -> None:
     config = load(tmp_path, MINIMAL + "server: {listen: '0.0.0.0:9108'}\n")
     (note,) = config_notes(config)
     assert "beyond this machine" in note.message
+
+
+def test_incident_settings_are_validated_where_written(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + "channels:\n  console: {type: console}\n"
+        + "routes:\n  - channels: [console]\n    incidents: sometimes\n"
+        + "delivery:\n  incidents:\n    window: 0s\n    group_wiat: 1m\n"
+    )
+    lines = problems(tmp_path, text)
+    assert len(lines) == 3
+    assert f":{at(text, 'sometimes')}: routes.0.incidents:" in lines[0]
+    assert "boolean" in lines[0]
+    assert lines[1].endswith(
+        f":{at(text, '0s')}: delivery.incidents.window: window must be longer than 0s, e.g. 30m"
+    )
+    assert lines[2].endswith(
+        f":{at(text, 'group_wiat')}: unknown key 'group_wiat' (did you mean 'group_wait'?)"
+    )
+
+
+def test_incident_defaults(tmp_path: Path) -> None:
+    text = MINIMAL + "channels:\n  x: {type: console}\nroutes:\n  - channels: [x]\n"
+    config = load(tmp_path, text)
+    assert config.routes[0].incidents is None  # decided by the channel's type
+    incidents = config.delivery.incidents
+    assert (incidents.window, incidents.group_wait, incidents.group_interval) == (
+        timedelta(minutes=30),
+        timedelta(minutes=2),
+        timedelta(minutes=5),
+    )

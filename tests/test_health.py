@@ -113,7 +113,7 @@ def test_metrics_endpoint_has_every_metric(served: tuple[Health, Metrics, str]) 
     metrics.record_matches({"failed-login-burst": 7})
     metrics.record_alerts(["failed-login-burst", "failed-login-burst"])
     metrics.record_deliveries({"siem": 2}, {"siem": 1}, dead=1)
-    metrics.set_outbox(pending=4, dead=1)
+    metrics.set_outbox(pending=4, dead=1, held=2)
     metrics.track_lag(lambda: 125.0)
     code, ctype, text = _get(url + "/metrics")
     assert code == 200
@@ -131,6 +131,7 @@ def test_metrics_endpoint_has_every_metric(served: tuple[Health, Metrics, str]) 
         'jc_alerting_poll_duration_seconds_bucket{le="0.25"}': 0.0,
         "jc_alerting_lag_seconds": 125.0,
         "jc_alerting_outbox_pending": 4.0,
+        "jc_alerting_outbox_held": 2.0,
         "jc_alerting_api_retries_total": 3.0,
         "jc_alerting_last_poll_success_timestamp_seconds": 1.8e9,
     }

@@ -61,6 +61,7 @@ CONTRACT = {
     "tags",
     "description",
     "suppressed",
+    "incident",
 }
 
 

@@ -35,7 +35,7 @@ def test_cursor_and_outbox_commit_together(tmp_path: Path) -> None:
     assert reopened.get_cursor("di") == 100
     assert reopened.has_alert("fp1")
     assert not reopened.has_alert("fp2")
-    assert reopened.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0}
+    assert reopened.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0, "held": 0}
 
 
 def test_duplicate_fingerprint_is_refused(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_delivery_lifecycle(tmp_path: Path) -> None:
     assert retry.attempts == 1
     assert retry.last_error == "boom"
     store.mark_failed(retry.id, "boom again", next_attempt_at=30.0, dead=True)
-    assert store.outbox_counts() == {"pending": 0, "sent": 1, "dead": 1}
+    assert store.outbox_counts() == {"pending": 0, "sent": 1, "dead": 1, "held": 0}
     assert store.retry_dead(now=40.0) == 1
     (again,) = store.due_deliveries(now=40.0)
     assert again.attempts == 0
@@ -120,6 +120,37 @@ def test_uses_wal_and_full_sync(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_schema_1_database_is_migrated_with_its_outbox(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        CREATE TABLE alerts (fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL,
+            created_at REAL NOT NULL, payload TEXT NOT NULL);
+        CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            fingerprint TEXT NOT NULL REFERENCES alerts(fingerprint), channel TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
+            last_error TEXT, created_at REAL NOT NULL, sent_at REAL,
+            UNIQUE (fingerprint, channel));
+        INSERT INTO alerts VALUES ('fp1', 'r', 1.0, '{}');
+        INSERT INTO deliveries (fingerprint, channel, state, next_attempt_at, created_at)
+            VALUES ('fp1', 'slack', 'pending', 1.0, 1.0);
+        PRAGMA user_version = 1;
+        """
+    )
+    conn.close()
+    store = Store(db)
+    try:
+        assert store.outbox_counts() == {"pending": 1, "sent": 0, "dead": 0, "held": 0}
+        (pending,) = store.list_deliveries(("pending",))
+        assert (pending.id, pending.channel, pending.incident) == (1, "slack", None)
+        store.mark_held(pending.id, 2.0, "held: test")  # the new state is allowed
+        assert store.outbox_counts()["held"] == 1
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------- faults while running

@@ -55,14 +55,20 @@ def format_table(deliveries: Sequence[Delivery]) -> str:
 
 def list_command(store: Store, out: IO[str]) -> int:
     deliveries = store.list_deliveries(("pending", "dead"))
-    if not deliveries:
-        out.write("outbox is empty: nothing pending, nothing dead-lettered\n")
-        return 0
     counts = store.outbox_counts()
+    held = (
+        f"; {counts['held']} held (an incident's higher-severity message covered them)"
+        if counts.get("held")
+        else ""
+    )
+    if not deliveries:
+        out.write(f"outbox is empty: nothing pending, nothing dead-lettered{held}\n")
+        return 0
     out.write(format_table(deliveries) + "\n")
     out.write(
         f"{counts['pending']} pending, {counts['dead']} dead"
         + (" (`alerting outbox retry` re-queues the dead ones)" if counts["dead"] else "")
+        + held
         + "\n"
     )
     return 0
@@ -90,6 +96,12 @@ def retry_command(store: Store, delivery_id: int | None, clock: Clock, out: IO[s
         # Sent rows are the whole history: read them only to explain the refusal.
         if _find(store, delivery_id, ("sent",)) is not None:
             raise AlertingError(f"delivery {delivery_id} was already sent; nothing to retry")
+        held = _find(store, delivery_id, ("held",))
+        if held is not None:
+            raise AlertingError(
+                f"delivery {delivery_id} was held: {held.last_error or 'covered by its incident'}"
+                "; its incident's message was sent, nothing to retry"
+            )
         raise AlertingError(
             f"no delivery with id {delivery_id}: `alerting outbox list` shows the ids"
         )

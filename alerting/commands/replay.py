@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -205,7 +206,16 @@ class _Notify:
         self._tmp = tempfile.TemporaryDirectory(prefix="alerting-replay-")
         self.clock = SystemClock()
         self.store = Store(Path(self._tmp.name) / "replay.db")
-        self.notifier = build_notifier(config.notify_settings(), self.store, self.clock)
+        # A backtest has no one to wait for: incident messages go out as each batch ends.
+        delivery = config.delivery.model_copy(
+            update={
+                "incidents": config.delivery.incidents.model_copy(
+                    update={"group_wait": timedelta(0), "group_interval": timedelta(0)}
+                )
+            }
+        )
+        settings = dataclasses.replace(config.notify_settings(), delivery=delivery)
+        self.notifier = build_notifier(settings, self.store, self.clock)
         self.group_wait_s = config.delivery.group_wait.total_seconds()
         self.pending: list[Alert] = []
         self.silenced = self.unrouted = self.duplicates = 0

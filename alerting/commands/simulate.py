@@ -31,6 +31,7 @@ def export(
     scenarios: list[str] | None,
     now_ns: int,
     users: int = 60,
+    unenrolled_mfa: float = 0.0,
 ) -> int:
     """Write ``hours`` of traffic ending at ``now_ns`` as JSONL (gzip for ``.gz``), plus its
     attacks' ground truth (``F.truth.json``)."""
@@ -42,6 +43,7 @@ def export(
         seed=seed,
         users=users,
         scenarios=scenarios,
+        unenrolled_mfa=unenrolled_mfa,
         attack_slot_ns=slot,
         attack_anchor_ns=now_ns - history,
     )
@@ -90,6 +92,9 @@ def main(args: argparse.Namespace) -> int:
     users = getattr(args, "users", 60)
     if users < 4:
         raise AlertingError(f"--users {users}: the simulated org needs at least 4 people")
+    unenrolled = getattr(args, "unenrolled_mfa", 0.0)
+    if not 0.0 <= unenrolled < 1.0:
+        raise AlertingError("--unenrolled-mfa must be a share from 0 up to 1, e.g. 0.1")
     scenarios = resolve_scenarios(args.scenario)
     faults = parse_faults(args.fault or [])  # an unknown name is an error, never ignored
     clock = SystemClock()
@@ -106,6 +111,7 @@ def main(args: argparse.Namespace) -> int:
             scenarios=scenarios,
             now_ns=time_ns(clock),
             users=users,
+            unenrolled_mfa=unenrolled,
         )
     sim = EmbeddedSimulator(
         clock=clock,
@@ -114,6 +120,7 @@ def main(args: argparse.Namespace) -> int:
         scenarios=scenarios,
         faults=faults,
         users=users,
+        unenrolled_mfa=unenrolled,
         host=args.host,
         port=args.port,
     )

@@ -144,7 +144,7 @@ def convert(sigma: SigmaRule, target: Target) -> Converted:
     kind = sigma.kind
 
     if kind == "extension":
-        key = "new_value" if "new_value" in firing else "travel"
+        key = next((k for k in ("new_value", "travel", "digest") if k in firing), "travel")
         return _refused(sigma, fidelity, f"{key} has no {target.description} counterpart")
     if kind in ("event_count", "value_count") and not target.correlations:
         return _refused(

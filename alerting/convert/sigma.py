@@ -35,6 +35,7 @@ import yaml
 from alerting.durations import format_duration_ns, td_ns
 from alerting.engine.rule import RULE_UUID_NAMESPACE, CompiledRule
 from alerting.engine.types import (
+    DigestSpec,
     DistinctSpec,
     NewValueSpec,
     SequenceSpec,
@@ -114,7 +115,62 @@ def to_sigma(rule: CompiledRule) -> SigmaRule:
         )
         sigma.fidelity.lower("partial", reason)
         sigma.sigma_only.append(reason)
+    element = sorted({f for d in sigma.documents for f in _element_keys(d)})
+    if element:
+        flatten_elements(sigma.documents)
+        sigma.fidelity.lower(
+            "partial",
+            f"{', '.join(element)} (one list entry must match the whole mapping, a "
+            "jc-alerting extension) is written as JSONPath fields: the field and its value "
+            "may match in different entries",
+        )
     return sigma
+
+
+def flatten_elements(docs: list[dict[str, Any]]) -> None:
+    """Rewrite ``field|element: {k: v}`` as ``$.field..k: v``: Sigma has no element
+    modifier, and the JSONPath pair is the nearest it can say."""
+
+    def flat(body: Any) -> Any:
+        if isinstance(body, list):
+            return [flat(item) for item in body]
+        if not isinstance(body, dict):
+            return body
+        out: dict[str, Any] = {}
+        for key, value in body.items():
+            field, _, mods = str(key).partition("|")
+            if mods == "element" and isinstance(value, dict):
+                for inner, v in value.items():
+                    out[f"$.{field}..{inner}"] = v
+            else:
+                out[key] = value
+        return out
+
+    for doc in docs:
+        detection = doc.get("detection")
+        if isinstance(detection, dict):
+            for name in list(detection):
+                if name != "condition":
+                    detection[name] = flat(detection[name])
+
+
+def _element_keys(doc: dict[str, Any]) -> set[str]:
+    """The ``field|element`` keys of a document's detection."""
+    out: set[str] = set()
+    detection = doc.get("detection")
+
+    def walk(body: Any) -> None:
+        if isinstance(body, dict):
+            out.update(str(k) for k in body if "element" in str(k).split("|")[1:])
+        elif isinstance(body, list):
+            for item in body:
+                walk(item)
+
+    if isinstance(detection, dict):
+        for name, body in detection.items():
+            if name != "condition":
+                walk(body)
+    return out
 
 
 def detection_fields(doc: dict[str, Any]) -> set[str]:
@@ -155,8 +211,14 @@ def _to_sigma(rule: CompiledRule) -> SigmaRule:
             doc["by"] = group  # the alert's group key (and realert's), an extension key
         return SigmaRule(rule.id, [doc | extensions], fidelity, "detection")
 
-    if isinstance(spec, NewValueSpec | TravelSpec):
-        key = "new_value" if isinstance(spec, NewValueSpec) else "travel"
+    if isinstance(spec, NewValueSpec | TravelSpec | DigestSpec):
+        key = (
+            "new_value"
+            if isinstance(spec, NewValueSpec)
+            else "travel"
+            if isinstance(spec, TravelSpec)
+            else "digest"
+        )
         doc = _head(rule) | {"status": "unsupported", "detection": detection}
         doc[key] = spec.model_dump(mode="json", exclude_defaults=False)
         fidelity.lower(
@@ -201,6 +263,21 @@ def _as_written(rule: CompiledRule) -> SigmaRule:
     return SigmaRule(rule.id, docs, fidelity, kind)
 
 
+def _step_detection(
+    detection: dict[str, Any], selection: str, step_selections: list[str]
+) -> dict[str, Any]:
+    """One step's detection: the engine counts a hit for a step only when the rule's
+    condition holds too, so a condition that is more than "any step" (``(failed and not
+    radius_certificate) or succeeded``) goes with the step's selection."""
+    condition = detection.get("condition")
+    words = set(str(condition).replace("(", " ").replace(")", " ").split())
+    if not isinstance(condition, str) or words <= {*step_selections, "or"}:
+        return {selection: copy.deepcopy(detection[selection]), "condition": selection}
+    body = {k: copy.deepcopy(v) for k, v in detection.items() if k != "condition"}
+    body["condition"] = f"({condition}) and {selection}"
+    return body
+
+
 def _sequence(
     rule: CompiledRule,
     spec: SequenceSpec,
@@ -216,8 +293,7 @@ def _sequence(
         base_name = f"{rule.id}-{step.selection.replace('_', '-').lower()}"
         if base_name not in made:
             made.add(base_name)
-            body = {step.selection: copy.deepcopy(detection[step.selection])}
-            body["condition"] = step.selection
+            body = _step_detection(detection, step.selection, [s.selection for s in spec.steps])
             docs.append(_head(rule, name=base_name, suffix=step.selection) | {"detection": body})
         name = base_name
         if step.count > 1:

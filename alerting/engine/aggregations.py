@@ -35,7 +35,7 @@ distinct {field, count, within}
     as is, other JSON values as compact JSON text); a list (JSONPath) contributes each
     element; missing/null values are ignored.
 
-new_value {field, learn, forget}
+new_value {field, learn, forget, known, dormant}
     Per rule, ``start`` = event time of the first hit the rule ever saw (persisted). A
     hit at ``t`` with ``t < start + learn`` only learns. A value ``v`` is *known* for the
     group at ``t`` when it was seen before (in arrival order) and ``forget == 0`` or
@@ -46,6 +46,10 @@ new_value {field, learn, forget}
     Baselines persist: ``flush`` writes rows changed since the last flush (and the learn
     start as store meta), ``restore`` loads them; replaying history bootstraps them.
     Forgotten values leave memory on ``evict`` and the store on the next ``flush``.
+    With ``dormant > 0`` a hit of a group whose newest hit is at least ``dormant`` older
+    (after ``learn``) fires instead, whatever its value (details: ``last_seen``,
+    ``idle_days``): an account used again after a long idle time. With ``alert_on`` (a
+    selection) only hits matching it may fire; every hit is learned.
 
 travel {max_speed_kmh, min_distance_km, within, latitude, longitude}
     Held hits are the group's located hits. A new hit is compared with its neighbours in
@@ -87,13 +91,14 @@ from operator import lt
 from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
-from alerting.durations import HOUR_NS, MINUTE_NS, td_ns
+from alerting.durations import DAY_NS, HOUR_NS, MINUTE_NS, td_ns
 from alerting.engine.fields import MISSING, Getter, compile_path
 from alerting.engine.geo import coordinate, haversine_km
 from alerting.engine.held import HeldEvent, Holder, event_json
 from alerting.engine.types import (
     Aggregation,
     AggregationSpec,
+    DigestSpec,
     DistinctSpec,
     Firing,
     Hit,
@@ -166,6 +171,10 @@ def build_aggregation(
         return TemporalAggregation(spec, **kwargs)
     if isinstance(spec, SumSpec):
         return SumAggregation(spec, **kwargs)
+    if isinstance(spec, DigestSpec):
+        from alerting.engine.digest import DigestAggregation  # imports this module's types
+
+        return DigestAggregation(spec, **kwargs)
     raise TypeError(f"unknown aggregation spec {type(spec).__name__}")
 
 
@@ -983,6 +992,7 @@ class NewValueAggregation:
         self._learn = td_ns(spec.learn)
         self._forget = td_ns(spec.forget)
         self._known = frozenset(spec.known)
+        self._dormant = td_ns(spec.dormant)
         self._tolerance = tolerance_ns
         self._max_entries = max(1, max_entries)
         self._groups: dict[str, _Baseline] = {}
@@ -1015,11 +1025,10 @@ class NewValueAggregation:
         forget = self._forget
         known = baseline.values
         new_value: str | None = None
-        if (
-            t >= self._start + self._learn
-            and known
-            and (not forget or t - baseline.newest < forget)
-        ):
+        judged = t >= self._start + self._learn and (self.spec.alert_on is None or hit.steps)
+        if self._dormant and known and judged and t - baseline.newest >= self._dormant:
+            return self._returning(hit, baseline, values)
+        if judged and known and (not forget or t - baseline.newest < forget):
             for v in values:
                 seen = known.get(v)
                 if (seen is None or (forget and t - seen[1] >= forget)) and v not in self._known:
@@ -1062,6 +1071,28 @@ class NewValueAggregation:
         if self._size > self._max_entries:
             self._shrink()
         return firings
+
+    def _returning(self, hit: Hit, baseline: _Baseline, values: tuple[str, ...]) -> list[Firing]:
+        """A group back after ``dormant`` without hits: fire, then learn the hit as usual."""
+        t = hit.event.time_ns
+        last = baseline.newest
+        details = {
+            "field": self.spec.field,
+            "value": values[0],
+            "known": sorted(baseline.values)[:MAX_KNOWN_VALUES],
+            "last_seen": format_timestamp(last),
+            "idle_days": (t - last) // DAY_NS,
+        }
+        for v in values:
+            seen = baseline.values.get(v)
+            if seen is None:
+                baseline.values[v] = [t, t]
+                self._size += 1
+            else:
+                seen[1] = max(seen[1], t)
+            self._dirty.add((hit.group_key, v))
+        baseline.newest = t
+        return [Firing(hit.group_key, hit.group, hit.event, [hit.event], 1, details)]
 
     def evict(self, watermark_ns: int) -> None:
         """Drop values forgotten for every hit at or after ``watermark - tolerance``."""

@@ -48,6 +48,7 @@ from alerting.engine.rule import (
     build_test_events,
 )
 from alerting.engine.types import (
+    NewValueSpec,
     SequenceSpec,
 )
 from alerting.errors import Location, Problem
@@ -254,6 +255,9 @@ class RuleBuilder:
                 compiled.used.add(step.selection)
             steps = tuple(preds)
             step_specializers = tuple(parts)
+        elif isinstance(spec, NewValueSpec) and spec.alert_on is not None:
+            steps = self._alert_on(spec.alert_on, model, compiled)
+            step_specializers = tuple(compiled.specializers.get(spec.alert_on) for _ in steps)
 
         summary, needs = self.summary(model.summary)
         self.check_tests(model)
@@ -298,6 +302,18 @@ class RuleBuilder:
             detections=(model.detection,),
             logsource=model.logsource,
         )
+
+    def _alert_on(
+        self, name: str, model: RuleModel, compiled: CompiledDetection
+    ) -> tuple[Predicate, ...]:
+        """new_value's ``alert_on`` selection, as the one step predicate hits carry."""
+        if name not in compiled.selections:
+            if name not in model.detection:
+                hint = suggest(name, [k for k in model.detection if k != "condition"])
+                self.error(("new_value", "alert_on"), f"unknown selection {name!r}{hint}")
+            return ()
+        compiled.used.add(name)
+        return (compiled.selections[name],)
 
     def _is_list(self, where: PathKey) -> bool:
         node: Any = self.doc.data

@@ -222,6 +222,8 @@ class Engine:
             _Runner(rule, i, max_entries_per_rule, tolerance_ns)
             for i, rule in enumerate(self.rules)
         ]
+        # rules whose aggregation fires when a period is over (digests): see due()
+        self._due = [r for r in self._runners if hasattr(r.aggregation, "due")]
         self._use_index = use_index
         self._by_type: dict[str, list[_Runner]] = {}
         self._catch_all: tuple[_Runner, ...] = ()
@@ -535,6 +537,20 @@ class Engine:
             yield
         finally:
             self._warmup = previous
+
+    def due(self, watermark_ns: int) -> list[Alert]:
+        """The alerts of periods over at ``watermark_ns`` (digests), none during warm-up.
+
+        Separate from ``advance`` (eviction, whenever convenient) so that a caller asks
+        where it fixes the order: the poll with each batch, replay once at the end."""
+        out: list[Alert] = []
+        for runner in self._due:
+            assert runner.aggregation is not None
+            for firing in runner.aggregation.due(watermark_ns):  # type: ignore[attr-defined]
+                alert = None if self._warmup else self._realert(runner, firing)
+                if alert is not None:
+                    out.append(alert)
+        return out
 
     def advance(self, watermark_ns: int) -> None:
         """Event time has reached ``watermark_ns``: evict what can no longer matter."""

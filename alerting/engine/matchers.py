@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from alerting.engine.elements import element_predicate
 from alerting.engine.fields import MISSING, FieldPathError, Getter, compile_path
 from alerting.engine.sigmavalues import (
     QMARK,
@@ -57,6 +58,7 @@ MODIFIERS = (
     "cased",
     "neq",
     "during",
+    "element",  # the project's: one list element matches a mapping (alerting.engine.elements)
 )
 
 
@@ -530,6 +532,17 @@ def compile_field(
     except FieldPathError as exc:
         raise SelectionError(str(exc), key=True) from None
 
+    if "element" in mods:
+        if len(mods) > 1:
+            raise SelectionError(f"|element takes no other modifier in {key!r}", key=True)
+        if not isinstance(value, dict):
+            raise SelectionError(
+                "|element needs a mapping that one list element must match, "
+                f"e.g. changes|element: {{field: totp_enabled, to: false}}; got {value!r}"
+            )
+        match, _types, _fields, _spec = _compile_map(value, (), ctx)
+        return field, element_predicate(getter, match), None
+
     if "exists" in mods:
         if not isinstance(value, bool):
             raise SelectionError(f"|exists needs true or false, got {value!r}")
@@ -688,12 +701,16 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
     identity test, with the field read inline when the path is one key. Anything unusual
     (lists, numbers) falls back to ``general``, so the semantics are the same.
     """
-    if "." in field or field.startswith("$"):
+    if field.startswith("$"):
         return None
     key = field
-    if all(
+    plain = all(
         isinstance(v, str) and "\\" not in v and not has_wildcard(sigma_tokens(v)) for v in values
-    ):
+    )
+    if "." in field:
+        # a nested field (geoip.country_code: [deny-list]): the same set lookup, read by path
+        return _fast_nested(compile_path(field), values, general) if plain else None
+    if plain:
         lits = frozenset(v.lower() for v in values)
 
         def literal(raw: dict[str, Any]) -> bool:
@@ -721,6 +738,23 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
 
         return boolean
     return None
+
+
+def _fast_nested(
+    getter: Callable[[dict[str, Any]], Any], values: list[Any], general: Predicate
+) -> Predicate:
+    """``_fast_field``'s set lookup for plain text values of a dotted path."""
+    lits = frozenset(v.lower() for v in values)
+
+    def nested(raw: dict[str, Any]) -> bool:
+        v = getter(raw)
+        if type(v) is str:
+            return v in lits or v.lower() in lits
+        if v is MISSING or v is None:
+            return False
+        return general(raw)
+
+    return nested
 
 
 def _one(getter: Callable[[dict[str, Any]], Any], test: ValueTest, null: bool) -> Predicate:

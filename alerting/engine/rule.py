@@ -23,6 +23,7 @@ from alerting.engine.fields import Getter
 from alerting.engine.matchers import Predicate, Specializer
 from alerting.engine.types import (
     AggregationSpec,
+    DigestSpec,
     DistinctSpec,
     NewValueSpec,
     SequenceSpec,
@@ -34,7 +35,7 @@ from alerting.events import Event, format_timestamp, parse_timestamp
 from alerting.yamlfile import one_or_many
 
 RULE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-AGGREGATION_KEYS = ("threshold", "distinct", "new_value", "travel", "sequence")
+AGGREGATION_KEYS = ("threshold", "distinct", "new_value", "travel", "sequence", "digest")
 
 # Rule tests: timestamps for events that carry none start here and advance 1s per entry.
 TEST_BASE_NS = parse_timestamp("2026-01-05T09:00:00Z")
@@ -229,6 +230,7 @@ class RuleModel(SigmaMeta):
     new_value: NewValueSpec | None = None
     travel: TravelSpec | None = None
     sequence: SequenceSpec | None = None
+    digest: DigestSpec | None = None
     # Group key for rules without an aggregation (realert then applies per group).
     by: list[str] = Field(default_factory=list)
     realert: Duration = timedelta(0)

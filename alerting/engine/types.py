@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerting.durations import Duration
 from alerting.events import Event
@@ -55,7 +55,22 @@ class NewValueSpec(_Spec):
     # Values every group knows from the start: learned like any other, never "new"
     # (a per-group baseline alone alerts on each group's first sight of a common value).
     known: list[str] = Field(default_factory=list)
+    # Also fire when the group's previous hit is at least this old, whatever the value
+    # (a login by an account idle for N days); 0 = off. Needs forget 0 or longer.
+    dormant: Duration = timedelta(0)
+    # A selection of the rule: only hits matching it may fire, the others only learn
+    # (a baseline of every login's country, judged on failed logins only).
+    alert_on: str | None = None
     _by = field_validator("by", mode="before")(one_or_many)
+
+    @model_validator(mode="after")
+    def _dormant_outlives_forget(self) -> NewValueSpec:
+        if self.dormant and self.forget and self.forget <= self.dormant:
+            raise ValueError(
+                "dormant needs forget: 0 or a forget longer than dormant (a group forgotten "
+                "sooner is new again, and a new group learns silently)"
+            )
+        return self
 
 
 class TravelSpec(_Spec):
@@ -85,6 +100,22 @@ class SequenceSpec(_Spec):
     _by = field_validator("by", mode="before")(one_or_many)
 
 
+class DigestSpec(_Spec):
+    """A period's hits per group as one alert (``field``: the values to list)."""
+
+    every: Duration = timedelta(days=1)
+    field: str | None = None
+    by: list[str] = Field(default_factory=list)
+    _by = field_validator("by", mode="before")(one_or_many)
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("every must be longer than 0, e.g. 1d")
+        return value
+
+
 class TemporalSpec(_Spec):
     """``count`` of the ``rules`` (Sigma rules a correlation names) matched by one group
     within ``within``, in any order (Sigma's ``temporal`` correlation)."""
@@ -107,7 +138,14 @@ class SumSpec(_Spec):
 
 
 AggregationSpec = (
-    ThresholdSpec | DistinctSpec | NewValueSpec | TravelSpec | SequenceSpec | TemporalSpec | SumSpec
+    ThresholdSpec
+    | DistinctSpec
+    | NewValueSpec
+    | TravelSpec
+    | SequenceSpec
+    | TemporalSpec
+    | SumSpec
+    | DigestSpec
 )
 
 

@@ -5,6 +5,10 @@ cursor advance); ``deliver_due`` makes one pass over due deliveries. Delivery is
 at-least-once: a row is marked sent only after the channel accepted it, so a crash
 between the two re-sends it, and the fingerprint lets receivers deduplicate.
 
+Alerts about one entity share an incident (``incidents.py``): on channels that group by
+incident, its alerts wait in the outbox (``next_attempt_at``) and go out as one message,
+and alerts a higher-severity message already covered are held (state ``held``).
+
 Retry policy: a temporary failure waits ``initial_backoff * 2**attempts`` (capped at
 ``max_backoff``, with "equal jitter": between half and all of that) and is dead-lettered
 after ``max_attempts``. A rate limit (429 + Retry-After) holds the channel until the
@@ -33,6 +37,12 @@ from alerting.notify import silences as silencing
 from alerting.notify.channels import build_channel
 from alerting.notify.channels.base import Channel
 from alerting.notify.channels.errors import DeliveryError, PermanentError, RateLimited
+from alerting.notify.incidents import (
+    Incidents,
+    IncidentView,
+    groups_by_default,
+    message_order,
+)
 from alerting.notify.render import MessageBuilder, Renderer, check_templates
 from alerting.notify.routing import Router
 from alerting.notify.settings import (
@@ -62,7 +72,8 @@ class DeliveryResult:
     """One delivery pass. Counts are deliveries (alert x channel), not messages.
 
     ``grouped`` counts deliveries that went out inside a multi-alert message;
-    ``postponed`` those held back by a rate limit; ``waiting`` those inside group_wait.
+    ``postponed`` those held back by a rate limit; ``waiting`` those inside group_wait;
+    ``held`` those an incident's higher-severity message already covered.
     """
 
     sent: int = 0
@@ -71,6 +82,7 @@ class DeliveryResult:
     grouped: int = 0
     postponed: int = 0
     waiting: int = 0
+    held: int = 0
     messages: int = 0
     errors: list[str] = field(default_factory=list)
     sent_by_channel: dict[str, int] = field(default_factory=dict)
@@ -109,6 +121,14 @@ def _alert_fields(alert: Alert, **more: object) -> dict[str, object]:
     return fields
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One message: its deliveries and, for an incident message, what it says about it."""
+
+    items: list[_Item]
+    incident: IncidentView | None = None
+
+
 def _seconds(value: timedelta) -> float:
     return td_ns(value) / 1e9
 
@@ -136,6 +156,8 @@ class Notifier:
         self.silences: list[Silence] = silencing.from_config(silences)
         self.intervals = dict(time_intervals or {})
         self.router = Router(routes, self.intervals)
+        self.incidents = Incidents(delivery.incidents, store)
+        self._types = {name: cfg.type for name, cfg in channels.items()}
         self.messages = MessageBuilder(Renderer(Path(templates_dir)))
         self._rng = rng or random.Random()
         self.channels: dict[str, Channel] = {
@@ -174,8 +196,8 @@ class Notifier:
                         extra=_alert_fields(alert, silenced_by=silence.key),
                     )
                     continue
-                channels = self.router.channels_for(alert, now)
-                if not channels:
+                targets = self.router.targets_for(alert, now)
+                if not targets:
                     unrouted += 1
                     log.warning(
                         "alert %s (rule %s, severity %s) matched no route and was not sent: "
@@ -185,19 +207,39 @@ class Notifier:
                         alert.severity,
                     )
                     continue
-                if self.store.enqueue_alert(
-                    alert.fingerprint, alert.rule, alert.to_json(), channels, now
-                ):
-                    enqueued += 1
-                    log.info("alert raised", extra=_alert_fields(alert, channels=channels))
-                else:
+                if self.store.has_alert(alert.fingerprint):
                     duplicates += 1
                     log.info(
                         "alert %s (rule %s) already queued; not sent again",
                         alert.fingerprint,
                         alert.rule,
                     )
+                    continue
+                alert.incident, joinable = self.incidents.assign(alert, now)
+                grouped = {
+                    name: self.incidents.due_at(alert.incident, name, now)
+                    for name, setting in targets.items()
+                    if joinable and self._groups(name, setting)
+                }
+                self.store.enqueue_alert(
+                    alert.fingerprint,
+                    alert.rule,
+                    alert.to_json(),
+                    list(targets),
+                    now,
+                    incident=alert.incident,
+                    grouped=grouped,
+                )
+                enqueued += 1
+                log.info("alert raised", extra=_alert_fields(alert, channels=list(targets)))
         return EnqueueResult(enqueued, silenced, duplicates, unrouted)
+
+    def _groups(self, channel: str, setting: bool | None) -> bool:
+        """Whether ``channel`` sends incidents as one message (route setting, else type)."""
+        if setting is not None:
+            return setting
+        kind = self._types.get(channel)
+        return kind is not None and groups_by_default(kind)
 
     # ------------------------------------------------------------------ deliver
 
@@ -217,12 +259,12 @@ class Notifier:
             items.append(_Item(d, alert))
         blocked = self.store.channel_holds(now)
         for batch in self._batches(items, now, result):
-            channel_name = batch[0].delivery.channel
+            channel_name = batch.items[0].delivery.channel
             if channel_name in blocked:
                 until, reason = blocked[channel_name]
-                for item in batch:
+                for item in batch.items:
                     self.store.postpone(item.delivery.id, until, reason)
-                result.postponed += len(batch)
+                result.postponed += len(batch.items)
                 continue
             self._send(batch, result, blocked)
         return result
@@ -234,8 +276,46 @@ class Notifier:
             log.error("delivery %d: stored alert %s is unreadable: %s", d.id, d.fingerprint, exc)
             return None
 
-    def _batches(self, items: list[_Item], now: float, result: DeliveryResult) -> list[list[_Item]]:
-        """Split due deliveries into messages: bursts of one rule+channel go together."""
+    def _batches(self, items: list[_Item], now: float, result: DeliveryResult) -> list[_Batch]:
+        """Split due deliveries into messages: one per incident, or bursts of one rule."""
+        plain: list[_Item] = []
+        by_incident: dict[tuple[str, str], list[_Item]] = defaultdict(list)
+        for item in items:
+            if item.delivery.incident:
+                by_incident[(item.delivery.channel, item.delivery.incident)].append(item)
+            else:
+                plain.append(item)
+        batches = [_Batch(chunk) for chunk in self._bursts(plain, now, result)]
+        for (channel, incident), group in by_incident.items():
+            split = self.incidents.split(incident, channel, group)
+            if split.held:
+                self._hold(split.held, split.view, now)
+                result.held += len(split.held)
+            if split.send:
+                split.send.sort(key=lambda i: message_order(i.alert))
+                batches.append(_Batch(split.send, split.view))
+        batches.sort(key=lambda b: (b.items[0].delivery.next_attempt_at, b.items[0].delivery.id))
+        return batches
+
+    def _hold(self, items: list[_Item], view: IncidentView, now: float) -> None:
+        with self.store.transaction():
+            for item in items:
+                reason = (
+                    f"held: incident {view.id} already sent a higher-severity alert "
+                    f"({view.severity}) on this channel"
+                )
+                self.store.mark_held(item.delivery.id, now, reason)
+                log.info(
+                    "channel %s: alert %s (rule %s, %s) %s",
+                    item.delivery.channel,
+                    item.alert.fingerprint,
+                    item.alert.rule,
+                    item.alert.severity,
+                    reason,
+                )
+
+    def _bursts(self, items: list[_Item], now: float, result: DeliveryResult) -> list[list[_Item]]:
+        """Deliveries outside incidents: bursts of one rule+channel go together."""
         wait = _seconds(self.delivery.group_wait)
         batches: list[list[_Item]] = []
         by_key: dict[tuple[str, str], list[_Item]] = defaultdict(list)
@@ -255,15 +335,15 @@ class Notifier:
                     result.waiting += len(chunk)  # the burst may still grow; stays pending
                     continue
                 batches.append(chunk)
-        batches.sort(key=lambda b: (b[0].delivery.next_attempt_at, b[0].delivery.id))
         return batches
 
     def _send(
         self,
-        batch: list[_Item],
+        message: _Batch,
         result: DeliveryResult,
         blocked: dict[str, tuple[float, str]],
     ) -> None:
+        batch = message.items
         name = batch[0].delivery.channel
         ids = ", ".join(str(i.delivery.id) for i in batch)
         channel = self.channels.get(name)
@@ -271,7 +351,7 @@ class Notifier:
             self._fail(batch, PermanentError(f"channel {name!r} is not configured"), result)
             return
         try:
-            channel.send([i.alert for i in batch])
+            channel.send([i.alert for i in batch], message.incident)
         except RateLimited as exc:
             until = self.clock.time() + exc.retry_after
             reason = f"rate limited: {exc}"
@@ -308,6 +388,7 @@ class Notifier:
                 "deliveries": [i.delivery.id for i in batch],
                 "rule": batch[0].alert.rule,
                 "fingerprints": [i.alert.fingerprint for i in batch],
+                **({"incident": message.incident.id} if message.incident else {}),
             },
         )
 

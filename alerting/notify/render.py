@@ -10,7 +10,11 @@ log names the template file and line.
 Template context: ``alert`` (the first alert: its JSON fields plus ``group_text``,
 ``source_ips``, ``countries``, ``users``, ``event_types``, ``emoji``, ``color``),
 ``alerts`` (all alerts of a grouped burst, at most 20), ``count``, ``grouped``, ``more``,
-``alert_json`` (the exact alert JSON contract), ``silence_commands`` (the exact
+``alert_json`` (the exact alert JSON contract), ``alerts_json`` (every alert's),
+``incident`` (None, or for an incident message: ``id``, ``entity_kind``, ``entity``,
+``severity``, ``rules`` (every rule of the incident so far, highest severity first, each
+with ``rule``, ``title``, ``severity``, ``alerts``, ``state`` new/sent/held),
+``rule_ids``, ``follow_up``, ``held``) and ``silence_commands`` (the exact
 ``alerting silence add ...`` lines for the message's rule and groups; each alert also has
 ``silence_command``). Filters: ``slack(limit)``, ``slack_code``, ``tojson``,
 ``json_text``, ``cap(limit)``, ``truncate_middle(limit)``, ``one_line(limit)``,
@@ -37,6 +41,7 @@ from alerting.alert import Alert
 from alerting.errors import AlertingError, Location, Problem
 from alerting.jinja_env import make_environment
 from alerting.notify import escape
+from alerting.notify.incidents import IncidentView, RuleLine
 from alerting.notify.silences import silence_command, silence_commands
 from alerting.yamlfile import suggest
 
@@ -118,17 +123,20 @@ def alert_view(alert: Alert) -> dict[str, Any]:
     return view
 
 
-def render_context(alerts: Sequence[Alert]) -> dict[str, Any]:
+def render_context(alerts: Sequence[Alert], incident: IncidentView | None = None) -> dict[str, Any]:
     """``alert`` (the first), ``alerts`` (a grouped burst), ``count``, ``grouped``, ``more``;
-    ``alert_json`` is the first alert's JSON contract exactly (the webhook body)."""
+    ``alert_json`` is the first alert's JSON contract exactly (the webhook body);
+    ``incident`` describes an incident message (None otherwise)."""
     views = [alert_view(a) for a in alerts[:MAX_LISTED_ALERTS]]
     return {
         "alert": views[0],
         "alert_json": alerts[0].to_dict(),
+        "alerts_json": [a.to_dict() for a in alerts],
         "alerts": views,
         "count": len(alerts),
         "grouped": len(alerts) > 1,
         "more": max(0, len(alerts) - MAX_LISTED_ALERTS),
+        "incident": None if incident is None else incident.to_dict(),
         "silence_commands": silence_commands(alerts),
     }
 
@@ -160,6 +168,21 @@ def sample_alert(rule: str = "sample-rule") -> Alert:
         events=[event],
         tags=["attack.credential_access"],
         description="A sample alert for template checks.",
+        incident="inc-0123456789abcdef",
+    )
+
+
+def sample_incident(alerts: Sequence[Alert]) -> IncidentView:
+    """A realistic incident over ``alerts`` (plus one held rule) for template checks."""
+    lines = [RuleLine(a.rule, a.title, a.severity, 1, "new") for a in alerts]
+    lines.append(RuleLine("unusual-geoip-login", "Login from a new country", "medium", 1, "held"))
+    return IncidentView(
+        id="inc-0123456789abcdef",
+        entity_kind="user",
+        entity="alice",
+        rules=tuple(lines),
+        follow_up=False,
+        held=1,
     )
 
 
@@ -260,7 +283,9 @@ class Renderer:
                 continue
         return None
 
-    def render(self, name: str, alerts: Sequence[Alert]) -> str | None:
+    def render(
+        self, name: str, alerts: Sequence[Alert], incident: IncidentView | None = None
+    ) -> str | None:
         """Render ``name`` for ``alerts``; None when no such template exists.
 
         Raises ``TemplateError`` (file and line) when the template fails.
@@ -268,7 +293,7 @@ class Renderer:
         template = self.find(name, alerts[0].rule)
         if template is None:
             return None
-        return self.render_template(template, render_context(alerts))
+        return self.render_template(template, render_context(alerts, incident))
 
     @staticmethod
     def render_template(template: Template, context: dict[str, Any]) -> str:
@@ -299,17 +324,31 @@ class EmailContent:
     html: str
 
 
-def headline(alerts: Sequence[Alert]) -> str:
+def headline(alerts: Sequence[Alert], incident: IncidentView | None = None) -> str:
     """``[HIGH] title`` or ``5 alerts: title``: the one-line gist of a message."""
     first = alerts[0]
+    if incident is not None:
+        about = f"{incident.entity_kind} {incident.entity}".strip()
+        update = "update: " if incident.follow_up else ""
+        return (
+            f"[{incident.severity.upper()}] Incident {update}{len(incident.rules)} "
+            f"rule{'' if len(incident.rules) == 1 else 's'} "
+            f"for {escape.one_line(about, 200)}: {first.title}"
+        )
     if len(alerts) > 1:
         return f"{len(alerts)} alerts: {first.title}"
     return f"[{first.severity.upper()}] {first.title}"
 
 
-def plain_text(alerts: Sequence[Alert]) -> str:
+def plain_text(alerts: Sequence[Alert], incident: IncidentView | None = None) -> str:
     """The built-in message used when a template is missing or broken."""
-    lines = [headline(alerts)]
+    lines = [headline(alerts, incident)]
+    if incident is not None:
+        lines.append(f"incident {incident.id}, every rule so far, highest severity first:")
+        lines.extend(
+            f"  {r.severity.upper()} {r.rule} ({r.alerts} alert{'s' if r.alerts != 1 else ''}, {r.state})"
+            for r in incident.rules
+        )
     for alert in alerts[:MAX_LISTED_ALERTS]:
         lines.append(
             f"- {escape.one_line(alert.summary or alert.title)} "
@@ -328,11 +367,15 @@ class MessageBuilder:
         self.renderer = renderer
 
     def _try(
-        self, name: str, alerts: Sequence[Alert], parse: Callable[[str], Any] | None = None
+        self,
+        name: str,
+        alerts: Sequence[Alert],
+        parse: Callable[[str], Any] | None = None,
+        incident: IncidentView | None = None,
     ) -> Any:
         """The rendered (and parsed) template, or None after logging why not."""
         try:
-            text = self.renderer.render(name, alerts)
+            text = self.renderer.render(name, alerts, incident)
             if text is None:
                 return None
             return parse(text) if parse else text
@@ -361,40 +404,53 @@ class MessageBuilder:
             )
         return None
 
-    def slack(self, alerts: Sequence[Alert], template: str | None = None) -> SlackMessage:
-        data = self._try(template or SLACK, alerts, _parse_slack)
+    def slack(
+        self,
+        alerts: Sequence[Alert],
+        template: str | None = None,
+        incident: IncidentView | None = None,
+    ) -> SlackMessage:
+        data = self._try(template or SLACK, alerts, _parse_slack, incident)
         if data is not None:
             assert isinstance(data, SlackMessage)
             return data
-        text = escape.slack_escape(plain_text(alerts), escape.SLACK_SECTION_MAX)
+        text = escape.slack_escape(plain_text(alerts, incident), escape.SLACK_SECTION_MAX)
         return SlackMessage(
-            text=escape.cap(str(escape.slack_escape(headline(alerts))), 3000),
+            text=escape.cap(str(escape.slack_escape(headline(alerts, incident))), 3000),
             blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": str(text)}}],
             attachments=[],
         )
 
-    def email(self, alerts: Sequence[Alert]) -> EmailContent:
-        subject = self._try(EMAIL_SUBJECT, alerts) or headline(alerts)
-        text = self._try(EMAIL_TEXT, alerts) or plain_text(alerts)
-        body_html = self._try(EMAIL_HTML, alerts)
+    def email(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> EmailContent:
+        subject = self._try(EMAIL_SUBJECT, alerts, None, incident) or headline(alerts, incident)
+        text = self._try(EMAIL_TEXT, alerts, None, incident) or plain_text(alerts, incident)
+        body_html = self._try(EMAIL_HTML, alerts, None, incident)
         if body_html is None:
             body_html = f"<pre>{html.escape(text)}</pre>"
         return EmailContent(escape.header_line(subject, 200), text, body_html)
 
-    def webhook(self, alerts: Sequence[Alert], template: str | None = None) -> bytes:
-        body = self._try(template or WEBHOOK, alerts, _parse_json_text)
+    def webhook(
+        self,
+        alerts: Sequence[Alert],
+        template: str | None = None,
+        incident: IncidentView | None = None,
+    ) -> bytes:
+        body = self._try(template or WEBHOOK, alerts, _parse_json_text, incident)
         if body is None:
-            body = (
-                alerts[0].to_json()
-                if len(alerts) == 1
-                else jsonutil.dumps([a.to_dict() for a in alerts])
-            )
+            if incident is not None:
+                body = jsonutil.dumps(
+                    {"incident": incident.to_dict(), "alerts": [a.to_dict() for a in alerts]}
+                )
+            elif len(alerts) == 1:
+                body = alerts[0].to_json()
+            else:
+                body = jsonutil.dumps([a.to_dict() for a in alerts])
         return str(body).encode()
 
-    def console(self, alerts: Sequence[Alert]) -> str:
-        text = self._try(CONSOLE, alerts)
+    def console(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> str:
+        text = self._try(CONSOLE, alerts, None, incident)
         if text is None:
-            text = escape.terminal_escape(plain_text(alerts))
+            text = escape.terminal_escape(plain_text(alerts, incident))
         return str(text)
 
 
@@ -476,9 +532,14 @@ def _check_one(renderer: Renderer, rel: str, rule: str) -> list[Problem]:
     except TemplateError as exc:
         return [Problem(exc.location, exc.reason)]
     alert = sample_alert(rule)
-    for alerts in ([alert], [alert, sample_alert(rule)]):
+    cases: list[tuple[list[Alert], IncidentView | None]] = [
+        ([alert], None),
+        ([alert, sample_alert(rule)], None),
+        ([alert], sample_incident([alert])),
+    ]
+    for alerts, incident in cases:
         try:
-            text = Renderer.render_template(template, render_context(alerts))
+            text = Renderer.render_template(template, render_context(alerts, incident))
         except TemplateError as exc:
             return [Problem(exc.location, exc.reason)]
         if name.endswith(".json.j2"):

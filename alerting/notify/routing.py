@@ -69,14 +69,18 @@ class Router:
     def channels_for(self, alert: Alert, now: float | None = None) -> list[str]:
         """Channels in route order, without repeats; empty when no route matches. A
         route muted at ``now`` (or outside its active intervals) is passed over."""
-        channels: dict[str, None] = {}
+        return list(self.targets_for(alert, now))
+
+    def targets_for(self, alert: Alert, now: float | None = None) -> dict[str, bool | None]:
+        """Channel -> the ``incidents`` setting of the first matching route naming it."""
+        channels: dict[str, bool | None] = {}
         for route in self.routes:
             if matches(route.match, alert) and route_open(route, self.intervals, now):
                 for name in route.channels:
-                    channels.setdefault(name, None)
+                    channels.setdefault(name, route.incidents)
                 if not route.continue_:
                     break
-        return list(channels)
+        return channels
 
 
 def reachable_channels(

@@ -134,6 +134,9 @@ class RouteConfig(_Model):
     match: AlertMatch = Field(default_factory=AlertMatch)
     channels: list[str] = Field(min_length=1)
     continue_: bool = Field(default=False, alias="continue")
+    # Group this route's alerts into one message per incident (alerting/notify/incidents.py);
+    # None = the channel type's default: on for slack and email, off for the others.
+    incidents: bool | None = None
     # Alertmanager's: names of the config's time_intervals. Muted: the route is skipped
     # while one holds; active: the route is used only while one holds.
     mute_time_intervals: list[str] = Field(default_factory=list)
@@ -164,8 +167,28 @@ class SilenceConfig(_Model):
         return value
 
 
+class IncidentConfig(_Model):
+    """How alerts about one entity (user, admin, address, system) become one incident.
+
+    ``window`` is event time from the incident's first alert; ``group_wait`` and
+    ``group_interval`` are service-clock delays before the first and between later
+    notifications of one incident on one channel (Alertmanager's timers, per entity).
+    """
+
+    window: Duration = timedelta(minutes=30)
+    group_wait: Duration = timedelta(minutes=2)
+    group_interval: Duration = timedelta(minutes=5)
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window must be longer than 0s, e.g. 30m")
+        return value
+
+
 class DeliveryConfig(_Model):
-    """Outbox retry policy and burst grouping."""
+    """Outbox retry policy, burst grouping and incident grouping."""
 
     max_attempts: int = Field(default=8, ge=1)
     initial_backoff: Duration = timedelta(seconds=10)
@@ -173,6 +196,7 @@ class DeliveryConfig(_Model):
     interval: Duration = timedelta(seconds=5)  # how often the delivery job runs
     # Alerts of one rule arriving within group_wait go out as one message with a count.
     group_wait: Duration = timedelta(seconds=0)
+    incidents: IncidentConfig = Field(default_factory=IncidentConfig)
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,7 @@ __all__ = [
     "DeliveryConfig",
     "EmailChannel",
     "FileChannel",
+    "IncidentConfig",
     "NotifySettings",
     "RouteConfig",
     "SilenceConfig",

@@ -28,7 +28,7 @@ class DeliveryOutcome:
 
 def update_outbox_gauges(store: Store, metrics: Metrics) -> None:
     counts = store.outbox_counts()
-    metrics.set_outbox(counts.get("pending", 0), counts.get("dead", 0))
+    metrics.set_outbox(counts.get("pending", 0), counts.get("dead", 0), counts.get("held", 0))
 
 
 class DeliveryCycle:

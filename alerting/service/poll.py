@@ -133,8 +133,10 @@ class PollCycle:
             # Nothing is committed on failure, so the next poll reads these events again.
             with forgetting_on_failure(self.forget):
                 alerts = list(self.engine.process_many(batch.events))
-                # Late events reach back at most one overlap: older window entries can go.
+                # Late events reach back at most one overlap: older window entries can go,
+                # and a digest whose period is over goes out with this batch.
                 self.engine.advance(batch.end_ns - self.late_ns)
+                alerts += self.engine.due(batch.end_ns - self.late_ns)
                 self.failpoints.hit("before_commit")
                 with self.store.transaction():
                     self.notifier.enqueue(alerts)

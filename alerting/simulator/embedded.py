@@ -74,6 +74,7 @@ class EmbeddedSimulator:
         scenarios: Sequence[str] | None = None,
         faults: Sequence[str] | Faults = (),
         users: int = 60,
+        unenrolled_mfa: float = 0.0,
         rate: float = 1.0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -94,6 +95,7 @@ class EmbeddedSimulator:
             self.generator = TrafficGenerator(
                 seed=seed,
                 users=users,
+                unenrolled_mfa=unenrolled_mfa,
                 scenarios=enabled,
                 org_id=org_id,
                 rate=rate,

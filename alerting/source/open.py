@@ -46,6 +46,7 @@ def open_source(settings: SourceConfig, store: Store, clock: Clock) -> OpenedSou
             scenarios=sim.scenarios,
             faults=sim.faults,
             users=sim.users,
+            unenrolled_mfa=sim.unenrolled_mfa,
         )
         simulator.start()
         try:

@@ -50,6 +50,8 @@ class SimulatorConfig(_Model):
     scenarios: list[str] | None = None  # None = every attack scenario; [] = none
     faults: list[str] = Field(default_factory=list)  # API faults to inject (429s, 5xx...)
     users: int = Field(default=60, ge=1, le=100_000)
+    # share of the people not enrolled in MFA yet (an org mid-rollout)
+    unenrolled_mfa: float = Field(default=0.0, ge=0.0, lt=1.0)
 
     _lists = field_validator("scenarios", "faults", mode="before")(one_or_many)
 

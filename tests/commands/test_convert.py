@@ -40,8 +40,24 @@ AGGREGATED = {
     "password-spray",
     "system-login-brute-force",
 }
-EXTENSION = {"impossible-travel", "unusual-geoip-login"}
+# new_value, travel and digest (issue 15 added the last and more baselines)
+EXTENSION = {
+    "impossible-travel",
+    "admin-impossible-travel",
+    "unusual-geoip-login",
+    "failed-login-new-country",
+    "dormant-account-login",
+    "login-without-mfa",
+    "login-without-mfa-digest",
+    "account-lockout",
+    "user-created-or-deleted",
+}
 JSONPATH = {"mfa-disabled", "api-key-or-policy-change"}
+# changes|element has no Sigma form: written as JSONPath field pairs, looser (the field and
+# its value may match in different entries), reported partial on every target. Their
+# quiet look-alike tests ("MFA turned on while another setting goes false") fire on the
+# converted rules by design, so the round trips leave them out.
+ELEMENT = {"mfa-disabled", "api-key-or-policy-change", "mfa-exclusion-granted"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +99,7 @@ def test_sigma_output_is_standard_sigma_with_uuids_names_and_logsource(
         firing = docs[-1]
         assert firing["name"] == rule.id  # the id users see in alerts, routes, silences
         assert UUID.fullmatch(firing["id"])
-        assert firing["level"] == rule.severity
+        assert firing["level"] == {"info": "informational"}.get(rule.severity, rule.severity)
         for doc in docs:
             assert "correlation" in doc or doc["logsource"] == {
                 "product": "jumpcloud",
@@ -136,7 +152,7 @@ def test_sigma_aggregations_become_correlation_documents(tmp_path: Path) -> None
     assert "realert 2h per initiated_by.username" in lines["impossible-travel"]
     assert lines["password-spray"].startswith("faithful")
     # JSONPath field names are this project's: other Sigma tools need a mapping.
-    assert lines["mfa-disabled"].startswith("partial: JSONPath field names ($.changes..field")
+    assert lines["mfa-disabled"].startswith("partial: changes|element (one list entry")
 
 
 def test_the_shipped_pack_passes_pysigma_validators(tmp_path: Path) -> None:
@@ -201,7 +217,7 @@ def native(docs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("description", "tags", "fields", "realert", "summary", "tests", "by"):
         if key in firing:
             rule[key] = firing[key]
-    for key in ("travel", "new_value"):
+    for key in ("travel", "new_value", "digest"):
         if key in firing:
             rule[key] = firing[key]
     if "detection" in firing:
@@ -226,8 +242,14 @@ def native(docs: list[dict[str, Any]]) -> dict[str, Any]:
         if "correlation" in doc:  # a repeated step: event_count over the step's rule
             count = doc["correlation"]["condition"]["gte"]
             doc = by_name[doc["correlation"]["rules"][0]]
-        (selection,) = (k for k in doc["detection"] if k != "condition")
-        detection[selection] = doc["detection"][selection]
+        names = [k for k in doc["detection"] if k != "condition"]
+        if len(names) == 1:
+            selection = names[0]
+        else:  # the rule's own condition went with the step: "(C) and step"
+            condition, selection = doc["detection"]["condition"].rsplit(" and ", 1)
+            detection["condition"] = condition[1:-1]
+        for name in names:
+            detection[name] = doc["detection"][name]
         steps.append({"selection": selection, "count": count})
     rule["detection"] = detection
     rule["sequence"] = {"by": group, "within": corr["timespan"], "steps": steps}
@@ -277,8 +299,8 @@ def test_converted_sigma_loads_back_to_the_same_alerts_on_simulated_traffic(
     assert [r.id for r in reloaded] == [r.id for r in pack]
 
     history, day = traffic()
-    original = [a.to_dict() for a in run(pack, history, day)]
-    converted = [a.to_dict() for a in run(reloaded, history, day)]
+    original = [a.to_dict() for a in run(pack, history, day) if a.rule not in ELEMENT]
+    converted = [a.to_dict() for a in run(reloaded, history, day) if a.rule not in ELEMENT]
     assert {a["rule"] for a in original} >= {
         "password-spray",
         "brute-force-success",
@@ -286,7 +308,8 @@ def test_converted_sigma_loads_back_to_the_same_alerts_on_simulated_traffic(
     }
     assert converted == original
     # ... and the inline tests, which travel as the 'tests' extension key, still pass.
-    assert main(["test", "--rules", str(back)]) == 0
+    exact = [r.id for r in pack if r.id not in ELEMENT]
+    assert main(["test", "--rules", str(back), *exact]) == 0
 
 
 @pytest.mark.skipif(
@@ -302,10 +325,10 @@ def test_converted_sigma_loads_as_sigma_to_the_same_alerts(
     sigma = load_rules([out])
     assert {r.id for r in pack} <= {r.id for r in sigma}
     history, day = traffic()
-    original = in_order(run(pack, history, day))
+    original = [a for a in in_order(run(pack, history, day)) if a["rule"] not in ELEMENT]
     assert len(original) > 50
-    assert in_order(run(sigma, history, day)) == original
-    assert main(["test", "--rules", str(out)]) == 0
+    assert [a for a in in_order(run(sigma, history, day)) if a["rule"] not in ELEMENT] == original
+    assert main(["test", "--rules", str(out), *(r.id for r in pack if r.id not in ELEMENT)]) == 0
     # validate reads every document of the multi-document files: no warning either
     config = str(RULES.parent / "config.yaml")
     assert main(["validate", "--config", config, "--rules", str(out), "--strict"]) == 0
@@ -376,8 +399,10 @@ def test_siem_queries_hold_every_selection_value_and_say_what_they_lose(
             continue
         query = path.read_text()
         assert balanced(query), query
+        plain = query.replace("\\", "")  # Lucene escapes spaces and '-'
         for value in selection_strings(rule):
-            assert value in query, (rule.id, value)
+            # wildcards become the backend's own (ES|QL: starts_with / like)
+            assert value.strip("*") in plain, (rule.id, value)
         assert "$." not in query  # JSONPath fields are mapped, never queried literally
         if rule.id in AGGREGATED:
             spec = rule.aggregation
@@ -385,6 +410,8 @@ def test_siem_queries_hold_every_selection_value_and_say_what_they_lose(
             for field, _ in rule.group_by:
                 assert field in query
             assert line.startswith("partial: counts in fixed"), line
+        elif rule.id in ELEMENT:
+            assert line.startswith("partial: changes|element "), line
         elif target == "esql" and rule.id in JSONPATH:
             assert line.startswith("partial: fields mapped: "), line
             assert "MV_EXPAND" in line

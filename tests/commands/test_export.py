@@ -114,7 +114,7 @@ def test_export_services_and_until_narrow_the_range(tmp_path: Path, traffic: lis
     expected = {
         e["id"]
         for e in traffic
-        if e["service"] == "sso" and start <= parse_timestamp(e["timestamp"]) <= end
+        if e.get("service") == "sso" and start <= parse_timestamp(e["timestamp"]) <= end
     }
     written = [json.loads(line) for line in output.read_text().splitlines()]
     assert expected

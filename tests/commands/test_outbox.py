@@ -11,7 +11,7 @@ import pytest
 
 from alerting import cli
 from alerting.clock import ManualClock
-from alerting.commands.outbox import retry_command
+from alerting.commands.outbox import list_command, retry_command
 from alerting.errors import AlertingError
 from alerting.notify.channels.file import FileSender
 from alerting.store import Store
@@ -36,11 +36,11 @@ def test_restart_mid_delivery_delivers_what_was_pending(
     real_send = FileSender.send
     calls = {"n": 0}
 
-    def crash_on_second(self: FileSender, batch: Any) -> None:
+    def crash_on_second(self: FileSender, batch: Any, incident: Any = None) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise Crash
-        real_send(self, batch)
+        real_send(self, batch, incident)
 
     monkeypatch.setattr(FileSender, "send", crash_on_second)
     with pytest.raises(Crash):
@@ -49,10 +49,10 @@ def test_restart_mid_delivery_delivers_what_was_pending(
     monkeypatch.setattr(FileSender, "send", real_send)
 
     second_store = Store(db)
-    assert states(second_store) == {"pending": 2, "sent": 1, "dead": 0}
+    assert states(second_store) == {"pending": 2, "sent": 1, "dead": 0, "held": 0}
     second = make_notifier(second_store, clock, channels)
     assert second.deliver_due().sent == 2
-    assert states(second_store) == {"pending": 0, "sent": 3, "dead": 0}
+    assert states(second_store) == {"pending": 0, "sent": 3, "dead": 0, "held": 0}
     written = [json.loads(line)["fingerprint"] for line in out.read_text().splitlines()]
     assert sorted(written) == sorted(a.fingerprint for a in alerts)
     second_store.close()
@@ -200,7 +200,7 @@ def test_outbox_retry_requeues_dead_and_reports_unknown_ids(
     assert _outbox(cfg, "retry", str(dead_id)) == 0
     assert f"re-queued delivery {dead_id} (siem, rule dead-rule)" in capsys.readouterr().out
     db = Store(tmp_path / "state" / "alerting.db")
-    assert db.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0}
+    assert db.outbox_counts() == {"pending": 2, "sent": 0, "dead": 0, "held": 0}
     (row,) = [d for d in db.list_deliveries(("pending",)) if d.id == dead_id]
     assert row.attempts == 0
     db.close()
@@ -235,5 +235,23 @@ def test_outbox_retry_refuses_a_sent_delivery(tmp_path: Path) -> None:
     db.mark_sent(row.id, START)
     with pytest.raises(AlertingError, match=f"delivery {row.id} was already sent"):
         retry_command(db, row.id, ManualClock(START), io.StringIO())
-    assert db.outbox_counts() == {"pending": 0, "sent": 1, "dead": 0}
+    assert db.outbox_counts() == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
+    db.close()
+
+
+def test_outbox_lists_held_alerts_and_refuses_to_retry_them(tmp_path: Path) -> None:
+    db = Store(tmp_path / "state.db")
+    alert = make_alert(severity="medium")
+    assert db.enqueue_alert(alert.fingerprint, alert.rule, alert.to_json(), ["oncall"], START)
+    (row,) = db.list_deliveries(("pending",))
+    db.mark_held(row.id, START, "held: incident inc-1 already sent a higher-severity alert")
+    out = io.StringIO()
+    list_command(db, out)
+    assert out.getvalue() == (
+        "outbox is empty: nothing pending, nothing dead-lettered; "
+        "1 held (an incident's higher-severity message covered them)\n"
+    )
+    with pytest.raises(AlertingError, match=f"delivery {row.id} was held: held: incident inc-1"):
+        retry_command(db, row.id, ManualClock(START), io.StringIO())
+    assert db.outbox_counts() == {"pending": 0, "sent": 0, "dead": 0, "held": 1}
     db.close()

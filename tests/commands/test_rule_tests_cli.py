@@ -228,8 +228,12 @@ def test_readme_examples(tmp_path):
         "NewValueSpec",
         "TravelSpec",
         "SequenceSpec",
+        "DigestSpec",
     }
     assert any(r.filters for r in rules), "the filter example applies"
+    # the examples read real DI fields: SSO launches carry sso_token_success, no success
+    for example in examples:
+        assert "event_type: sso_auth, success:" not in example
     results = run_rule_tests(rules)
     # every example has tests, but for the rules a correlation example tests through it
     through = {r.id for r in rules if r.correlated_by}

@@ -104,7 +104,7 @@ def test_the_shipped_pack_holds_projections_not_whole_events() -> None:
     whole = [r.id for r in rules if r.hold_full]
     assert whole == []
     burst = next(r for r in rules if r.id == "failed-login-burst")
-    assert burst.held_paths == (("client_ip",), ("geoip", "country_code"))
+    assert burst.held_paths == (("client_ip",), ("event_type",), ("geoip", "country_code"))
 
 
 def test_a_rule_without_summary_holds_nothing(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_plain_smtp_delivers_multipart_with_identifying_headers(
     assert "12 failed logins for alice" in text
     assert "Where:     203.0.113.7 (RU)" in text
     assert "<td>203.0.113.7 (RU)</td>" in html
-    assert states(store) == {"pending": 0, "sent": 1, "dead": 0}
+    assert states(store) == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
 
 
 def test_starttls_with_ca_file_and_login(
@@ -205,7 +205,7 @@ def test_relay_down_retries_until_dead_and_keeps_the_row(store: Store, clock: Ma
     for _ in range(3):
         notifier.deliver_due()
         clock.advance(60)
-    assert states(store) == {"pending": 0, "sent": 0, "dead": 1}
+    assert states(store) == {"pending": 0, "sent": 0, "dead": 1, "held": 0}
     (row,) = store.list_deliveries(("dead",))
     assert "ConnectionRefusedError" in (row.last_error or "")
 

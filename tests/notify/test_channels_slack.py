@@ -64,7 +64,7 @@ def test_webhook_receives_the_block_kit_payload(
             "text": ":red_circle: [HIGH] Failed login burst",
         },
     }
-    assert states(store) == {"pending": 0, "sent": 1, "dead": 0}
+    assert states(store) == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
 
 
 def test_bot_token_posts_to_chat_post_message(
@@ -118,7 +118,7 @@ def test_webhook_429_waits_for_retry_after_without_burning_attempts(
     assert len(receiver.requests) == 1
     clock.advance(1)
     assert notifier.deliver_due().sent == 2
-    assert states(store) == {"pending": 0, "sent": 2, "dead": 0}
+    assert states(store) == {"pending": 0, "sent": 2, "dead": 0, "held": 0}
 
 
 def test_web_api_ratelimited_honours_retry_after(
@@ -159,7 +159,7 @@ def test_server_errors_are_retried_with_backoff_then_delivered(
     clock.advance(20)
     assert notifier.deliver_due().sent == 1
     assert len(receiver.requests) == 3
-    assert states(store) == {"pending": 0, "sent": 1, "dead": 0}
+    assert states(store) == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
 
 
 @pytest.mark.parametrize("error", ["invalid_auth", "channel_not_found", "not_in_channel"])
@@ -214,7 +214,7 @@ def test_unreachable_slack_is_dead_lettered_after_max_attempts(
             outcomes.append((r.retried, r.dead))
             clock.advance(60)
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
-    assert states(store) == {"pending": 0, "sent": 0, "dead": 1}
+    assert states(store) == {"pending": 0, "sent": 0, "dead": 1, "held": 0}
     (row,) = store.list_deliveries(("dead",))
     assert row.attempts == 3
     assert "cannot reach Slack" in (row.last_error or "")
@@ -243,7 +243,7 @@ def test_a_burst_goes_out_as_one_message(
         assert f"user{i}" in body["blocks"][1]["text"]["text"]
     clock.advance(10)
     assert notifier.deliver_due().sent == 1
-    assert states(store) == {"pending": 0, "sent": 6, "dead": 0}
+    assert states(store) == {"pending": 0, "sent": 6, "dead": 0, "held": 0}
 
 
 def test_a_failed_burst_is_retried_as_one_message(

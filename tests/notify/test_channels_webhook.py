@@ -146,7 +146,7 @@ def test_timeouts_are_retried_then_dead_lettered_without_losing_the_row(
         results.append((r.retried, r.dead))
         clock.advance(60)
     assert results == [(1, 0), (1, 0), (0, 1)]
-    assert states(store) == {"pending": 0, "sent": 0, "dead": 1}
+    assert states(store) == {"pending": 0, "sent": 0, "dead": 1, "held": 0}
     (row,) = store.list_deliveries(("dead",))
     assert row.last_error == "webhook timed out after 0.2s"
 
@@ -160,7 +160,7 @@ def test_receiver_down_then_up(store: Store, clock: ManualClock, receiver: HttpR
     up = hook(store, clock, receiver.url + "/hook")
     clock.advance(10)
     assert up.deliver_due().sent == 1
-    assert states(store) == {"pending": 0, "sent": 1, "dead": 0}
+    assert states(store) == {"pending": 0, "sent": 1, "dead": 0, "held": 0}
 
 
 def test_https_with_ca_file_keeps_verification_on(

@@ -60,7 +60,7 @@ def test_a_429_holds_its_channel_across_passes_and_new_alerts(
         assert len(receiver.requests) == 1
         clock.advance(1)
         assert notifier.deliver_due().sent == 2
-        assert states(store) == {"pending": 0, "sent": 4, "dead": 0}
+        assert states(store) == {"pending": 0, "sent": 4, "dead": 0, "held": 0}
     finally:
         hook.close()
 

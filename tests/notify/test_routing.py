@@ -156,7 +156,7 @@ def test_enqueue_joins_the_callers_transaction(store: Store, clock: ManualClock)
         raise RuntimeError("crash before commit")
     # Neither the cursor nor the alert survived: they commit together or not at all.
     assert store.get_cursor("di") is None
-    assert store.outbox_counts() == {"pending": 0, "sent": 0, "dead": 0}
+    assert store.outbox_counts() == {"pending": 0, "sent": 0, "dead": 0, "held": 0}
     with store.transaction():
         store.set_cursor("di", 123, clock.time())
         notifier.enqueue([make_alert()])

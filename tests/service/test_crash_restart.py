@@ -77,7 +77,7 @@ def test_kills_mid_poll_and_mid_delivery_lose_and_duplicate_nothing(tmp_path: Pa
         # 1. Killed after computing alerts, before committing: nothing happened.
         code, err = _finish(_alerting(config, "--once", failpoint="before_commit"))
         assert code == -signal.SIGKILL, err
-        assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0}, 0)
+        assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0, "held": 0}, 0)
 
         # 2. Killed right after the commit: alerts queued, cursor moved, nothing sent.
         code, err = _finish(_alerting(config, "--once", failpoint="after_commit"))
@@ -134,7 +134,7 @@ def test_kills_mid_poll_and_mid_delivery_lose_and_duplicate_nothing(tmp_path: Pa
     # Each alert was enqueued once; every delivery ended as sent.
     _, outbox, alerts = _state(tmp_path)
     assert alerts == len(expected)
-    assert outbox == {"pending": 0, "sent": len(expected), "dead": 0}
+    assert outbox == {"pending": 0, "sent": len(expected), "dead": 0, "held": 0}
 
 
 # ---------------------------------------------------------------------- Slack and email
@@ -162,7 +162,8 @@ routes:
   - channels: [oncall, mail]
 """
     text = text[:start] + channels + text[end:]
-    text = text.replace("delivery: {", "delivery: {group_wait: 0s, ")
+    # One user per alert: each is its own incident, sent without the incident's group_wait.
+    text = text.replace("delivery: {", "delivery: {group_wait: 0s, incidents: {group_wait: 0s}, ")
     config.write_text(text)
     return config
 
@@ -186,7 +187,7 @@ def test_kills_lose_and_duplicate_nothing_on_slack_and_email(tmp_path: Path) -> 
 
             code, err = _finish(_alerting(config, "--once", failpoint="before_commit"))
             assert code == -signal.SIGKILL, err
-            assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0}, 0)
+            assert _state(tmp_path) == (None, {"pending": 0, "sent": 0, "dead": 0, "held": 0}, 0)
 
             code, err = _finish(_alerting(config, "--once", failpoint="after_commit"))
             assert code == -signal.SIGKILL, err
@@ -221,7 +222,7 @@ def test_kills_lose_and_duplicate_nothing_on_slack_and_email(tmp_path: Path) -> 
     assert mails == Counter(dict.fromkeys(expected, 1))  # each alert mailed exactly once
     _, outbox, alerts = _state(tmp_path)
     assert alerts == len(expected)
-    assert outbox == {"pending": 0, "sent": 2 * len(expected), "dead": 0}
+    assert outbox == {"pending": 0, "sent": 2 * len(expected), "dead": 0, "held": 0}
 
 
 # ---------------------------------------------------------------------- a key revoked

@@ -21,7 +21,7 @@ import pytest
 
 from alerting.clock import ManualClock, SystemClock
 from alerting.simulator.di_api import DIApiServer
-from alerting.store import Store
+from alerting.store import SCHEMA_VERSION, Store
 from tests.support.service import (
     API_KEY,
     START,
@@ -50,7 +50,7 @@ def _newer_schema(store: Store) -> Mend:
 
     def mend() -> None:  # the operator goes back to the version that wrote it
         conn = store._conn
-        conn.execute("PRAGMA user_version=1")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     return mend
 
@@ -59,7 +59,10 @@ FAULTS: dict[str, tuple[Callable[[Store], Mend], str]] = {
     "disk_full": (fill_disk, "the disk is full (database or disk is full): free space"),
     "read_only": (make_read_only, "it cannot be written (attempt to write a readonly database)"),
     "locked": (hold_lock, "it is locked by another process (database is locked)"),
-    "newer_schema": (_newer_schema, "written by a newer jc-alerting (schema 2"),
+    "newer_schema": (
+        _newer_schema,
+        f"written by a newer jc-alerting (schema {SCHEMA_VERSION + 1}",
+    ),
 }
 
 

@@ -93,6 +93,17 @@ def test_export_without_attacks(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "quiet.jsonl.truth.json").read_text()) == []
 
 
+def test_export_of_an_org_mid_rollout(tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "rollout.jsonl"
+    args = ["simulate", "--export", str(out), "--hours", "30", "--scenario", "none"]
+    assert cli.main([*args, "--unenrolled-mfa", "0.5"]) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    logins = [e for e in events if e["event_type"] == "user_login_attempt" and e["success"]]
+    assert any(e["mfa"] is False for e in logins)
+    assert cli.main([*args, "--unenrolled-mfa", "1.5"]) == 1
+    assert "--unenrolled-mfa must be a share from 0 up to 1" in capsys.readouterr().err
+
+
 def test_unknown_scenario_is_a_one_line_error_with_a_suggestion(
     tmp_path: Path, capsys: Any
 ) -> None:
@@ -141,6 +152,20 @@ def test_serves_history_with_every_attack_in_the_last_hour() -> None:
         for attack in sim.attacks:
             if attack.end_ns <= now:  # the newest one may still be under way
                 assert set(attack.event_ids) <= served
+
+
+def test_an_org_mid_rollout_serves_portal_logins_without_mfa() -> None:
+    clock = ManualClock(START)
+    now = int(START) * 1_000_000_000
+    with EmbeddedSimulator(
+        clock=clock, seed=9, history_ns=24 * HOUR_NS, scenarios=["none"], unenrolled_mfa=0.1
+    ) as sim:
+        events = page_all(sim.url, now - 24 * HOUR_NS, now)
+    logins = [e for e in events if e["event_type"] == "user_login_attempt" and e["success"]]
+    without = {e["initiated_by"]["username"] for e in logins if e["mfa"] is False}
+    assert 1 <= len(without) <= 6  # 10% of 60 people, those who logged in that day
+    assert all(e["mfa_meta"] == {"type": "none"} for e in logins if e["mfa"] is False)
+    assert any(e["mfa"] is True for e in logins)
 
 
 def test_live_mode_extends_traffic_and_keeps_attacking() -> None:

@@ -346,9 +346,9 @@ def make_notifier(
     from alerting.notify.settings import ChannelConfig
 
     adapter: TypeAdapter[Any] = TypeAdapter(ChannelConfig)
-    route_models = [
-        RouteConfig.model_validate(r) for r in (routes or [{"channels": list(channels)}])
-    ]
+    # Channel tests see every alert as it comes; incident tests pass their own routes.
+    default_routes = [{"channels": list(channels), "incidents": False}]
+    route_models = [RouteConfig.model_validate(r) for r in (routes or default_routes)]
     return Notifier(
         channels={name: adapter.validate_python(cfg) for name, cfg in channels.items()},
         routes=route_models,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from alerting.alert import Alert
+from alerting.notify.incidents import IncidentView
 
 
 class Channel(Protocol):
@@ -13,8 +14,12 @@ class Channel(Protocol):
     # Whether a burst of one rule's alerts may go out as one message (humans read it).
     groups_bursts: bool
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        """Deliver ``alerts`` as one message or raise ``DeliveryError``."""
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        """Deliver ``alerts`` as one message or raise ``DeliveryError``.
+
+        ``incident`` is set for an incident message: ``alerts`` are its alerts sent now,
+        highest severity first, and it names every rule of the incident so far.
+        """
         ...
 
     def close(self) -> None: ...

@@ -12,6 +12,7 @@ from typing import IO
 
 from alerting.alert import Alert
 from alerting.notify.channels.errors import TemporaryError
+from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import ConsoleChannel
 
@@ -52,8 +53,8 @@ class ConsoleSender:
         isatty = getattr(self.stream, "isatty", None)
         return bool(isatty and isatty())
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        text = self.messages.console(alerts).rstrip("\n")
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        text = self.messages.console(alerts, incident).rstrip("\n")
         if self._colour():
             first, _, rest = text.partition("\n")
             colour = _COLOURS.get(alerts[0].severity, "")

@@ -17,6 +17,7 @@ from email.utils import formatdate, parseaddr
 from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.notify.channels.errors import PermanentError, TemporaryError
+from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import EmailChannel
 
@@ -42,9 +43,9 @@ class EmailSender:
                 f"cannot load ca_file {self.config.ca_file!r}: {exc}: point ca_file at a PEM bundle"
             ) from None
 
-    def build(self, alerts: Sequence[Alert]) -> EmailMessage:
+    def build(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> EmailMessage:
         """The multipart (text + HTML) message with identifying headers."""
-        content = self.messages.email(alerts)
+        content = self.messages.email(alerts, incident)
         msg = EmailMessage()
         msg["Subject"] = content.subject  # already one line (escape.header_line)
         msg["From"] = self.config.sender
@@ -60,12 +61,15 @@ class EmailSender:
         msg["X-Alerting-Rule"] = alerts[0].rule
         if len(alerts) > 1:
             msg["X-Alerting-Alert-Count"] = str(len(alerts))
+        if incident is not None:
+            msg["X-Alerting-Incident"] = incident.id
+            msg["References"] = f"<{incident.id}@{domain}>"  # threads an incident's messages
         msg.set_content(content.text)
         msg.add_alternative(content.html, subtype="html")
         return msg
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        msg = self.build(alerts)
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        msg = self.build(alerts, incident)
         cfg = self.config
         timeout = cfg.timeout.total_seconds()
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from alerting.alert import Alert
 from alerting.notify.channels.errors import PermanentError, TemporaryError
+from alerting.notify.incidents import IncidentView
 from alerting.notify.settings import FileChannel
 
 
@@ -18,7 +19,8 @@ class FileSender:
         self.name = name
         self.path = Path(config.path)
 
-    def send(self, alerts: Sequence[Alert]) -> None:
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        # Each line is one alert JSON object; an incident's alerts carry its id.
         data = "".join(a.to_json() + "\n" for a in alerts).encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

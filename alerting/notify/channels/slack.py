@@ -21,6 +21,7 @@ from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.netutil import retry_after_seconds
 from alerting.notify.channels.errors import PermanentError, RateLimited, TemporaryError
+from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder, SlackMessage
 from alerting.notify.settings import SlackChannel
 
@@ -66,8 +67,8 @@ class SlackSender:
                 retry_handlers=[],
             )
 
-    def send(self, alerts: Sequence[Alert]) -> None:
-        message = self.messages.slack(alerts, self.config.template)
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        message = self.messages.slack(alerts, self.config.template, incident)
         try:
             if self._webhook is not None:
                 self._send_webhook(self._webhook, message)

@@ -20,11 +20,13 @@ from alerting.clock import Clock
 from alerting.errors import AlertingError
 from alerting.netutil import retry_after_seconds
 from alerting.notify.channels.errors import PermanentError, RateLimited, TemporaryError
+from alerting.notify.incidents import IncidentView
 from alerting.notify.render import MessageBuilder
 from alerting.notify.settings import WebhookChannel
 
 SIGNATURE_HEADER = "X-Alerting-Signature"
 FINGERPRINT_HEADER = "X-Alerting-Fingerprint"
+INCIDENT_HEADER = "X-Alerting-Incident"
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -61,23 +63,33 @@ class WebhookSender:
             headers={"User-Agent": "jc-alerting"},
         )
 
-    def request_headers(self, alert: Alert, body: bytes) -> dict[str, str]:
+    def request_headers(
+        self, alert: Alert, body: bytes, incident: IncidentView | None = None
+    ) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         headers.update(self.config.headers)
         headers[FINGERPRINT_HEADER] = alert.fingerprint
+        if incident is not None:
+            headers[INCIDENT_HEADER] = incident.id
         if self.config.secret is not None:
             headers[SIGNATURE_HEADER] = sign(self.config.secret.get_secret_value().encode(), body)
         return headers
 
-    def send(self, alerts: Sequence[Alert]) -> None:
+    def send(self, alerts: Sequence[Alert], incident: IncidentView | None = None) -> None:
+        if incident is not None:
+            # One POST per incident message: {"incident": {...}, "alerts": [...]}.
+            self._post(alerts, incident)
+            return
         for alert in alerts:  # one POST per alert: the body contract is one alert object
-            self._post(alert)
+            self._post([alert], None)
 
-    def _post(self, alert: Alert) -> None:
-        body = self.messages.webhook([alert], self.config.template)
+    def _post(self, alerts: Sequence[Alert], incident: IncidentView | None) -> None:
+        body = self.messages.webhook(alerts, self.config.template, incident)
         try:
             resp = self._client.post(
-                self.config.url, content=body, headers=self.request_headers(alert, body)
+                self.config.url,
+                content=body,
+                headers=self.request_headers(alerts[0], body, incident),
             )
         except httpx.TimeoutException:
             raise TemporaryError(

@@ -167,8 +167,10 @@ class EventEmitter:
         ua: dict[str, Any],
         *,
         success: bool,
-        mfa: bool = True,
+        mfa: bool | None = None,
     ) -> Item:
+        if mfa is None:
+            mfa = p.mfa_enrolled  # an org mid-rollout: not everyone has a second factor
         body: dict[str, Any] = {
             "initiated_by": p.initiated_by,
             "resource": p.resource,
@@ -202,16 +204,33 @@ class EventEmitter:
         *,
         ok: bool = True,
     ) -> None:
-        if ns % 10 == 0:
-            ns += 7  # nine significant fraction digits, as the SSO service writes them
+        # The SSO service writes 9 fraction digits, 8 when the last one is 0 (Sekoia's
+        # samples); the newest shape (2026) has a whole-second timestamp plus a 9-digit
+        # server_timestamp, timestamp_source, target_resource, initiated_by.administrator.
+        shape = ns // 1000 % 10  # from the time, not the RNG: other events stay as they were
+        server_ns = ns
+        if shape < 2:
+            ns -= ns % NS
+        elif shape == 2:
+            ns -= ns % 10
+            if ns % 100 == 0:
+                ns += 10
+        elif ns % 10 == 0:
+            ns += 7
         event_id = oid(rng, ns // NS)
         app = self.apps[int(rng.random() * len(self.apps))]
+        if shape == 2:
+            stamp = f"{self._sec_text(ns // NS)}.{ns % NS // 10:08d}Z"
+        elif shape < 2:
+            stamp = self._ts_s(ns)
+        else:
+            stamp = self._ts_nano(ns)
         out.append(
             (
                 ns,
                 event_id,
                 {
-                    "initiated_by": p.initiated_by,
+                    "initiated_by": p.initiated_by if shape >= 2 else p.sso_initiated_by,
                     "error_message": ""
                     if ok
                     else rng.choice(("not authorized", "application unreachable")),
@@ -229,10 +248,16 @@ class EventEmitter:
                     "client_ip": ip,
                     "id": event_id,
                     "idp_initiated": rng.random() < 0.3,
-                    "timestamp": self._ts_nano(ns),
+                    "timestamp": stamp,
                 },
             )
         )
+        if shape < 2:
+            out[-1][2].update(
+                server_timestamp=self._ts_nano(server_ns),
+                timestamp_source="server",
+                target_resource={"type": "APPLICATION"},
+            )
 
     def _radius(
         self,
@@ -272,14 +297,17 @@ class EventEmitter:
             "username": username,
         }
         if not device:
+            s9 = ns // NS % 3 == 0  # Sekoia's S9: upper-case auth_type, outer.eap_type null
             event["eap_type"] = "MSCHAPv2"
             event["outer"] = {
                 "error_message": None
                 if ok
                 else "eap_peap: The users session was previously rejected",
-                "eap_type": "PEAP",
+                "eap_type": None if s9 else "PEAP",
                 "username": username,
             }
+            if s9:
+                event["auth_type"] = "EAP"
         out.append((ns, event_id, event))
 
     def _system_login(
@@ -334,6 +362,38 @@ class EventEmitter:
                 event["windows_meta"] = {"elevated": False, "logon_type": "2"}
         out.append((ns, event_id, event))
 
+    def _admin_login(
+        self,
+        out: list[Item],
+        rng: random.Random,
+        ns: int,
+        admin: Admin,
+        *,
+        mfa: bool,
+        success: bool = True,
+        place: Place | None = None,
+        ip: str | None = None,
+        legacy: bool | None = None,
+    ) -> Item:
+        """An admin console login. Real ones carry ``mfa`` but no ``mfa_meta``; one in
+        five is in JumpCloud's documented 2020 shape: the admin in ``resource``, no
+        ``initiated_by``, no ``service``, ``geoip.country_code2`` and no coordinates."""
+        place = place or admin.place
+        body: dict[str, Any] = {"success": success, "mfa": mfa, "client_ip": ip or admin.ip}
+        if legacy or (legacy is None and ns // MS % 5 == 0):
+            geo = {k: v for k, v in place.geo.items() if k not in ("latitude", "longitude")}
+            geo["country_code2"] = geo.pop("country_code")
+            body["resource"] = {"id": admin.admin_id, "type": "admin", "email": admin.email}
+            body["geoip"] = geo
+            body["useragent"] = {**admin.ua, "build": ""}
+            item = self._directory(out, rng, ns, "admin_login_attempt", body)
+            del item[2]["service"]
+            return item
+        body["initiated_by"] = admin.initiated_by
+        body["geoip"] = place.geo
+        body["useragent"] = admin.ua
+        return self._directory(out, rng, ns, "admin_login_attempt", body)
+
     def _admin_body(self, admin: Admin, extra: dict[str, Any]) -> dict[str, Any]:
         """The fields every admin-initiated directory event carries, plus ``extra``."""
         return {
@@ -357,7 +417,12 @@ class EventEmitter:
         *,
         searches: int,
     ) -> None:
-        """An LDAP bind and its searches on one connection (one id, operations numbered)."""
+        """An LDAP bind and its searches on one connection (one id, operations numbered).
+
+        ``ip`` (where the client connects from) is not written: JumpCloud's LDAP attribute
+        table and integrations written against live data have no client_ip for LDAP.
+        """
+        del ip
         connection = _b64(rng.getrandbits(256))
         t -= t % MS
         event_id = oid(rng, t // NS)
@@ -383,7 +448,6 @@ class EventEmitter:
                     "success": True,
                     "error_code": 0,
                     "error_message": "",
-                    "client_ip": ip,
                     "initiated_by": {"type": "user", "username": username},
                     "auth_meta": {"auth_methods": {"password": {"success": True}}},
                 },
@@ -419,7 +483,6 @@ class EventEmitter:
                         "number_of_results": rng.randrange(1, len(self.people) + 1),
                         "success": True,
                         "error_code": 0,
-                        "client_ip": ip,
                     },
                 )
             )

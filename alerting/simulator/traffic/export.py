@@ -45,6 +45,13 @@ def _entity(attack: InjectedAttack, by_id: dict[Any, dict[str, Any]]) -> str:
             for key in ("email", "username", "id"):
                 if isinstance(actor.get(key), str):
                     return str(actor[key])
+        # no initiated_by: the 2020 admin login names the admin in resource.email; LDAP
+        # binds and JumpCloud's own alerts name the account in username
+        resource = event.get("resource")
+        if isinstance(resource, dict) and isinstance(resource.get("email"), str):
+            return str(resource["email"])
+        if isinstance(event.get("username"), str):
+            return str(event["username"])
     return ""
 
 

@@ -67,6 +67,7 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         rate: float = 1.0,
         attack_slot_ns: int = DEFAULT_ATTACK_SLOT_NS,
         attack_anchor_ns: int = 0,
+        unenrolled_mfa: float = 0.0,
         mix: str = "simulator",
     ) -> None:
         if users < 4:
@@ -78,6 +79,8 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
             if unknown:
                 raise ValueError(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
             enabled = [s for s in SCENARIOS if s in set(scenarios)]  # canonical order
+        if not 0.0 <= unenrolled_mfa < 1.0:
+            raise ValueError("unenrolled_mfa must be a fraction from 0 up to (not including) 1")
         if attack_slot_ns < 2 * MINUTE_NS:
             raise ValueError("attack_slot_ns must be at least two minutes")
         self.seed = seed
@@ -108,6 +111,20 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
         self.server_ips = population.server_ips
         self.groups = population.groups
         self.sso_context = population.sso_context
+        self._unenrol(unenrolled_mfa)
+
+    def _unenrol(self, share: float) -> None:
+        """An org mid-rollout: ``share`` of the people have no second factor yet. Never
+        an admin, nor a victim whose attack needs their MFA history (login without MFA,
+        brute force then success), so attacks keep their meaning."""
+        keep = {a.person.index for a in self.admins if a.person is not None}
+        keep |= set(self._pools[2]) | set(self._pools[3])
+        candidates = sorted(
+            (p for p in self.people if p.index not in keep),
+            key=lambda p: random.Random(f"{self.seed}:mfa:{p.index}").random(),
+        )
+        for p in candidates[: round(share * len(self.people))]:
+            p.mfa_enrolled = False
 
     # ----------------------------------------------------------------- public API
 
@@ -194,6 +211,10 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
             for index, start, end in plan.blackouts:
                 if start < hi and end > lo:
                     quiet.setdefault(self.people[index].username, []).append((start, end))
+                    # an admin is the same person at the console (identified by email)
+                    for admin in self.admins:
+                        if admin.person is not None and admin.person.index == index:
+                            quiet.setdefault(admin.email, []).append((start, end))
         return quiet
 
     def _plan(self, m: int) -> _Plan | None:
@@ -231,7 +252,9 @@ class TrafficGenerator(NormalBehaviour, AttackScenarios):
 def _is_quiet(quiet: dict[str, list[tuple[int, int]]], item: Item) -> bool:
     event = item[2]
     who = event.get("initiated_by")
-    name = who.get("username") if isinstance(who, dict) else None
+    if not isinstance(who, dict):
+        who = event.get("resource") if event.get("event_type") == "admin_login_attempt" else None
+    name = (who.get("username") or who.get("email")) if isinstance(who, dict) else None
     if name is None:
         return False
     spans = quiet.get(name)

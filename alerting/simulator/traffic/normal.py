@@ -276,10 +276,7 @@ class NormalBehaviour(EventEmitter):
             return
         if day_start or rng.random() < 0.1 * weight:
             t = t0 + int(rng.random() * HOUR_NS)
-            self._directory(out, rng, t, "admin_login_attempt",
-                            {"initiated_by": admin.initiated_by, "geoip": admin.place.geo,
-                             "useragent": admin.ua, "mfa": True, "mfa_meta": {"type": "totp"},
-                             "success": True, "client_ip": admin.ip})  # fmt: skip
+            self._admin_login(out, rng, t, admin, mfa=True)
         for _ in range(_poisson(rng, 1.5 * weight * self.rate)):
             self._admin_change(rng, admin, t0 + int(rng.random() * HOUR_NS), out)
 
@@ -369,7 +366,9 @@ class NormalBehaviour(EventEmitter):
         else:
             gone = f"{rng.choice(FIRST_NAMES)}.{rng.choice(LAST_NAMES)}{rng.randrange(2, 99)}"
             body = {"resource": {"id": oid(rng, t // NS - 10**7), "type": "user", "username": gone}}
-            self._directory(out, rng, t, "user_delete", self._admin_body(admin, body))
+            body = self._admin_body(admin, body)
+            del body["success"], body["useragent"]  # as in the real user_delete sample
+            self._directory(out, rng, t, "user_delete", body)
 
     def _automation_hour(self, rng: random.Random, t0: int, out: list[Item]) -> None:
         """Nightly HR sync at 02:00 New York time: user_update with an API key, curl/python."""

@@ -121,6 +121,9 @@ class Person:
     resource: dict[str, Any] = field(default_factory=dict)
     radius_initiated_by: dict[str, Any] = field(default_factory=dict)
     systemuser: dict[str, Any] = field(default_factory=dict)
+    # SSO's newest shape (2026) adds initiated_by.administrator
+    sso_initiated_by: dict[str, Any] = field(default_factory=dict)
+    mfa_enrolled: bool = True  # False in an org mid-rollout (``unenrolled_mfa``)
 
 
 @dataclass(slots=True)
@@ -209,6 +212,7 @@ def build_population(seed: int, count: int) -> Population:
         person.initiated_by = {"id": person.user_id, "type": "user", "username": username}
         person.resource = {"id": person.user_id, "type": "user", "username": username}
         person.radius_initiated_by = {"type": "user", "username": username}
+        person.sso_initiated_by = {**person.initiated_by, "administrator": False}
         person.systemuser = {
             "type": "systemuser",
             "id": person.local_user_id,
@@ -246,7 +250,8 @@ def build_population(seed: int, count: int) -> Population:
         DATACENTER,
         DATACENTER.ip(rng),
         UA_PYTHON,
-        {"id": auto_id, "type": "admin", "email": f"hr-sync@{ADMIN_DOMAIN}"},
+        # an identity provider's SCIM sync, as in Sekoia's user_update samples
+        {"id": auto_id, "source": "scim", "type": "admin", "email": f"hr-sync@{ADMIN_DOMAIN}"},
         automation=True,
     )
     ldap_connection_ip = OFFICE_IP[people[0].home.city]

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from alerting.durations import HOUR_NS, MINUTE_NS, NS
+from alerting.durations import HOUR_NS, MINUTE_NS, MS, NS
 from alerting.events import format_timestamp
 from alerting.simulator.traffic.constants import ADMIN_DOMAIN, MAX_BLACKOUT_NS, VICTIM_LANES, Item
-from alerting.simulator.traffic.events import FAILED_CONTEXT, EventEmitter
+from alerting.simulator.traffic.events import FAILED_CONTEXT, EventEmitter, _b64
 from alerting.simulator.traffic.ids import oid
 from alerting.simulator.traffic.places import (
     ATTACKER_PLACES,
@@ -38,6 +38,9 @@ from alerting.simulator.traffic.population import (
     Person,
 )
 
+# The default deny-list of denied-country-activity (comprehensively embargoed countries).
+_DENIED = frozenset({"CU", "IR", "KP", "SY"})
+
 #: attack scenario name (the CLI name) -> id of the rule expected to catch it
 SCENARIOS: dict[str, str] = {
     "failed-login-burst": "failed-login-burst",
@@ -52,12 +55,51 @@ SCENARIOS: dict[str, str] = {
     "admin-created": "admin-created",
     "mass-user-deletion": "mass-user-deletion",
     "api-key-or-policy-change": "api-key-or-policy-change",
+    "admin-login-without-mfa": "admin-login-without-mfa",
+    "admin-brute-force": "admin-login-failure-burst",
+    "admin-impossible-travel": "admin-impossible-travel",
+    "radius-brute-force": "brute-force-success",
+    "ldap-brute-force": "brute-force-success",
+    "ldap-spray": "ldap-bind-failures",
+    "brute-force-new-country": "brute-force-success",
+    "failed-login-new-country": "failed-login-new-country",
+    "denied-country": "denied-country-activity",
+    "admin-deleted-or-org-changed": "admin-deleted-or-org-changed",
+    "privileged-group-member-added": "privileged-group-member-added",
+    "di-alert": "di-alert-raised",
+    "mfa-exclusion-granted": "mfa-exclusion-granted",
 }
+
+# Attackers' failures come from abroad: a country new for the user, sometimes a denied
+# one (KP, IR are attacker places).
+_FROM_ABROAD = ("failed-login-new-country", "denied-country-activity")
 
 #: other rules an attack legitimately trips as well (true positives, not noise)
 ALSO_EXPECTED: dict[str, tuple[str, ...]] = {
-    "brute-force-success": ("failed-login-burst", "unusual-geoip-login", "impossible-travel"),
-    "impossible-travel": ("unusual-geoip-login",),
+    "failed-login-burst": _FROM_ABROAD,
+    "password-spray": _FROM_ABROAD,
+    "admin-old-api-key-attempt": ("denied-country-activity",),
+    "brute-force-success": (
+        "failed-login-burst",
+        "unusual-geoip-login",
+        "impossible-travel",
+        *_FROM_ABROAD,
+    ),
+    "impossible-travel": ("unusual-geoip-login", "denied-country-activity"),
+    "admin-brute-force": (
+        "brute-force-success",
+        "admin-impossible-travel",
+        "denied-country-activity",
+    ),
+    # the incident of issue 15: one brute force from a new country, five rules
+    "brute-force-new-country": (
+        "failed-login-burst",
+        "unusual-geoip-login",
+        "impossible-travel",
+        "failed-login-new-country",
+    ),
+    "failed-login-new-country": (),
+    "denied-country": ("failed-login-new-country",),
 }
 
 
@@ -102,6 +144,7 @@ class AttackScenarios(EventEmitter):
     people: list[Person]
     admins: list[Admin]
     groups: list[dict[str, Any]]
+    servers: list[dict[str, Any]]
     _by_name: dict[str, Person]
     _victim_order: list[int]
     _pools: list[list[int]]
@@ -205,27 +248,218 @@ class AttackScenarios(EventEmitter):
         return out, group, [(victim.index, start - 10 * MINUTE_NS, end + need)]
 
     def _a_no_mfa(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """A user who signs in with MFA (an earlier login proves it) now signs in without."""
         out: list[Item] = []
-        if cycle % 2:
-            admin = self.admins[cycle % len(self.admins)]
-            self._directory(out, rng, start, "admin_login_attempt",
-                            {"initiated_by": admin.initiated_by, "geoip": admin.place.geo, "useragent": admin.ua,
-                             "mfa": False, "mfa_meta": {"type": "none"}, "success": True,
-                             "client_ip": admin.ip})  # fmt: skip
-            return out, {}, []
         person = self._victim(cycle, 2)  # settled: never abroad, so home is where they are
-        self._portal_login(
-            out,
-            rng,
-            start,
-            person,
-            person.home,
-            person.home_ip,
-            person.laptop.ua,
-            success=True,
-            mfa=False,
-        )
+        where = (person.home, person.home_ip, person.laptop.ua)
+        self._portal_login(out, rng, start, person, *where, success=True, mfa=True)
+        out[-1][2]["_evidence"] = False
+        self._portal_login(out, rng, start + span, person, *where, success=True, mfa=False)
+        group = {"initiated_by.username": person.username}
+        return out, group, [(person.index, start - 10 * MINUTE_NS, start + span + HOUR_NS)]
+
+    def _a_admin_no_mfa(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        admin = self.admins[(cycle + 2) % len(self.admins)]  # not admin-brute-force's
+        out: list[Item] = []
+        self._admin_login(out, rng, start, admin, mfa=False, legacy=cycle % 2 == 1)
         return out, {}, []
+
+    def _admin_victim(self, cycle: int) -> Admin:
+        return self.admins[cycle % len(self.admins)]
+
+    def _a_admin_brute(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """Admin console passwords guessed from abroad, then a login (MFA fatigued)."""
+        admin = self._admin_victim(cycle)
+        place, ip = self._attacker(rng)
+        out: list[Item] = []
+        n = rng.randrange(7, 10)
+        for i in range(n):
+            t = start + i * span // (n + 1)
+            self._directory(out, rng, t, "admin_login_attempt",
+                            {"initiated_by": admin.initiated_by, "geoip": place.geo, "useragent": UA_GO,
+                             "mfa": False, "success": False, "client_ip": ip})  # fmt: skip
+        self._directory(out, rng, start + span, "admin_login_attempt",
+                        {"initiated_by": admin.initiated_by, "geoip": place.geo, "useragent": UA_GO,
+                         "mfa": True, "success": True, "client_ip": ip})  # fmt: skip
+        assert admin.person is not None
+        need = max(HOUR_NS, min(flight_ns(admin.place, place), MAX_BLACKOUT_NS - HOUR_NS))
+        group = {"initiated_by.email": admin.email}
+        return out, group, [(admin.person.index, start - 10 * MINUTE_NS, start + span + need)]
+
+    def _a_admin_travel(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """An admin at home, then on the console from another continent minutes later."""
+        admin = self._admin_victim(cycle + 1)
+        far = max(
+            (pl for pl in ATTACKER_PLACES if pl.country not in _DENIED),
+            key=lambda pl: (4000 < km(admin.place, pl) < 8500, rng.random()),
+        )
+        ip = far.ip(rng)
+        out: list[Item] = []
+        self._directory(out, rng, start, "admin_login_attempt",
+                        {"initiated_by": admin.initiated_by, "geoip": admin.place.geo, "useragent": admin.ua,
+                         "mfa": True, "success": True, "client_ip": admin.ip})  # fmt: skip
+        t = start + rng.randrange(60, max(61, span // NS)) * NS
+        self._directory(out, rng, t, "admin_login_attempt",
+                        {"initiated_by": admin.initiated_by, "geoip": far.geo, "useragent": UA_WIN_CHROME,
+                         "mfa": True, "success": True, "client_ip": ip})  # fmt: skip
+        assert admin.person is not None
+        need = min(flight_ns(admin.place, far), MAX_BLACKOUT_NS - HOUR_NS)
+        group = {"initiated_by.email": admin.email}
+        return out, group, [(admin.person.index, start - 10 * MINUTE_NS, t + need)]
+
+    def _a_radius_brute(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """Wi-Fi passwords guessed at the office (MS-CHAP failures), then a success."""
+        victim = self._anyone(cycle, 1)
+        office = self.people[0].home
+        out: list[Item] = []
+        n = rng.randrange(7, 10)
+        for i in range(n):
+            self._radius(out, rng, start + i * span // (n + 1), victim.username,
+                         victim.radius_initiated_by, office, victim.office_ip, ok=False)  # fmt: skip
+        self._radius(out, rng, start + span, victim.username, victim.radius_initiated_by,
+                     office, victim.office_ip)  # fmt: skip
+        group = {"initiated_by.username": victim.username, "username": victim.username}
+        return out, group, [(victim.index, start - 10 * MINUTE_NS, start + span + HOUR_NS)]
+
+    def _ldap_bind(self, out: list[Item], rng: random.Random, t: int, name: str, ok: bool) -> None:
+        """A bind in the shape JumpCloud documents for LDAP: no client_ip, no initiated_by."""
+        self._directory(out, rng, t, "ldap_bind",
+                        {"connection_id": _b64(rng.getrandbits(256)), "operation_number": 0,
+                         "dn": f"uid={name},ou=Users,o={self.org_id},dc=jumpcloud,dc=com",
+                         "auth_method": "simple", "mech": "simple", "start_tls": False,
+                         "tls_established": True, "username": name, "success": ok,
+                         "error_code": 0 if ok else 49,
+                         "error_message": "" if ok else "invalid credentials"})  # fmt: skip
+        out[-1][2]["service"] = "ldap"
+        del out[-1][2]["provider"]
+
+    def _a_ldap_brute(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        victim = self._anyone(cycle, 3)
+        out: list[Item] = []
+        n = 9  # the issue's two-week corpus: 9 failed binds, then a success, unnoticed
+        for i in range(n):
+            self._ldap_bind(out, rng, start + i * span // (n + 1), victim.username, False)
+        self._ldap_bind(out, rng, start + span, victim.username, True)
+        return out, {"username": victim.username}, [(victim.index, start, start + span)]
+
+    def _a_ldap_spray(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        out: list[Item] = []
+        names = [p.username for p in rng.sample(self.people, k=min(len(self.people), 6))]
+        names += ["admin", "ldapadmin", "backup"]
+        for i, name in enumerate(names):
+            self._ldap_bind(out, rng, start + i * span // len(names), name, False)
+        return out, {}, []
+
+    def _a_brute_new_country(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """Issue 15's incident: a portal login at home, then a brute force from a country
+        new for the victim, far enough to be impossible travel, ending in a success."""
+        pool = self._pools[3]
+        victim = self.people[pool[(cycle + len(pool) // 2) % len(pool)]]
+        # a country new for the victim each time round (attackers' places and holiday
+        # countries of other continents, none of them denied), far enough for travel
+        home = victim.home.geo["continent_code"]
+        places = [pl for pl in ATTACKER_PLACES if pl.country not in _DENIED]
+        places += [pl for c, holidays in HOLIDAYS.items() if c != home for pl in holidays]
+        places = [pl for pl in places if km(victim.home, pl) > 1500]
+        place = places[(cycle // len(pool)) % len(places)]
+        ip = place.ip(rng)
+        out: list[Item] = []
+        home = (victim.home, victim.home_ip, victim.laptop.ua)
+        self._portal_login(out, rng, start, victim, *home, success=True, mfa=True)
+        out[-1][2]["_evidence"] = False
+        t0 = start + 2 * MINUTE_NS
+        n = rng.randrange(12, 16)
+        for i in range(n):
+            self._failure(out, rng, t0 + i * (span - 2 * MINUTE_NS) // (n + 1), victim.username,
+                          place, ip, UA_MAC_CHROME)  # fmt: skip
+        self._portal_login(out, rng, start + span, victim, place, ip, UA_MAC_CHROME,
+                           success=True, mfa=True)  # fmt: skip
+        need = max(HOUR_NS, min(flight_ns(victim.home, place), MAX_BLACKOUT_NS - HOUR_NS))
+        group = {"initiated_by.username": victim.username}
+        return out, group, [(victim.index, start - 10 * MINUTE_NS, start + span + need)]
+
+    def _a_failed_new_country(
+        self, rng: random.Random, cycle: int, start: int, span: int
+    ) -> _Built:
+        """Two tries of a user's password from a country new for them: no burst."""
+        victim = self._anyone(cycle, 2)
+        # a holiday country of another continent: no attack, trip or holiday of this
+        # victim's ever comes from there, so it stays new for them
+        continent = "AS" if victim.home.geo["continent_code"] == "NA" else "NA"
+        place = rng.choice(HOLIDAYS[continent])
+        ip = place.ip(rng)
+        out: list[Item] = []
+        for i in range(2):
+            self._failure(out, rng, start + i * span // 2, victim.username, place, ip, UA_GO)
+        return out, {"initiated_by.username": victim.username}, []
+
+    def _a_denied(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """One failed portal login from a denied country (North Korea or Iran)."""
+        victim = self._anyone(cycle, 0)
+        place = [pl for pl in ATTACKER_PLACES if pl.country in _DENIED][cycle % 2]
+        ip = place.ip(rng)
+        out: list[Item] = []
+        self._failure(out, rng, start, victim.username, place, ip, UA_PYTHON)
+        return out, {"geoip.country_code": place.country, "client_ip": ip}, []
+
+    def _a_admin_org(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        admin = self.admins[cycle % len(self.admins)]
+        out: list[Item] = []
+        if cycle % 2 == 0:
+            other = self.admins[(cycle + 1) % len(self.admins)]
+            gone = {"resource": {"id": other.admin_id, "type": "admin", "email": other.email}}
+            self._directory(out, rng, start, "admin_delete", self._admin_body(admin, gone))
+        else:
+            body: dict[str, Any] = {"resource": {"id": self.org_id, "type": "organization", "displayName": "Example Corp"},
+                    "changes": [{"field": "settings.passwordPolicy",
+                                 "from": {"enableMaxLoginAttempts": True, "maxLoginAttempts": 6},
+                                 "to": {"enableMaxLoginAttempts": False, "maxLoginAttempts": 6}}]}  # fmt: skip
+            self._directory(out, rng, start, "organization_update", self._admin_body(admin, body))
+        return out, {"initiated_by.email": admin.email}, []
+
+    def _a_privileged_group(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        admin = self.admins[cycle % len(self.admins)]
+        target = self._anyone(cycle, 1)
+        to = {"name": target.username, "type": "user", "object_id": target.user_id}
+        if cycle % 2 == 0:
+            frm = {"name": "IT Admins", "type": "user_group", "object_id": oid(rng, 1_600_000_000)}
+            attributes = None
+        else:
+            server = self.servers[cycle % len(self.servers)]
+            frm = {"name": server["hostname"], "type": "system", "object_id": server["id"]}
+            attributes = {"sudo": {"enabled": True, "withoutPassword": False}}
+        assoc = {"op": "add", "action_source": "manual", "connection": {"from": frm, "to": to},
+                 "attributes": attributes}  # fmt: skip
+        out: list[Item] = []
+        self._directory(
+            out, rng, start, "association_change", self._admin_body(admin, {"association": assoc})
+        )
+        return out, {"initiated_by.email": admin.email}, []
+
+    def _a_di_alert(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        """JumpCloud's own alerting raises an alert (fields per the DI docs; no public sample)."""
+        victim = self._anyone(cycle, 2)
+        event_id = oid(rng, start // NS)
+        ns = start - start % MS
+        event: dict[str, Any] = {"id": event_id, "event_type": "alert_created", "service": "alerts", "@version": "1",
+                 "organization": self.org_id, "timestamp": self._ts_ms(ns),
+                 "category": "authentication", "severity": "high", "username": victim.username,
+                 "correlation": {"id": oid(rng, start // NS)},
+                 "resource": {"id": oid(rng, start // NS), "context": "user", "source_id": victim.user_id,
+                              "source_type": "user", "reference_id": oid(rng, start // NS)}}  # fmt: skip
+        return [(ns, event_id, event)], {}, []
+
+    def _a_mfa_exclusion(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
+        admin = self.admins[cycle % len(self.admins)]
+        target = self._anyone(cycle, 3)
+        until = format_timestamp(start + 7 * 24 * HOUR_NS)
+        body = {"resource": target.resource,
+                "changes": [{"field": "mfa.exclusion", "from": False, "to": True},
+                            {"field": "mfa.exclusionUntil", "from": None, "to": until}],
+                "correlation": {}, "message_chain": {}}  # fmt: skip
+        out: list[Item] = []
+        self._directory(out, rng, start, "user_update", self._admin_body(admin, body))
+        return out, {"initiated_by.email": admin.email}, []
 
     def _a_old_api_key(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
         admin = self.admins[cycle % len(self.admins)]
@@ -354,9 +588,9 @@ class AttackScenarios(EventEmitter):
                     "username": gone,
                 }
             }
-            self._directory(
-                out, rng, start + i * span // n, "user_delete", self._admin_body(admin, body)
-            )
+            body = self._admin_body(admin, body)
+            del body["success"], body["useragent"]  # as in the real user_delete sample
+            self._directory(out, rng, start + i * span // n, "user_delete", body)
         return out, {"initiated_by.email": admin.email}, []
 
     def _a_key_policy(self, rng: random.Random, cycle: int, start: int, span: int) -> _Built:
@@ -400,4 +634,17 @@ BUILDERS: dict[str, Callable[[AttackScenarios, random.Random, int, int, int], _B
     "admin-created": AttackScenarios._a_admin_created,
     "mass-user-deletion": AttackScenarios._a_mass_delete,
     "api-key-or-policy-change": AttackScenarios._a_key_policy,
+    "admin-login-without-mfa": AttackScenarios._a_admin_no_mfa,
+    "admin-brute-force": AttackScenarios._a_admin_brute,
+    "admin-impossible-travel": AttackScenarios._a_admin_travel,
+    "radius-brute-force": AttackScenarios._a_radius_brute,
+    "ldap-brute-force": AttackScenarios._a_ldap_brute,
+    "ldap-spray": AttackScenarios._a_ldap_spray,
+    "brute-force-new-country": AttackScenarios._a_brute_new_country,
+    "failed-login-new-country": AttackScenarios._a_failed_new_country,
+    "denied-country": AttackScenarios._a_denied,
+    "admin-deleted-or-org-changed": AttackScenarios._a_admin_org,
+    "privileged-group-member-added": AttackScenarios._a_privileged_group,
+    "di-alert": AttackScenarios._a_di_alert,
+    "mfa-exclusion-granted": AttackScenarios._a_mfa_exclusion,
 }
