@@ -5,6 +5,10 @@
 #     -v "$PWD/config.yaml:/etc/jc-alerting/config.yaml:ro" \
 #     -e JUMPCLOUD_API_KEY -p 127.0.0.1:9108:9108 jc-alerting
 #
+# Without a mounted config the container refuses to start (exit 78), so a forgotten mount
+# never looks healthy while polling a simulator. The demo is explicit:
+#   docker run --rm -p 127.0.0.1:9108:9108 jc-alerting demo     (or -e JC_ALERTING_DEMO=1)
+#
 # A config of your own must set state.path under /var/lib/jc-alerting (the volume) and
 # server.listen: 0.0.0.0:9108 (published on the host's loopback only, as above).
 FROM python:3.11-slim
@@ -28,18 +32,22 @@ RUN pip install .
 
 # The shipped rule pack, templates and demo config (paths in a config are relative to its
 # file). The demo config is adapted to the container: state on the volume, the health port
-# reachable for `-p`. Mount your own config.yaml over it (keep these three settings).
+# reachable for `-p`. It is demo.yaml, not config.yaml: mount your own config.yaml
+# (relative rules/templates paths then find the shipped pack; keep state.path on the
+# volume and server.listen: 0.0.0.0:9108).
 COPY rules /etc/jc-alerting/rules
 COPY templates /etc/jc-alerting/templates
-COPY config.yaml /etc/jc-alerting/config.yaml
+COPY config.yaml /etc/jc-alerting/demo.yaml
+COPY deploy/docker-entrypoint.sh /usr/local/bin/jc-alerting-entrypoint
 RUN sed -i \
       -e 's#path: state/alerting.db#path: /var/lib/jc-alerting/alerting.db#' \
       -e 's#path: state/alerts.jsonl#path: /var/lib/jc-alerting/alerts.jsonl#' \
       -e 's#listen: 127.0.0.1:9108#listen: 0.0.0.0:9108#' \
-      /etc/jc-alerting/config.yaml \
- && grep -q '/var/lib/jc-alerting/alerting.db' /etc/jc-alerting/config.yaml \
- && grep -q 'listen: 0.0.0.0:9108' /etc/jc-alerting/config.yaml \
- && alerting validate --config /etc/jc-alerting/config.yaml
+      /etc/jc-alerting/demo.yaml \
+ && grep -q '/var/lib/jc-alerting/alerting.db' /etc/jc-alerting/demo.yaml \
+ && grep -q 'listen: 0.0.0.0:9108' /etc/jc-alerting/demo.yaml \
+ && chmod 0755 /usr/local/bin/jc-alerting-entrypoint \
+ && alerting validate --config /etc/jc-alerting/demo.yaml
 
 USER jc-alerting:jc-alerting
 WORKDIR /var/lib/jc-alerting
@@ -52,5 +60,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4).status == 200 else 1)"]
 
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["alerting"]
-CMD ["run", "--config", "/etc/jc-alerting/config.yaml"]
+# No arguments: `alerting run` with the mounted /etc/jc-alerting/config.yaml (refused when
+# absent); `demo`: the simulator demo; anything else: an `alerting` command line.
+ENTRYPOINT ["jc-alerting-entrypoint"]
+CMD []

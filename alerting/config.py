@@ -39,6 +39,7 @@ from alerting.notify.settings import (
     NotifySettings,
     RouteConfig,
     SilenceConfig,
+    SlackChannel,
     WebhookChannel,
 )
 from alerting.notify.silences import expired_silences
@@ -62,6 +63,7 @@ __all__ = [
     "ServerConfig",
     "StateConfig",
     "TemplatesConfig",
+    "channel_template_problems",
     "config_notes",
     "config_warnings",
     "load_config",
@@ -324,9 +326,13 @@ def _walk_strings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any,
 
 
 def _substitute_env(
-    doc: YamlDocument, environ: Mapping[str, str], secrets: set[str]
+    doc: YamlDocument, environ: Mapping[str, str], secrets: set[str], *, need_secrets: bool = True
 ) -> list[Problem]:
-    """Substitute variables in every string value of ``doc.data``, in place."""
+    """Substitute variables in every string value of ``doc.data``, in place.
+
+    ``need_secrets=False``: a secret value whose variable is unset becomes a placeholder
+    instead of an error (commands that only read the state database need no secrets).
+    """
     problems: list[Problem] = []
     for parent, container, key in list(_walk_strings(doc.data)):
         text = container[key]
@@ -334,6 +340,9 @@ def _substitute_env(
             continue
         path = (*parent, key)
         new, messages, names = _substitute(text, environ, _dotted(path))
+        if messages and not need_secrets and key in SECRET_KEYS:
+            container[key] = _PLACEHOLDER
+            continue
         problems.extend(doc.problem(path, m) for m in messages)
         container[key] = new
         if key in SECRET_KEYS or any(_SECRETISH_VAR.search(n) for n in names):
@@ -378,7 +387,12 @@ def _mappings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, dict[Any
 
 
 def _read_secret_files(
-    doc: YamlDocument, base_dir: Path, secrets: set[str], failed: set[Location]
+    doc: YamlDocument,
+    base_dir: Path,
+    secrets: set[str],
+    failed: set[Location],
+    *,
+    need_secrets: bool = True,
 ) -> list[Problem]:
     """Replace each ``x_file: path`` by ``x: <file content>``, in place.
 
@@ -412,10 +426,12 @@ def _read_secret_files(
             try:
                 mapping[key] = _read_secret(file_path)
             except ValueError as exc:
+                mapping[key] = _PLACEHOLDER
+                if not need_secrets:
+                    continue
                 problems.append(
                     doc.problem(where, f"{_dotted(where)}: secret file '{file_path}' {exc}")
                 )
-                mapping[key] = _PLACEHOLDER
                 continue
             secrets.add(mapping[key])
             # Errors about the value point at the *_file line.
@@ -551,10 +567,15 @@ def _flow_hint(problem: Problem, file: Path) -> Problem:
     )
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path, *, environ: Mapping[str, str] | None = None, need_secrets: bool = True
+) -> Config:
     """Load, substitute, validate and cross-check a config file.
 
     Raises ``ConfigError`` carrying every problem found, each ``file:line:col: message``.
+    ``need_secrets=False`` is for commands that never reach a channel or the API
+    (``outbox list``, ``silence``, ``rules list``): unset or unreadable secrets are not
+    errors there, and the loaded config must not be used to send anything.
     """
     env = os.environ if environ is None else environ
     file = Path(path)
@@ -584,8 +605,10 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
 
     base_dir = file.absolute().parent
     secrets = {v for v in secret_values(doc.data) if "${" not in v}
-    problems = _substitute_env(doc, env, secrets)
-    problems += _read_secret_files(doc, base_dir, secrets, {p.location for p in problems})
+    problems = _substitute_env(doc, env, secrets, need_secrets=need_secrets)
+    problems += _read_secret_files(
+        doc, base_dir, secrets, {p.location for p in problems}, need_secrets=need_secrets
+    )
     problems += _route_problems(doc)
     problems += _interval_problems(doc)
 
@@ -672,3 +695,32 @@ def config_notes(config: Config) -> list[Problem]:
             )
         )
     return notes
+
+
+TEMPLATE_SUFFIXES = (".json.j2", ".txt.j2", ".html.j2", ".j2")
+
+
+def channel_template_problems(config: Config) -> list[Problem]:
+    """A channel's ``template:`` must name a file in the templates directory (``validate``
+    and a reload check it)."""
+    root = config.templates.path
+    if not root.is_dir():
+        return []  # check_templates reports the missing directory
+    available = sorted(
+        {p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    )
+    problems = []
+    for name, channel in config.channels.items():
+        if not isinstance(channel, SlackChannel | WebhookChannel) or not channel.template:
+            continue
+        wanted = [channel.template + s for s in TEMPLATE_SUFFIXES] + [channel.template]
+        if not any(w in available for w in wanted):
+            stems = sorted({a.split(".", 1)[0] for a in available})
+            problems.append(
+                Problem(
+                    config.locate("channels", name, "template"),
+                    f"channels.{name}.template: no template {channel.template!r} in "
+                    f"{root}{suggest(channel.template, stems)}",
+                )
+            )
+    return problems

@@ -44,10 +44,35 @@ def parse_duration_ns(value: Any) -> int:
         return td_ns(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration, got {type(value).__name__}: {DURATION_HINT}")
-    text = value.strip().lower().replace(" ", "")
+    text = value.strip().replace(" ", "")
+    if not _WHOLE.fullmatch(text):
+        _reject_months_and_years(value, text)
+        # Only M is ambiguous (months vs minutes); 2H, 7D, 30S mean what they say.
+        text = text.lower()
     if not text or not _WHOLE.fullmatch(text):
         raise ValueError(f"invalid duration {value!r}: {DURATION_HINT}")
     return int(sum(float(n) * _UNITS_NS[u] for n, u in _PART.findall(text)))
+
+
+_MONTHS_OR_YEARS = re.compile(r"(\d+(?:\.\d+)?)(M|mo|months?|y|years?)", re.IGNORECASE)
+
+
+def _reject_months_and_years(value: str, text: str) -> None:
+    """``6M`` is not six minutes: months and years are no unit here; say what to write."""
+    capital_m = re.search(r"\d(?:\.\d+)?M(?!S)", text) is not None
+    found = _MONTHS_OR_YEARS.fullmatch(text)
+    if found is not None and found.group(2) == "m":
+        found = None  # "6m" is minutes
+    if not capital_m and found is None:
+        return
+    hint = "units are case-sensitive (m is minutes; months and years are not units)"
+    if found is not None:
+        years = found.group(2).lower().startswith("y")
+        days = float(found.group(1)) * (365 if years else 30)
+        hint += f": for {found.group(1)} {'year(s)' if years else 'month(s)'} write {days:g}d"
+    else:
+        hint += ": write days, e.g. 180d for six months"
+    raise ValueError(f"invalid duration {value!r}: {hint}")
 
 
 def format_duration_ns(ns: int) -> str:

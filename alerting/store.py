@@ -1,5 +1,5 @@
 """SQLite state: source cursors, seen event ids, the alert outbox, incidents, baselines,
-realert.
+realert, silences.
 
 One file, WAL, ``synchronous=FULL``: a poll advances its cursor and enqueues the alerts
 it raised in one transaction, so a crash at any point either keeps both or neither. A
@@ -95,6 +95,36 @@ DROP TABLE deliveries_v1;
 """
     + _INCIDENTS
 )
+
+# Tables added after schema 1 that only add (never change) structure: created on every
+# open with IF NOT EXISTS, so an existing database upgrades in place and an older
+# jc-alerting simply ignores them. ``silences`` are the ones ``alerting silence add``
+# makes; ``silence_holds`` counts the alerts each silence (config ones too, by key) held.
+_ADDITIVE = """
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL, match_group TEXT NOT NULL, created_at REAL NOT NULL,
+    until REAL NOT NULL, reason TEXT NOT NULL, owner TEXT NOT NULL, expired_at REAL);
+CREATE INDEX IF NOT EXISTS silences_until ON silences (until);
+CREATE TABLE IF NOT EXISTS silence_holds (
+    key TEXT PRIMARY KEY, held INTEGER NOT NULL DEFAULT 0, last_held_at REAL)
+    WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSilence:
+    """A silence made with ``alerting silence add``; ``match_group`` is JSON."""
+
+    id: int
+    rule: str
+    match_group: str
+    created_at: float
+    until: float
+    reason: str
+    owner: str
+    expired_at: float | None
+    held: int
 
 
 # SQLite's primary result codes (``sqlite_errorname`` without its extended suffix) ->
@@ -275,6 +305,7 @@ class Store:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+        self._conn.executescript(_ADDITIVE)
 
     def close(self) -> None:
         with self._lock:
@@ -629,3 +660,50 @@ class Store:
             "suppressed = excluded.suppressed",
             ((rule, g, t, s) for g, t, s in rows),
         )
+
+    # ------------------------------------------------------------------ silences
+
+    _SILENCE_SELECT = (
+        "SELECT s.id, s.rule, s.match_group, s.created_at, s.until, s.reason, s.owner, "
+        "s.expired_at, COALESCE(h.held, 0) FROM silences s "
+        "LEFT JOIN silence_holds h ON h.key = 'db:' || s.id "
+    )
+
+    def add_silence(
+        self, *, rule: str, match_group: str, until: float, reason: str, owner: str, now: float
+    ) -> int:
+        """Store a silence; returns its id (what ``silence expire`` takes)."""
+        cur = self._exec(
+            "INSERT INTO silences (rule, match_group, created_at, until, reason, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (rule, match_group, now, until, reason, owner),
+        )
+        return int(cur.lastrowid or 0)
+
+    def silences(self, *, since: float | None = None) -> list[StoredSilence]:
+        """Stored silences, oldest first; ``since``: only those still active at that time."""
+        where, params = "", []
+        if since is not None:
+            where, params = "WHERE MIN(s.until, COALESCE(s.expired_at, s.until)) > ? ", [since]
+        rows = self._exec(self._SILENCE_SELECT + where + "ORDER BY s.id", params).fetchall()
+        return [StoredSilence(*r) for r in rows]
+
+    def expire_silence(self, silence_id: int, now: float) -> bool:
+        """End a silence now; False when there is no such silence or it had already ended."""
+        cur = self._exec(
+            "UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL AND until > ?",
+            (now, silence_id, now),
+        )
+        return cur.rowcount > 0
+
+    def count_held(self, key: str, now: float) -> None:
+        """One more alert held back by the silence ``key`` (``db:ID`` or ``config:HASH``)."""
+        self._exec(
+            "INSERT INTO silence_holds (key, held, last_held_at) VALUES (?, 1, ?) "
+            "ON CONFLICT(key) DO UPDATE SET held = held + 1, last_held_at = excluded.last_held_at",
+            (key, now),
+        )
+
+    def held_counts(self) -> dict[str, int]:
+        rows = self._exec("SELECT key, held FROM silence_holds").fetchall()
+        return {str(k): int(n) for k, n in rows}

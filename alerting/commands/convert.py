@@ -17,6 +17,7 @@ from typing import TextIO
 
 import yaml
 
+from alerting.commands import common
 from alerting.convert.backends import TARGETS, convert, require_pysigma
 from alerting.convert.sigma import SigmaRule, to_sigma
 from alerting.engine.loader import load_rules
@@ -40,7 +41,7 @@ def dump_sigma(sigma: SigmaRule) -> str:
 def main(args: argparse.Namespace) -> int:
     """``alerting convert``: 0 unless a rule could not be converted or written."""
     output = Path(args.output) if args.output else None
-    return run(args.target, [Path(d) for d in (args.rules or ["rules"])], output)
+    return run(args.target, common.rules_dirs(args), output)
 
 
 def run(

@@ -20,6 +20,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from alerting.clock import Clock, SystemClock, time_ns
+from alerting.commands import common
 from alerting.commands.progress import ProgressLine
 from alerting.config import load_config
 from alerting.durations import parse_duration_ns
@@ -39,7 +40,7 @@ _WHEN_HINT = "a duration back from now such as 7d or 36h, or a time such as 2026
 def main(args: argparse.Namespace) -> int:
     """``alerting export --config F --since D|T [--until D|T] [--services S ...] --output F``."""
     return run(
-        config_path=args.config,
+        config_path=common.config_path(args),
         since=args.since,
         until=args.until,
         services=args.services,

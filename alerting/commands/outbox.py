@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from alerting.clock import Clock, SystemClock
+from alerting.commands.common import config_path
 from alerting.config import load_config
 from alerting.errors import AlertingError
 from alerting.notify.escape import one_line, terminal_escape
@@ -113,14 +114,15 @@ def retry_command(store: Store, delivery_id: int | None, clock: Clock, out: IO[s
 
 
 def main(args: argparse.Namespace) -> int:
-    """``alerting outbox --config F list|retry [ID]``."""
+    """``alerting outbox list|retry [ID]`` (``--config F`` anywhere)."""
     delivery_id: int | None = args.id if args.outbox_command == "retry" else None
-    return run(args.config, args.outbox_command, delivery_id)
+    return run(config_path(args), args.outbox_command, delivery_id)
 
 
 def run(config_path: str, action: str, delivery_id: int | None) -> int:
     """List the outbox of the config's state database, or re-queue dead deliveries."""
-    config = load_config(config_path)
+    # Only the state database is read: channel secrets are not needed to list or re-queue.
+    config = load_config(config_path, need_secrets=False)
     path = Path(config.state.path)
     if not path.exists():
         # Nothing was ever queued; do not create an empty database just to say so.

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from alerting import jsonutil
 from alerting.alert import Alert
+from alerting.commands import common
 from alerting.commands.progress import ProgressLine
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
@@ -55,13 +56,14 @@ def main(args: argparse.Namespace) -> int:
     [--summary-json F] [--truth F]``."""
     return run(
         events_path=args.events,
-        rules_dirs=[Path(d) for d in (args.rules or ["rules"])],
+        rules_dirs=common.rules_dirs(args),
         output=args.output,
         only=args.only_rules,
-        notify_config=(args.config or "config.yaml") if args.notify else None,
+        notify_config=common.config_path(args) if args.notify else None,
         summary_path=getattr(args, "summary_json", None),
         truth_path=getattr(args, "truth", None),
         jobs=getattr(args, "jobs", None),
+        placeholders=common.placeholders(args),
     )
 
 
@@ -75,11 +77,12 @@ def run(
     summary_path: str | None = None,
     truth_path: str | None = None,
     jobs: int | None = None,
+    placeholders: dict[str, list[str]] | None = None,
 ) -> int:
     """Replay ``events_path``; ``output`` ``-`` is stdout; ``notify_config`` turns on
     --notify; ``summary_path`` gets the summary as JSON; ``truth_path`` scores the alerts;
-    ``jobs`` worker processes (None: ``default_jobs``)."""
-    rules = _rules_for(load_rules(rules_dirs), only)
+    ``jobs`` worker processes (None: ``default_jobs``); ``placeholders`` the config's."""
+    rules = _rules_for(load_rules(rules_dirs, placeholders=placeholders), only)
     if not rules:
         raise AlertingError("no enabled rules to replay: enable a rule or name it with --rule")
     scorer = Scorer(load_truth(truth_path), [r.id for r in rules]) if truth_path else None

@@ -3,46 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from types import FrameType
 
+from alerting.commands.common import config_path
 from alerting.config import load_config
 from alerting.errors import AlertingError
 from alerting.logs import choose_format, setup_logging
 from alerting.service import Service
+from alerting.service.signals import handle_signals
 
 log = logging.getLogger("alerting.service")
-
-
-@contextlib.contextmanager
-def _signals(service: Service) -> Iterator[None]:
-    """SIGTERM/SIGINT ask the service to stop; a second one forces an immediate exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    count = 0
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        nonlocal count
-        count += 1
-        if count > 1:
-            sys.stderr.write("alerting run: stopping now (second signal)\n")
-            os._exit(130)
-        log.info("received %s", signal.Signals(signum).name)
-        service.request_stop()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,22 +23,26 @@ def main(args: argparse.Namespace) -> int:
             raise AlertingError("--dry-run already polls once: drop --once")
         from alerting.commands.dry_run import dry_run
 
-        return dry_run(args.config)
-    return run(args.config, once=args.once)
+        return dry_run(config_path(args))
+    return run(config_path(args), once=args.once, log_level=args.log_level)
 
 
-def run(config_path: str, *, once: bool) -> int:
-    """Load the config, set up logging, run the service until a signal (or one poll)."""
+def run(config_path: str, *, once: bool, log_level: str | None = None) -> int:
+    """Load the config, set up logging, run the service until a signal (or one poll).
+
+    ``log_level`` (``--log-level``/``-v``/``-q``) overrides the config's ``logging.level``.
+    """
     config = load_config(config_path)
-    setup_logging(level=config.logging.level, fmt=config.logging.format, secrets=config.secrets())
-    if config.logging.level != "debug":
+    level = log_level or config.logging.level
+    setup_logging(level=level, fmt=config.logging.format, secrets=config.secrets())
+    if level != "debug":
         # The poll line carries the sources' counts; their own INFO lines would repeat them.
         logging.getLogger("alerting.source").setLevel(logging.WARNING)
     # The banner is for a person at a terminal; JSON logs get the "started" record instead.
     readable = choose_format(config.logging.format, sys.stderr) == "text"
     banner = sys.stderr if readable and not once else None
     service = Service.from_config(config, config_path=config_path, banner=banner)
-    with _signals(service):
+    with handle_signals(service, reload=not once):
         try:
             service.open(serve=not once)
             if once:

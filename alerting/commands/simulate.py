@@ -96,8 +96,14 @@ def main(args: argparse.Namespace) -> int:
     if not 0.0 <= unenrolled < 1.0:
         raise AlertingError("--unenrolled-mfa must be a share from 0 up to 1, e.g. 0.1")
     scenarios = resolve_scenarios(args.scenario)
+    faults = parse_faults(args.fault or [])  # an unknown name is an error, never ignored
     clock = SystemClock()
     if args.export:
+        if args.fault:
+            raise AlertingError(
+                "--fault shapes the API's answers, not the events: it has no effect with "
+                "--export; drop it, or serve the API without --export"
+            )
         return export(
             Path(args.export),
             hours=args.hours,
@@ -107,7 +113,6 @@ def main(args: argparse.Namespace) -> int:
             users=users,
             unenrolled_mfa=unenrolled,
         )
-    faults = parse_faults(args.fault or [])
     sim = EmbeddedSimulator(
         clock=clock,
         seed=args.seed,

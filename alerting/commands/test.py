@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from alerting.commands.common import placeholders, rules_dirs
 from alerting.engine.loader import load_rules
 from alerting.engine.testing import TestResult, run_rule_tests
 from alerting.notify.preview import MessagePreview
@@ -38,7 +39,9 @@ def format_results(results: list[TestResult]) -> str:
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``alerting test``: 0 when every test passes, 1 otherwise."""
     templates = Path(getattr(args, "templates", None) or "templates")
-    return run([Path(d) for d in (args.rules or ["rules"])], args.rule_ids or None, out, templates)
+    return run(
+        rules_dirs(args), args.rule_ids or None, out, templates, placeholders=placeholders(args)
+    )
 
 
 def run(
@@ -46,13 +49,15 @@ def run(
     only: list[str] | None,
     out: TextIO | None = None,
     templates: Path = Path("templates"),
+    *,
+    placeholders: dict[str, list[str]] | None = None,
 ) -> int:
     """Run the tests of the rules in ``dirs`` (``only`` these ids); 1 when one fails.
 
     ``expect.rendered`` checks render with the notification templates in ``templates``.
     """
     stream = out or sys.stdout
-    rules = load_rules(dirs)
+    rules = load_rules(dirs, placeholders=placeholders)
     results = run_rule_tests(rules, only, render=MessagePreview(templates))
     stream.write(format_results(results) + "\n")
     return 1 if any(r.passed is False for r in results) else 0

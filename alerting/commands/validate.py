@@ -20,15 +20,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from alerting.clock import Clock, SystemClock
-from alerting.config import Config, config_notes, config_warnings, load_config
+from alerting.commands.common import DEFAULT_CONFIG, config_path
+from alerting.config import (
+    Config,
+    channel_template_problems,
+    config_notes,
+    config_warnings,
+    load_config,
+)
 from alerting.engine.lint import rule_document, rule_warnings
 from alerting.engine.loader import load_rules
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
 from alerting.notify.render import check_templates
-from alerting.notify.settings import SlackChannel, WebhookChannel
 from alerting.yamlfile import YamlDocument, load_yaml_all, suggest
-
-TEMPLATE_SUFFIXES = (".json.j2", ".txt.j2", ".html.j2", ".j2")
 
 
 @dataclass
@@ -46,17 +50,20 @@ class Report:
 
 
 def check(
-    config_path: str | Path,
+    config_path: str | Path | None,
     rule_dirs: Sequence[str | Path] | None = None,
     *,
     now: datetime | None = None,
 ) -> Report:
     """Validate the config, then the rules, then the templates; never raises for bad input.
 
-    ``rule_dirs`` overrides ``rules.paths`` from the config (the ``--rules`` flag).
+    ``rule_dirs`` overrides ``rules.paths`` from the config (the ``--rules`` flag);
+    ``config_path`` ``None`` (``--rules`` without a config) checks the rules alone.
     """
     now = now or datetime.now(UTC)
     report = Report()
+    if config_path is None:
+        return _rules_only([Path(p) for p in rule_dirs or ["rules"]], report)
     config: Config | None = None
     try:
         config = load_config(config_path)
@@ -85,7 +92,7 @@ def check(
 
     report.warnings.extend(config_warnings(config, now))
     report.notes.extend(config_notes(config))
-    report.errors.extend(_channel_template_problems(config))
+    report.errors.extend(channel_template_problems(config))
     if rule_ids is not None:
         report.warnings.extend(_rule_pattern_warnings(config, rule_ids))
     templates = _check_templates(config, rule_ids, report)
@@ -101,6 +108,18 @@ def check(
             f"templates: {templates} ok in {config.templates.path}",
             f"channels: {', '.join(config.channels) or 'none'}; routes: {len(config.routes)}; "
             f"silences: {active} active",
+        ]
+    return report
+
+
+def _rules_only(paths: list[Path], report: Report) -> Report:
+    """``validate --rules DIR`` without a config file: check the rules alone."""
+    rules = _check_rules(paths, report)
+    if rules is not None:
+        report.summary = [
+            f"rules: {len(rules)} ok in {', '.join(str(p) for p in paths)}",
+            f"config and templates not checked: no {DEFAULT_CONFIG} here "
+            "(pass --config to check them too)",
         ]
     return report
 
@@ -144,31 +163,6 @@ def _check_templates(config: Config, rule_ids: list[str] | None, report: Report)
     return sum(1 for p in root.rglob("*.j2") if p.is_file()) if root.is_dir() else 0
 
 
-def _channel_template_problems(config: Config) -> list[Problem]:
-    """A channel's ``template:`` must name a file in the templates directory."""
-    root = config.templates.path
-    if not root.is_dir():
-        return []  # check_templates reports the missing directory
-    available = sorted(
-        {p.name for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
-    )
-    problems = []
-    for name, channel in config.channels.items():
-        if not isinstance(channel, SlackChannel | WebhookChannel) or not channel.template:
-            continue
-        wanted = [channel.template + s for s in TEMPLATE_SUFFIXES] + [channel.template]
-        if not any(w in available for w in wanted):
-            stems = sorted({a.split(".", 1)[0] for a in available})
-            problems.append(
-                Problem(
-                    config.locate("channels", name, "template"),
-                    f"channels.{name}.template: no template {channel.template!r} in "
-                    f"{root}{suggest(channel.template, stems)}",
-                )
-            )
-    return problems
-
-
 def _rule_pattern_warnings(config: Config, rule_ids: list[str]) -> list[Problem]:
     """Routes and silences whose ``rule`` pattern matches no loaded rule (a typo?)."""
     warnings = []
@@ -206,7 +200,10 @@ def main(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
     """``alerting validate``: exit 0 when everything is valid, 1 otherwise (``--strict``:
     warnings count as failures too, for CI that wants a clean pack)."""
     clock = clock or SystemClock()
-    report = check(args.config, args.rules, now=datetime.fromtimestamp(clock.time(), tz=UTC))
+    path: str | None = config_path(args)
+    if args.config is None and args.rules and not Path(DEFAULT_CONFIG).exists():
+        path = None  # `validate --rules DIR` with no config around: check the rules alone
+    report = check(path, args.rules, now=datetime.fromtimestamp(clock.time(), tz=UTC))
     out, err = sys.stdout, sys.stderr
     print_report(report, out, err)
     if getattr(args, "strict", False) and report.warnings:

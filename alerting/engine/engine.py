@@ -228,6 +228,16 @@ def default_summary(title: str, group: dict[str, Any], count: int) -> str:
     return f"{title}: {values} ({count} {noun})" if values else f"{title} ({count} {noun})"
 
 
+def same_definition(a: CompiledRule, b: CompiledRule) -> bool:
+    """Whether two loaded rules detect the same way (their inline tests may differ)."""
+    # The compiled condition too: a Sigma filter in another file can change it.
+    return (
+        a.condition_text == b.condition_text
+        and a.event_types == b.event_types
+        and a.model.model_dump(exclude={"tests"}) == b.model.model_dump(exclude={"tests"})
+    )
+
+
 class Engine:
     """Evaluates rules over events; see the module docstring for the contract."""
 
@@ -636,6 +646,32 @@ class Engine:
                 }
             if runner.aggregation is not None:
                 runner.aggregation.restore(store)
+
+    def carry_over(self, previous: Engine) -> list[str]:
+        """Take over the live state (windows, realert, counters) of every rule whose
+        definition is the same in ``previous``; returns their ids.
+
+        A reload builds a new engine from the new rules (realert and baselines come from
+        the store) and then keeps what only memory holds for the rules that did not change:
+        a half-full threshold window survives an edit of another rule.
+        """
+        old = {r.rule.id: r for r in previous._runners}
+        kept = []
+        for i, runner in enumerate(self._runners):
+            before = old.get(runner.rule.id)
+            if before is None or not same_definition(before.rule, runner.rule):
+                continue
+            if previous.tolerance_ns != self.tolerance_ns:
+                continue
+            before.order = i
+            self._runners[i] = before
+            kept.append(runner.rule.id)
+        if kept:
+            self._by_type = {}
+            self._type_cache = {}
+            self._plans = {}
+            self._build_index()
+        return kept
 
     @property
     def longest_window_ns(self) -> int:

@@ -83,6 +83,19 @@ def slack_escape(value: Any, limit: int | None = None) -> Markup:
     return Markup(text)  # noqa: S704 - escaped above; Markup only stops double escaping
 
 
+def slack_code(value: Any) -> Markup:
+    """``value`` as inline code in Slack mrkdwn, escaped; plain escaped text when it holds
+    a backtick (mrkdwn has no way to escape one inside code, and the text must stay exact).
+    A list gives one code span per line."""
+    if isinstance(value, list | tuple):
+        return Markup("\n").join(slack_code(v) for v in value)
+    text = _text(value)
+    escaped = slack_escape(text)
+    if "`" in text or "\n" in text:
+        return escaped
+    return Markup("`") + escaped + Markup("`")
+
+
 def _slack_safe_tree(value: Any) -> Any:
     """Slack-escape every string (not already escaped) inside a JSON-like value."""
     if isinstance(value, Markup):

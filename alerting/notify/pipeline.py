@@ -33,6 +33,7 @@ from alerting import jsonutil
 from alerting.alert import Alert
 from alerting.clock import Clock
 from alerting.durations import td_ns
+from alerting.notify import silences as silencing
 from alerting.notify.channels import build_channel
 from alerting.notify.channels.base import Channel
 from alerting.notify.channels.errors import DeliveryError, PermanentError, RateLimited
@@ -52,7 +53,7 @@ from alerting.notify.settings import (
     RouteConfig,
     SilenceConfig,
 )
-from alerting.notify.silences import active_silence, describe
+from alerting.notify.silences import Silence, active_silence, describe
 from alerting.store import Delivery, Store
 from alerting.timeintervals import TimeInterval
 
@@ -106,6 +107,21 @@ class _Item:
     alert: Alert
 
 
+def _alert_fields(alert: Alert, **more: object) -> dict[str, object]:
+    """The structured fields of an alert's log line (JSON logs carry them as keys)."""
+    fields: dict[str, object] = {
+        "rule": alert.rule,
+        "group": alert.group,
+        "fingerprint": alert.fingerprint,
+        "severity": alert.severity,
+    }
+    incident = getattr(alert, "incident", None)
+    if incident:
+        fields["incident"] = incident
+    fields.update(more)
+    return fields
+
+
 @dataclass(slots=True)
 class _Batch:
     """One message: its deliveries and, for an incident message, what it says about it."""
@@ -139,7 +155,7 @@ class Notifier:
         self.store = store
         self.clock = clock
         self.delivery = delivery
-        self.silences = list(silences)
+        self.silences: list[Silence] = silencing.from_config(silences)
         self.intervals = dict(time_intervals or {})
         self.router = Router(routes, self.intervals)
         self.incidents = Incidents(delivery.incidents, store)
@@ -166,16 +182,20 @@ class Notifier:
         enqueued = silenced = duplicates = unrouted = 0
         now = self.clock.time()
         with self.store.transaction():
+            # Read in the poll's transaction: a silence added meanwhile applies from here.
+            active = self.silences + silencing.from_store(self.store.silences(since=now))
             for alert in alerts:
-                silence = active_silence(self.silences, alert, now, self.intervals)
+                silence = active_silence(active, alert, now, self.intervals)
                 if silence is not None:
                     silenced += 1
+                    self.store.count_held(silence.key, now)
                     log.info(
                         "alert %s (rule %s, %s) silenced %s",
                         alert.fingerprint,
                         alert.rule,
                         alert.group_text,
                         describe(silence),
+                        extra=_alert_fields(alert, silenced_by=silence.key),
                     )
                     continue
                 targets = self.router.targets_for(alert, now)
@@ -213,6 +233,7 @@ class Notifier:
                     grouped=grouped,
                 )
                 enqueued += 1
+                log.info("alert raised", extra=_alert_fields(alert, channels=list(targets)))
         return EnqueueResult(enqueued, silenced, duplicates, unrouted)
 
     def _groups(self, channel: str, setting: bool | None) -> bool:
@@ -361,14 +382,16 @@ class Notifier:
         result.messages += 1
         if len(batch) > 1:
             result.grouped += len(batch)
-        log.debug(
-            "channel %s: sent delivery %s (rule %s, %d alert%s%s)",
-            name,
-            ids,
-            batch[0].alert.rule,
-            len(batch),
-            "" if len(batch) == 1 else "s",
-            f", incident {message.incident.id}" if message.incident else "",
+        log.info(
+            "delivery sent",
+            extra={
+                "outcome": "sent",
+                "channel": name,
+                "deliveries": [i.delivery.id for i in batch],
+                "rule": batch[0].alert.rule,
+                "fingerprints": [i.alert.fingerprint for i in batch],
+                **({"incident": message.incident.id} if message.incident else {}),
+            },
         )
 
     def backoff(self, attempts: int) -> float:

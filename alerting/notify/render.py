@@ -17,8 +17,10 @@ url, label}``: runbook, references, JumpCloud console links), ``org_text``, ``em
 (every alert's), and ``incident`` (None, or for an incident message: ``id``,
 ``entity_kind``, ``entity``, ``severity``, ``rules`` (every rule of the incident so far,
 highest severity first, each with ``rule``, ``title``, ``severity``, ``alerts``, ``state``
-new/sent/held), ``rule_ids``, ``follow_up``, ``held``). Filters:
-``slack(limit)``, ``slack_link(text)`` (a Slack link from a checked URL),
+new/sent/held), ``rule_ids``, ``follow_up``, ``held``) and ``silence_commands`` (the
+exact ``alerting silence add ...`` lines for the message's rule and groups; each alert
+also has ``silence_command``). Filters: ``slack(limit)``, ``slack_code``,
+``slack_link(text)`` (a Slack link from a checked URL),
 ``slack_steps(heading)`` (the ``next_steps`` as Slack lines), ``tojson``,
 ``json_text``, ``cap(limit)``, ``truncate_middle(limit)``, ``one_line(limit)``,
 ``plural(noun)``, ``header`` (one e-mail header line), ``term`` (terminal-safe).
@@ -54,6 +56,7 @@ from alerting.notify.details import (
     sample_lines,
 )
 from alerting.notify.incidents import IncidentView, RuleLine
+from alerting.notify.silences import silence_command, silence_commands
 from alerting.yamlfile import suggest
 
 log = logging.getLogger(__name__)
@@ -143,6 +146,7 @@ def alert_view(alert: Alert, console_url: str = DEFAULT_CONSOLE_URL) -> dict[str
         event_types=_values(events, ("event_type",)),
         emoji=SEVERITY_EMOJI.get(alert.severity, ":warning:"),
         color=SEVERITY_COLOR.get(alert.severity, "#888888"),
+        silence_command=silence_command(alert),
     )
     return view
 
@@ -165,6 +169,7 @@ def render_context(
         "grouped": len(alerts) > 1,
         "more": max(0, len(alerts) - MAX_LISTED_ALERTS),
         "incident": None if incident is None else incident.to_dict(),
+        "silence_commands": silence_commands(alerts),
     }
 
 
@@ -272,6 +277,7 @@ def _environment(loader: FileSystemLoader, kind: str) -> ImmutableSandboxedEnvir
         truncate_middle=escape.truncate_middle,
         one_line=escape.one_line,
         slack=escape.slack_escape,
+        slack_code=escape.slack_code,
         tojson=escape.tojson,
         json_text=escape.json_dumps,
         header=escape.header_line,

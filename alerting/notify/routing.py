@@ -87,3 +87,38 @@ class Router:
                 if not route.continue_:
                     break
         return channels
+
+
+def reachable_channels(
+    routes: Sequence[RouteConfig], rule: str, severity: str, tags: Sequence[str]
+) -> list[tuple[str, bool]]:
+    """The channels a rule's alerts can reach, as ``(channel, only_some_groups)``.
+
+    Routes are walked as ``Router`` does, but without an alert: a route that also matches
+    on ``group`` (or anything only an alert knows) may or may not apply, so its channels
+    are marked ``True`` and the walk goes on past it.
+    """
+    probe = Alert(
+        rule=rule,
+        title="",
+        severity=severity,
+        group={},
+        count=0,
+        first_event_time="",
+        last_event_time="",
+        event_ids=[],
+        fingerprint="",
+        summary="",
+        tags=list(tags),
+    )
+    reached: dict[str, bool] = {}
+    for route in routes:
+        static = route.match.model_copy(update={"group": {}})
+        conditional = static != route.match
+        if not matches(static, probe):
+            continue
+        for name in route.channels:
+            reached[name] = reached.get(name, True) and conditional
+        if not route.continue_ and not conditional:
+            break
+    return list(reached.items())

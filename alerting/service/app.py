@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from alerting.config import Config
 from alerting.durations import td_ns
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
-from alerting.errors import AlertingError, StoreError
+from alerting.errors import AlertingError, StoreError, ValidationFailed
 from alerting.health import Health, HealthServer
 from alerting.metrics import Metrics
 from alerting.notify.pipeline import Notifier, build_notifier
@@ -39,6 +40,7 @@ from alerting.service.deliver import DeliveryCycle, DeliveryOutcome, update_outb
 from alerting.service.failpoints import NO_FAILPOINTS, Failpoints
 from alerting.service.lock import StateLock
 from alerting.service.poll import PollCycle, PollOutcome
+from alerting.service.reload import load_all, needs_restart
 from alerting.service.schedule import SkipNotices
 from alerting.source.base import Source
 from alerting.source.open import open_source
@@ -51,6 +53,9 @@ __all__ = ["Service"]
 
 log = logging.getLogger("alerting.service")
 
+# ``run --once`` exit code when a delivery of that run was dead-lettered (README, --help).
+EXIT_DEAD_LETTERED = 3
+
 
 class Service:
     """The service's parts and its two jobs: ``from_config()``, ``open()``, then
@@ -61,11 +66,15 @@ class Service:
         cls,
         config: Config,
         *,
-        config_path: str = "config.yaml",
+        config_path: str | None = None,
         clock: Clock | None = None,
         banner: IO[str] | None = None,
     ) -> Service:
-        """Lock the state, open the store, load the rules, build notifier and source."""
+        """Lock the state, open the store, load the rules, build notifier and source.
+
+        ``config_path`` (what a reload rereads) defaults to the file ``config`` came from.
+        """
+        config_path = config_path if config_path is not None else str(config.path)
         clock = clock if clock is not None else SystemClock()
         lock = StateLock(str(config.state.path))
         lock.acquire()
@@ -157,8 +166,13 @@ class Service:
         self._notices = SkipNotices(metrics)
         self._store_fault: str | None = None  # the state database fault already logged
         self.server: HealthServer | None = None
+        self._boot_config = config  # what restart-only sections are compared against
+        # Held by the poll and delivery jobs and by a reload's swap: a job never sees
+        # half of an old set and half of a new one.
+        self._jobs_lock = threading.RLock()
+        self._reload = threading.Event()
         self._stop = threading.Event()
-        self._wake = threading.Event()  # the main loop's: a stop or a delivery nudge
+        self._wake = threading.Event()  # the main loop's: a stop, a reload or a delivery nudge
         self._nudge = threading.Event()
         self._delivering = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
@@ -219,6 +233,77 @@ class Service:
         self._wake.set()
         self.clock.wake()
 
+    def request_reload(self) -> None:
+        """Ask ``run()`` to reload (SIGHUP); safe from a signal handler."""
+        self._reload.set()
+        self._wake.set()
+
+    def reload(self) -> bool:
+        """Reread config, rules, templates and silences; swap them in if all are valid.
+
+        On any problem the running set stays and each problem is logged as
+        ``file:line:col: message``; returns whether the new set is running.
+        """
+        started = time.monotonic()
+        try:
+            loaded = load_all(self.config_path)
+            notifier = build_notifier(loaded.config.notify_settings(), self.store, self.clock)
+        except ValidationFailed as exc:
+            for problem in exc.problems:
+                log.error("reload: %s", problem)
+            self._reload_rejected(len(exc.problems))
+            return False
+        except AlertingError as exc:
+            log.error("reload: %s", exc)
+            self._reload_rejected(1)
+            return False
+        rules, store = loaded.rules, self.store
+        tolerance_ns = td_ns(self._boot_config.source.overlap)
+
+        def factory() -> Engine:
+            return Engine(rules, store=store, tolerance_ns=tolerance_ns)
+
+        with self._jobs_lock:
+            engine = factory()  # realert + baselines from the store, committed by each poll
+            kept = engine.carry_over(self.polling.engine)
+            previous = self.notifier
+            self.polling.replace(engine=engine, engine_factory=factory, notifier=notifier)
+            self.delivery.notifier = notifier
+            self.notifier = notifier
+            self.config = loaded.config
+            self._rules_loaded = len(rules)
+        try:
+            previous.close()
+        except Exception as exc:  # noqa: BLE001 - the new set runs whatever the old one does
+            log.warning("closing the previous notifier failed: %s", exc)
+        enabled = [r.id for r in engine.rules]
+        for section in needs_restart(self._boot_config, loaded.config):
+            log.warning(
+                "reload: %s changed in %s; it applies at the next restart",
+                section,
+                loaded.config.path,
+            )
+        log.info(
+            "reloaded",
+            extra={
+                "rules": len(rules),
+                "enabled": len(enabled),
+                "windows_kept": len(kept),
+                "rules_new_or_changed": sorted(set(enabled) - set(kept)),
+                "silences_in_config": len(loaded.config.silences),
+                "duration_s": round(time.monotonic() - started, 3),
+            },
+        )
+        return True
+
+    def _reload_rejected(self, problems: int) -> None:
+        log.error(
+            "reload rejected (%d problem%s): still running the previous config, rules and "
+            "templates; fix and send SIGHUP again",
+            problems,
+            "" if problems == 1 else "s",
+        )
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -262,7 +347,7 @@ class Service:
         if self.clock.time() < self.polling.paused_until:
             return
         try:
-            with self._notices.running("poll"):
+            with self._notices.running("poll"), self._jobs_lock:
                 outcome = self.poll_once()
         except StoreError as exc:
             self.health.poll_failed(str(exc), fatal=False)
@@ -302,7 +387,7 @@ class Service:
             return
         self._delivering.set()
         try:
-            with self._notices.running("deliver"):
+            with self._notices.running("deliver"), self._jobs_lock:
                 self.deliver_once()
         except StoreError as exc:
             self._store_failed("delivery", exc)
@@ -334,12 +419,22 @@ class Service:
             self._store_fault = None
 
     def run_once(self) -> int:
-        """``--once``: one poll, deliver what is due, exit 0 (1 when the poll failed)."""
+        """``--once``: one poll, deliver what is due; exit 0, 1 when the poll failed, 3
+        when a delivery of this run was dead-lettered (cron watches the exit code)."""
         outcome = self.poll_once()
-        self.deliver_until_idle()
+        delivered = self.deliver_until_idle()
         self.flush()
         if not outcome.ok:
             raise AlertingError(outcome.error or "the poll failed")
+        if delivered.dead:
+            log.error(
+                "%d deliver%s dead-lettered in this run: `alerting outbox list` shows why, "
+                "`alerting outbox retry` re-queues once fixed",
+                delivered.dead,
+                "y was" if delivered.dead == 1 else "ies were",
+                extra={"dead": delivered.dead, "exit_code": EXIT_DEAD_LETTERED},
+            )
+            return EXIT_DEAD_LETTERED
         return 0
 
     def run(self) -> int:
@@ -379,6 +474,17 @@ class Service:
                 self._wake.clear()
                 if self._nudge.is_set() and not self._stop.is_set():
                     self._bring_delivery_forward(scheduler)
+                if self._reload.is_set() and not self._stop.is_set():
+                    self._reload.clear()
+                    try:
+                        self.reload()
+                    except Exception as exc:  # noqa: BLE001 - a reload never ends detection
+                        log.error(
+                            "reload failed with an internal error (please report it): %s: %s; "
+                            "still running the previous set",
+                            type(exc).__name__,
+                            exc,
+                        )
         finally:
             log.info("stopping: finishing the current step")
             self.health.stopping()

@@ -42,7 +42,7 @@ def announce(
             "  To watch a real JumpCloud org: set source.kind: jumpcloud in "
             f"{config_path} and export JUMPCLOUD_API_KEY=<an admin API key>."
         )
-    lines.append("  Stop with Ctrl-C (or SIGTERM).")
+    lines.append("  Stop with Ctrl-C (or SIGTERM); SIGHUP rereads config, rules and templates.")
     if out is not None:
         out.write("\n".join(lines) + "\n")
         out.flush()

@@ -88,6 +88,15 @@ class PollCycle:
         self._match_counts: dict[str, int] = {}
         self._rejected: str | None = None  # the rejection already logged, if any
 
+    def replace(
+        self, *, engine: Engine, engine_factory: Callable[[], Engine], notifier: Notifier
+    ) -> None:
+        """A reload's swap (under the service's job lock): new rules, same cursor."""
+        self.engine = engine
+        self.engine_factory = engine_factory
+        self.notifier = notifier
+        self._match_counts = _match_counts(engine.stats)
+
     def lag_seconds(self) -> float:
         cursor = self.cursor_ns
         if cursor is None:

@@ -22,7 +22,10 @@ from pydantic import (
 )
 
 from alerting.durations import Duration
+from alerting.errors import AlertingError
 from alerting.netutil import is_loopback_url
+from alerting.simulator.di_api import parse_faults
+from alerting.simulator.embedded import resolve_scenarios
 from alerting.yamlfile import one_or_many, positive
 
 __all__ = [
@@ -60,6 +63,25 @@ class SimulatorConfig(_Model):
     unenrolled_mfa: float = Field(default=0.0, ge=0.0, lt=1.0)
 
     _lists = field_validator("scenarios", "faults", mode="before")(one_or_many)
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, value: list[str] | None) -> list[str] | None:
+        """An unknown scenario is an error with a did-you-mean, never silently skipped."""
+        try:
+            resolve_scenarios(value)
+        except AlertingError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, value: list[str]) -> list[str]:
+        try:
+            parse_faults(value)
+        except AlertingError as exc:
+            raise ValueError(str(exc).removeprefix("--fault ")) from None
+        return value
 
 
 class SourceConfig(_Model):

@@ -60,9 +60,14 @@ def test_slack_message_says_who_what_where_how_many(builder: MessageBuilder) -> 
     assert fields["*Where*"] == "203.0.113.7 (RU)"
     assert fields["*How many*"] == "12 events"
     assert fields["*When*"] == "2026-11-20T10:00:01.123Z to 2026-11-20T10:03:40Z"
-    context = _all_text(attachment["blocks"][-1])
+    context = _all_text(attachment["blocks"][-2])
     assert alert.rule in context
     assert alert.fingerprint in context
+    # The message ends with the command that silences exactly this rule and group.
+    assert _all_text(attachment["blocks"][-1]).endswith(
+        "`alerting silence add --rule failed-login-burst --group "
+        'initiated_by.username=alice --for 1h --reason investigating --owner "$USER"`'
+    )
 
 
 def test_grouped_burst_is_one_message_listing_every_alert(builder: MessageBuilder) -> None:

@@ -12,7 +12,7 @@ import pytest
 from alerting.clock import ManualClock
 from alerting.notify.routing import Router, matches
 from alerting.notify.settings import AlertMatch, RouteConfig, SilenceConfig
-from alerting.notify.silences import active_silence, expired_silences
+from alerting.notify.silences import active_silence, expired_silences, from_config
 from alerting.store import Store
 from tests.support.notify import START, make_alert, make_notifier
 
@@ -91,13 +91,14 @@ def _silence(until: float, **match: Any) -> SilenceConfig:
 
 
 def test_silence_matches_until_it_expires() -> None:
-    silence = _silence(START + 3600, rule="failed-*", group={"initiated_by.username": "bob"})
+    config = _silence(START + 3600, rule="failed-*", group={"initiated_by.username": "bob"})
+    [silence] = from_config([config])
     bob, carol = make_alert(username="bob"), make_alert(username="carol")
     assert active_silence([silence], bob, START) is silence
     assert active_silence([silence], carol, START) is None
     assert active_silence([silence], bob, START + 3600) is None  # until is exclusive
-    assert expired_silences([silence], START + 3600) == [silence]
-    assert expired_silences([silence], START) == []
+    assert expired_silences([config], START + 3600) == [config]
+    assert expired_silences([config], START) == []
 
 
 def test_enqueue_silences_routes_and_stores(

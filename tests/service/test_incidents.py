@@ -272,8 +272,13 @@ def test_an_attack_that_trips_four_rules_yields_one_notification_naming_the_four
     )
     incident = lines[0]["incident"]
     assert re.fullmatch(r"inc-[0-9a-f]{16}", incident)
-    context = message["attachments"][0]["blocks"][-1]["elements"][0]["text"]
-    assert f"incident `{incident}`" in context
+    contexts = [
+        element["text"]
+        for block in message["attachments"][0]["blocks"]
+        if block["type"] == "context"
+        for element in block["elements"]
+    ]
+    assert any(f"incident `{incident}`" in text for text in contexts)
     assert states(service.db) == {"pending": 0, "sent": 2 * raised, "dead": 0, "held": 0}
 
 
