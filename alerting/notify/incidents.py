@@ -69,21 +69,28 @@ def by_severity(alerts: Sequence[Alert]) -> list[Alert]:
 class Entity:
     kind: str
     value: str
+    # The customer org (MSP mode groups every rule by ``organization``): the same user
+    # name in two orgs is two people, so two incidents.
+    organization: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.value}"
+        base = f"{self.kind}:{self.value}"
+        return f"{self.organization}/{base}" if self.organization else base
 
 
 def entity_of(group: Mapping[str, Any]) -> Entity | None:
     """The entity an alert with these group values is about (see ``ENTITY_KINDS``)."""
+    org = group.get("organization")
+    organization = "" if org is None else str(org).strip()
     for kind, names in ENTITY_KINDS:
         for key, value in group.items():
             if value is None or str(value).strip() == "":
                 continue
             if key.rsplit(".", 1)[-1] in names:
                 text = str(value).strip()
-                return Entity(kind, text if kind == "address" else text.casefold())
+                value_text = text if kind == "address" else text.casefold()
+                return Entity(kind, value_text, organization)
     return None
 
 

@@ -24,6 +24,20 @@ MINUTE = 60
 # ---------------------------------------------------------------------------- entity
 
 
+def test_the_same_user_name_in_two_customer_orgs_is_two_entities() -> None:
+    acme = entity_of(
+        {"initiated_by.username": "john.doe", "organization": "641b3db57090821c0b2f8183"}
+    )
+    globex = entity_of(
+        {"initiated_by.username": "john.doe", "organization": "5bf6defbdcd8233029e0c598"}
+    )
+    assert acme is not None
+    assert globex is not None
+    assert (acme.kind, acme.value) == (globex.kind, globex.value) == ("user", "john.doe")
+    assert acme.key != globex.key
+    assert entity_of({"initiated_by.username": "john.doe"}) == Entity("user", "john.doe")
+
+
 def test_entity_mapping_names_users_admins_addresses_and_systems() -> None:
     assert entity_of({"initiated_by.username": "Alice "}) == Entity("user", "alice")
     assert entity_of({"initiated_by.email": "Ann@Example.com"}) == Entity(
