@@ -19,6 +19,7 @@ from alerting.replay import ReplayResult
 __all__ = ["format_summary", "summary_json"]
 
 MAX_DAY_COLUMNS = 14  # up to two weeks as numbers; longer inputs as a sparkline
+MAX_SPARK_COLUMNS = 60  # past that, a sparkline column sums several days
 _SPARKS = "▁▂▃▄▅▆▇█"
 LEARNING = "·"
 
@@ -37,15 +38,23 @@ def _per_day(result: ReplayResult, rule_id: str, days: list[int]) -> str:
             LEARNING if d in learning and not counts.get(d) else str(counts.get(d, 0)) for d in days
         ]
         return " ".join(f"{c:>{width}}" for c in cells)
-    top = max(counts.values(), default=0)
+    span = days_per_column(days)
+    columns = [days[i : i + span] for i in range(0, len(days), span)]
+    sums = [sum(counts.get(d, 0) for d in column) for column in columns]
+    top = max(sums, default=0)
     out = []
-    for d in days:
-        n = counts.get(d, 0)
+    for column, n in zip(columns, sums, strict=True):
         if not n:
-            out.append(LEARNING if d in learning else "_")
+            out.append(LEARNING if all(d in learning for d in column) else "_")
         else:
             out.append(_SPARKS[min(len(_SPARKS) - 1, (n * len(_SPARKS) - 1) // top)])
     return "".join(out)
+
+
+def days_per_column(days: list[int]) -> int:
+    """How many days one sparkline column sums, so a table stays readable on a terminal
+    (a 6-year export is 60 columns, not 2,263)."""
+    return max(1, -(-len(days) // MAX_SPARK_COLUMNS))
 
 
 def format_summary(result: ReplayResult) -> str:
@@ -56,7 +65,11 @@ def format_summary(result: ReplayResult) -> str:
     per_day_title = "PER DAY"
     if days:
         first, last = _day(days[0]), _day(days[-1])
-        per_day_title += f" ({first:%m-%d}" + (f"..{last:%m-%d})" if len(days) > 1 else ")")
+        form = "%Y-%m-%d" if first.year != last.year else "%m-%d"
+        span = f"{first:{form}}" + (f"..{last:{form}}" if len(days) > 1 else "")
+        if len(days) > MAX_DAY_COLUMNS and days_per_column(days) > 1:
+            span += f", {days_per_column(days)} days a column"
+        per_day_title += f" ({span})"
     lines = [
         f"{'RULE':<{rule_w}}  {'ALERTS':>7}  {'ALERTS/DAY':>10}  {'GROUPS':>7}  "
         f"{'SUPPRESSED':>10}  {per_day_title}"

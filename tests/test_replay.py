@@ -358,3 +358,27 @@ def test_newest_first_on_stdin_is_sorted_like_a_file(tmp_path, rules_dir, capsys
     assert code == 0
     assert "input was newest-first: sorted 10 events in 1 run" in out
     assert got.read_text() == expected.read_text() != ""
+
+
+def test_a_long_input_keeps_the_per_day_column_to_a_terminal_width() -> None:
+    """Six years of events (the real samples span 2019-2026): 60 columns, each summing
+    several days, and the header says how many and in which years."""
+    from alerting.durations import DAY_NS
+    from alerting.replay import ReplayResult, RuleSummary
+    from alerting.replay_summary import MAX_SPARK_COLUMNS, format_summary
+
+    first_day = parse_timestamp("2019-03-01T00:00:00Z") // DAY_NS
+    result = ReplayResult(
+        events=2,
+        first_ns=first_day * DAY_NS,
+        last_ns=(first_day + 2262) * DAY_NS,
+        alerts=2,
+        per_rule={"r": RuleSummary(alerts=2, per_day={first_day: 1, first_day + 2262: 1})},
+    )
+    row = next(line for line in format_summary(result).splitlines() if line.startswith("r "))
+    spark = row.split()[-1]
+    assert len(spark) <= MAX_SPARK_COLUMNS
+    assert spark[0] != "_"
+    assert spark[-1] != "_"
+    header = format_summary(result).splitlines()[0]
+    assert header.endswith("PER DAY (2019-03-01..2025-05-10, 38 days a column)")
