@@ -592,7 +592,7 @@ def compile_field(
                 refs.append(_fieldref(getter, compile_path(v), mods))
             except FieldPathError as exc:
                 raise SelectionError(str(exc), at(i)) from None
-        pred = _and(refs) if "all" in mods else _or(refs)
+        pred = all_of(refs) if "all" in mods else any_of(refs)
         return field, _negate(pred) if "neq" in mods else pred, None
 
     tests: list[ValueTest] = []
@@ -843,7 +843,7 @@ def _compile_map(
     ]
     preds.extend(keyword_entries)
     entries.extend(("", p) for p in keyword_entries)
-    return _and(preds), types, fields, _map_specializer(entries)
+    return all_of(preds), types, fields, _map_specializer(entries)
 
 
 KEYWORD_MODIFIERS = frozenset(
@@ -942,7 +942,7 @@ def _map_specializer(entries: list[tuple[str, Predicate]]) -> Specializer:
                     return False
             else:
                 rest.append(pred)
-        return _and(rest) if rest else True
+        return all_of(rest) if rest else True
 
     return specialize
 
@@ -958,12 +958,13 @@ def or_specializer(parts: list[Specializer]) -> Specializer:
                 return True
             if residual is not False:
                 left.append(residual)
-        return _or(left) if left else False
+        return any_of(left) if left else False
 
     return specialize
 
 
-def _and(preds: list[Predicate]) -> Predicate:
+def all_of(preds: list[Predicate]) -> Predicate:
+    """One predicate true when every one of ``preds`` is (straight-line for 1-3)."""
     if len(preds) == 1:
         return preds[0]
     if len(preds) == 2:
@@ -991,7 +992,8 @@ def _and(preds: list[Predicate]) -> Predicate:
     return and_n
 
 
-def _or(preds: list[Predicate]) -> Predicate:
+def any_of(preds: list[Predicate]) -> Predicate:
+    """One predicate true when any of ``preds`` is; metarules' correlations use it too."""
     if len(preds) == 1:
         return preds[0]
     preds_t = tuple(preds)
@@ -1063,7 +1065,7 @@ def compile_selection(
             raise SelectionError(first.message, first.path, key=first.key, others=errors[1:])
         return CompiledSelection(
             name,
-            _or(preds),
+            any_of(preds),
             frozenset(all_types) if constrained else None,
             tuple(fields),
             or_specializer(parts),

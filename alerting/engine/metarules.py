@@ -24,6 +24,7 @@ from alerting.engine.matchers import (
     Residual,
     SelectionContext,
     Specializer,
+    any_of,
     or_specializer,
 )
 from alerting.engine.rule import (
@@ -302,7 +303,7 @@ def build_correlation(
         enabled=model.enabled,
         path=path,
         model=model,
-        condition=_any_predicate(conditions),
+        condition=any_of(conditions),
         condition_text=" or ".join(dict.fromkeys(ids)),
         event_types=frozenset(types) if constrained else None,
         selections={r.id: r.condition for r in refs},
@@ -358,20 +359,6 @@ def _check_chain(
             f"correlation {inner.id!r} looks back {format_duration_ns(td_ns(inner_spec.timespan))}, less than this one's "
             f"timespan {format_duration_ns(td_ns(spec.timespan))}: make the inner timespan at least as long",
         )
-
-
-def _any_predicate(preds: list[Predicate]) -> Predicate:
-    if len(preds) == 1:
-        return preds[0]
-    preds_t = tuple(preds)
-
-    def any_rule(raw: dict[str, Any]) -> bool:
-        for p in preds_t:  # noqa: SIM110 - hot path: no generator per event
-            if p(raw):
-                return True
-        return False
-
-    return any_rule
 
 
 def _alias_getter(
