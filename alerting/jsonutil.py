@@ -1,7 +1,8 @@
 """JSON with orjson when it is installed, the standard library otherwise.
 
 One place decides, so the hot path (replay, API pages) gets the fast parser and every
-caller gets the same behaviour: ``loads`` accepts str or bytes; ``dumps`` returns str.
+caller gets the same behaviour: ``loads`` accepts str or bytes; ``dumps`` returns str,
+``dumpb`` the same text as UTF-8 bytes.
 ``projection_decoder`` builds only some fields of a JSON object (msgspec skips the rest
 without building it: a fraction of a full parse); where msgspec does not install there is
 none, and callers parse in full.
@@ -55,6 +56,13 @@ if orjson is not None:
         except TypeError:  # e.g. integers beyond 64 bits; the stdlib copes
             return _stdlib_dumps(obj, indent=indent, sort_keys=sort_keys)
 
+    def dumpb(obj: Any) -> bytes:
+        """``dumps(obj).encode()``, without the round trip through ``str``."""
+        try:
+            return orjson.dumps(obj, default=str)
+        except TypeError:
+            return _stdlib_dumps(obj, indent=False, sort_keys=False).encode()
+
 else:  # pragma: no cover
     JSONDecodeError = json.JSONDecodeError
 
@@ -63,6 +71,9 @@ else:  # pragma: no cover
 
     def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str:
         return _stdlib_dumps(obj, indent=indent, sort_keys=sort_keys)
+
+    def dumpb(obj: Any) -> bytes:
+        return _stdlib_dumps(obj, indent=False, sort_keys=False).encode()
 
 
 @functools.lru_cache(maxsize=16)

@@ -189,12 +189,12 @@ def _travel_country_path(spec: TravelSpec) -> str:
 # ---------------------------------------------------------------------- helpers
 
 
-def _cap_events(events: list[HeldEvent]) -> list[Event]:
-    """Events in order, keeping the first and last halves past the cap."""
-    if len(events) <= MAX_FIRING_EVENTS:
-        return list(events)
+def _capped(indexes: list[int]) -> list[int]:
+    """A firing's entries in order, keeping the first and last halves past the cap."""
+    if len(indexes) <= MAX_FIRING_EVENTS:
+        return indexes
     half = MAX_FIRING_EVENTS // 2
-    return [*events[:half], *events[-half:]]
+    return [*indexes[:half], *indexes[-half:]]
 
 
 def _value_key(value: Any) -> str | None:
@@ -237,7 +237,6 @@ class _Windowed:
         self._windows: Windows[Any] = Windows(
             series, rule_id=rule_id, kind=self.kind, max_entries=max_entries
         )
-        self._hold = holder.hold
 
     def evict(self, watermark_ns: int) -> None:
         self._windows.evict_before(watermark_ns - self._within - self._tolerance)
@@ -251,10 +250,11 @@ class _Windowed:
     def flush(self, store: Store) -> None:
         """Nothing persisted: windows are rebuilt by re-reading recent events."""
 
-    def _consume(self, group_key: str, series: Series, start: int, stop: int) -> list[HeldEvent]:
-        events = series.events[start:stop]
+    def _consume(self, group_key: str, series: Series, start: int, stop: int) -> list[Event]:
+        """Entries ``[start, stop)`` as a firing's events (capped), removed from the series."""
+        events: list[Event] = [*series.events(_capped(list(range(start, stop))))]
         series.delete(start, stop)
-        self._windows.size -= len(events)
+        self._windows.size -= stop - start
         self._windows.forget_if_empty(group_key, series)
         return events
 
@@ -278,7 +278,7 @@ class ThresholdAggregation(_Windowed):
     ) -> None:
         super().__init__(
             td_ns(spec.within),
-            Series,
+            lambda: Series(holder),
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
@@ -290,8 +290,8 @@ class ThresholdAggregation(_Windowed):
     def add(self, hit: Hit) -> list[Firing]:
         t = hit.event.time_ns
         windows = self._windows
-        series = windows.get(hit.group_key, hit.group)
-        i = series.insert(self._hold(hit.event), None)
+        series = windows.groups.get(hit.group_key) or windows.get(hit.group_key, hit.group)
+        i = series.insert(hit.event, None)
         windows.size += 1
         times = series.times
         n = len(times)
@@ -317,7 +317,7 @@ class ThresholdAggregation(_Windowed):
 
     def _fire(self, group_key: str, series: Series, start: int, stop: int) -> Firing:
         events = self._consume(group_key, series, start, stop)
-        return Firing(group_key, series.group, events[-1], _cap_events(events), len(events))
+        return Firing(group_key, series.group, events[-1], events, stop - start)
 
 
 # ---------------------------------------------------------------------- sum
@@ -360,7 +360,7 @@ class SumAggregation(_Windowed):
     ) -> None:
         super().__init__(
             td_ns(spec.within),
-            Series,
+            lambda: Series(holder),
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
@@ -378,8 +378,8 @@ class SumAggregation(_Windowed):
             return []
         t = hit.event.time_ns
         windows = self._windows
-        series = windows.get(hit.group_key, hit.group)
-        i = series.insert(self._hold(hit.event), value)
+        series = windows.groups.get(hit.group_key) or windows.get(hit.group_key, hit.group)
+        i = series.insert(hit.event, value)
         windows.size += 1
         times = series.times
         aux = series.aux
@@ -395,14 +395,7 @@ class SumAggregation(_Windowed):
                 events = self._consume(hit.group_key, series, lo, j + 1)
                 details = {"field": self.spec.field, "sum": total}
                 firings.append(
-                    Firing(
-                        hit.group_key,
-                        series.group,
-                        events[-1],
-                        _cap_events(events),
-                        len(events),
-                        details,
-                    )
+                    Firing(hit.group_key, series.group, events[-1], events, j + 1 - lo, details)
                 )
                 break
             j += 1
@@ -423,8 +416,8 @@ class _DistinctSeries(Series):
 
     __slots__ = ("counts", "lo")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, holder: Holder) -> None:
+        super().__init__(holder)
         self.lo = 0
         self.counts: dict[str, int] | None = {}
 
@@ -468,7 +461,7 @@ class DistinctAggregation(_Windowed):
     ) -> None:
         super().__init__(
             td_ns(spec.within),
-            _DistinctSeries,
+            lambda: _DistinctSeries(holder),
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
@@ -487,8 +480,10 @@ class DistinctAggregation(_Windowed):
             return []
         t = hit.event.time_ns
         windows = self._windows
-        series: _DistinctSeries = windows.get(hit.group_key, hit.group)
-        i = series.insert(self._hold(hit.event), values)
+        series: _DistinctSeries = windows.groups.get(hit.group_key) or windows.get(
+            hit.group_key, hit.group
+        )
+        i = series.insert(hit.event, values)
         windows.size += 1
         times = series.times
         aux = series.aux
@@ -552,9 +547,7 @@ class DistinctAggregation(_Windowed):
     ) -> Firing:
         details = self._details(counts)
         events = self._consume(group_key, series, start, stop)
-        return Firing(
-            group_key, series.group, events[-1], _cap_events(events), len(events), details
-        )
+        return Firing(group_key, series.group, events[-1], events, stop - start, details)
 
 
 class TemporalAggregation(DistinctAggregation):
@@ -576,7 +569,7 @@ class TemporalAggregation(DistinctAggregation):
         _Windowed.__init__(
             self,
             td_ns(spec.within),
-            _DistinctSeries,
+            lambda: _DistinctSeries(holder),
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
@@ -817,18 +810,17 @@ class TravelAggregation(_Windowed):
 
 
 class _SequenceSeries(Series):
-    """A series plus how many held hits match each step (skips hopeless searches)."""
+    """A series plus how many held hits match each step (skips hopeless searches).
+
+    ``SequenceAggregation.add`` counts an inserted hit in (a call less per hit); the
+    series counts removed ones out.
+    """
 
     __slots__ = ("have",)
 
-    def __init__(self, steps: int) -> None:
-        super().__init__()
+    def __init__(self, holder: Holder, steps: int) -> None:
+        super().__init__(holder)
         self.have = [0] * steps
-
-    def insert(self, event: HeldEvent, aux: Any) -> int:
-        for k in aux:
-            self.have[k] += 1
-        return super().insert(event, aux)
 
     def delete(self, start: int, stop: int) -> None:
         have = self.have
@@ -863,7 +855,7 @@ class SequenceAggregation(_Windowed):
         steps = len(spec.steps)
         super().__init__(
             td_ns(spec.within),
-            lambda: _SequenceSeries(steps),
+            lambda: _SequenceSeries(holder, steps),
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
@@ -883,12 +875,17 @@ class SequenceAggregation(_Windowed):
             return []
         t = hit.event.time_ns
         windows = self._windows
-        series: _SequenceSeries = windows.get(hit.group_key, hit.group)
-        i = series.insert(self._hold(hit.event), steps)
+        series: _SequenceSeries = windows.groups.get(hit.group_key) or windows.get(
+            hit.group_key, hit.group
+        )
+        have = series.have
+        for k in steps:
+            have[k] += 1
+        i = series.insert(hit.event, steps)
         windows.size += 1
         n = len(series.times)
         firings: list[Firing] = []
-        if any(map(lt, series.have, self._counts)):
+        if any(map(lt, have, self._counts)):
             pass  # some step lacks enough held hits: no chain can exist
         elif i == n - 1:
             # In order, a chain must end at h, so h must match the last step.
@@ -946,13 +943,11 @@ class SequenceAggregation(_Windowed):
 
     def _fire(self, group_key: str, series: _SequenceSeries, chain: list[int]) -> Firing:
         order = sorted(chain)
-        events = [series.events[j] for j in order]
+        events: list[Event] = [*series.events(_capped(order))]
         self._windows.size -= series.remove(order)
         self._windows.forget_if_empty(group_key, series)
         details = {"steps": [{"selection": s.selection, "count": s.count} for s in self.spec.steps]}
-        return Firing(
-            group_key, series.group, events[-1], _cap_events(events), len(events), details
-        )
+        return Firing(group_key, series.group, events[-1], events, len(order), details)
 
 
 # ---------------------------------------------------------------------- new_value

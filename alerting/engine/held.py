@@ -183,15 +183,21 @@ class Holder:
     with one value per path when each ends at its last key (the usual case), else
     ``[codes, value, ...]``: per path, ``d`` for a value at its first ``d`` keys, ``-d``
     for the ``d``-th key missing (value null).
+
+    Windows keep the parts of a held event as columns (``alerting.engine.windows``):
+    ``project`` makes the projection (None: the rule projects nothing) and ``event``
+    makes the ``HeldEvent`` of an entry when a firing needs it.
     """
 
-    __slots__ = ("_cls", "_ends", "_fast", "hold_full", "paths")
+    __slots__ = ("_cls", "_ends", "hold_full", "paths", "project")
 
     def __init__(self, paths: Iterable[FieldPath] = (), *, hold_full: bool = False) -> None:
         self.hold_full = hold_full
         self.paths: tuple[FieldPath, ...] = () if hold_full else _minimal(paths)
         self._ends = tuple(len(p) for p in self.paths)
-        self._fast = _compile_fast(self.paths) if self.paths else None
+        self.project: Callable[[dict[str, Any]], bytes] | None = (
+            _compile_projection(self.paths) if self.paths else None
+        )
         identity = any(p in (("id",), ("timestamp",)) for p in self.paths)
         attrs = {"__slots__": (), "_holder": self, "_add_identity": not identity}
         self._cls: type[HeldEvent] = (
@@ -210,38 +216,17 @@ class Holder:
         newest ``MAX_SAMPLE_EVENTS``.
         """
         full = event.blob if type(event) is JsonEvent else event_json(event)
-        if self.hold_full:
-            return HeldEvent(event.time_ns, event.id, full, _Keep.FULL)
-        if not self.paths:
-            return HeldEvent(event.time_ns, event.id, full, None)
-        return self._cls(event.time_ns, event.id, full, self.project(event.raw))
+        project = self.project
+        part = None if project is None else project(event.raw)
+        return self.event(event.time_ns, event.id, full, part)
 
-    def project(self, raw: dict[str, Any]) -> bytes:
-        """The projection of ``raw`` as JSON: ``[value, ...]`` or ``[codes, value, ...]``."""
-        fast = self._fast
-        if fast is not None:
-            try:
-                found = fast(raw)
-            except (KeyError, TypeError):
-                pass  # a key missing or a value that is no dict on the way: spell it out
-            else:
-                return jsonutil.dumps(found).encode()
-        codes: list[int] = []
-        values: list[Any] = [codes]
-        for path, end in zip(self.paths, self._ends, strict=True):
-            node = raw
-            for depth, key in enumerate(path, 1):
-                value = node.get(key, _ABSENT)
-                if value is _ABSENT:
-                    codes.append(-depth)
-                    values.append(None)
-                    break
-                if depth == end or type(value) is not dict:
-                    codes.append(depth)
-                    values.append(value)
-                    break
-                node = value
-        return jsonutil.dumps(values).encode()
+    def event(
+        self, time_ns: int, event_id: str, full: bytes | None, part: bytes | None
+    ) -> HeldEvent:
+        """The held event of a window entry: its full JSON (None once slim), projection."""
+        if self.hold_full:
+            return HeldEvent(time_ns, event_id, full, _Keep.FULL)
+        return self._cls(time_ns, event_id, full, part)
 
     def rebuild(self, data: bytes) -> dict[str, Any]:
         """The partial event a slim projection stands for (nested as in the event)."""
@@ -260,35 +245,56 @@ class Holder:
         return out
 
 
-def _compile_fast(paths: tuple[FieldPath, ...]) -> Callable[[dict[str, Any]], list[Any]]:
-    """``raw -> [value at each path]`` as one straight-line function (the hot path: every
-    held event of a projecting rule), raising KeyError or TypeError when a path does not
-    end at its last key (of JSON values, only a dict takes a text subscript).
+def _compile_projection(paths: tuple[FieldPath, ...]) -> Callable[[dict[str, Any]], bytes]:
+    """``raw -> projection JSON`` (see ``Holder``) as one straight-line function: the hot
+    path, every held event of a projecting rule.
 
-    Generated once per rule: a loop over the paths costs twice as much per event. The
-    source holds only generated names; the keys (rule text) are bound as constants in its
+    Each path is followed with ``dict.get`` and a type check per key, setting its value
+    and code; the codes are written out only when some path did not end at its last key
+    (a portal login has no ``src_ip``). Generated once per rule: a loop over the paths
+    costs twice as much per event, and an exception for a missing key more. The source
+    holds only generated names; the keys (rule text) are bound as constants in its
     namespace, never spliced into it.
     """
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"A": _ABSENT, "dict": dict, "dumpb": jsonutil.dumpb}
     tops: dict[str, str] = {}  # top-level key -> local name
-    lines = []
-    items = []
-    for path in paths:
+    lines: list[str] = []
+
+    def key_name(key: str) -> str:
+        name = f"k{len(namespace)}"
+        namespace[name] = key
+        return name
+
+    for i, path in enumerate(paths):
         top = tops.get(path[0])
         if top is None:
             top = tops[path[0]] = f"t{len(tops)}"
-            namespace[f"k_{top}"] = path[0]
-            lines.append(f"    {top} = raw[k_{top}]")
-        expr = top
-        for key in path[1:]:
-            name = f"k{len(namespace)}"
-            namespace[name] = key
-            expr += f"[{name}]"
-        items.append(expr)
-    source = "def fast(raw):\n" + "\n".join(lines) + f"\n    return [{', '.join(items)}]\n"
+            lines.append(f"{top} = raw.get({key_name(path[0])}, A)")
+        node, indent = top, ""
+        for depth in range(1, len(path) + 1):
+            lines.append(f"{indent}if {node} is A:")
+            lines.append(f"{indent}    v{i} = None; c{i} = {-depth}")
+            if depth == len(path):
+                lines.append(f"{indent}else:")
+            else:
+                lines.append(f"{indent}elif type({node}) is not dict:")
+            lines.append(f"{indent}    v{i} = {node}; c{i} = {depth}")
+            if depth < len(path):
+                lines.append(f"{indent}else:")
+                indent += "    "
+                child = f"n{i}_{depth}"
+                lines.append(f"{indent}{child} = {node}.get({key_name(path[depth])}, A)")
+                node = child
+    values = ", ".join(f"v{i}" for i in range(len(paths)))
+    codes = ", ".join(f"c{i}" for i in range(len(paths)))
+    ended = " and ".join(f"c{i} == {len(p)}" for i, p in enumerate(paths))
+    lines.append(f"if {ended}:")
+    lines.append(f"    return dumpb([{values}])")
+    lines.append(f"return dumpb([[{codes}], {values}])")
+    source = "def project(raw):\n" + "".join(f"    {line}\n" for line in lines)
     exec(source, namespace)  # noqa: S102 - generated from names only (see above)
-    fast: Callable[[dict[str, Any]], list[Any]] = namespace["fast"]
-    return fast
+    project: Callable[[dict[str, Any]], bytes] = namespace["project"]
+    return project
 
 
 def _minimal(paths: Iterable[FieldPath]) -> tuple[FieldPath, ...]:

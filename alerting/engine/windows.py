@@ -1,12 +1,12 @@
 """Per-group event-time series: the storage under every windowed aggregation.
 
-A ``Series`` keeps one group's held events sorted by ``(event time, event id)`` in
-parallel lists (times, events, one payload each), so the common case (events arriving in
-order) is an ``append`` and only a late event pays for ``bisect`` + ``insert``. The group
-dict is per series. Held events are slim (``alerting.engine.held``): only the newest
-``MAX_SAMPLE_EVENTS`` of a series keep their full JSON, for alert samples. ``Windows``
-maps group keys to series, counts the entries of the whole rule and enforces the per-rule
-memory cap.
+A ``Series`` keeps one group's held events sorted by ``(event time, event id)`` as
+parallel columns (times, ids, full JSON, projection, one payload each), so the common
+case (events arriving in order) is an ``append`` per column and only a late event pays
+for ``bisect`` + ``insert``. The group dict is per series. Held events are slim
+(``alerting.engine.held``): only the newest ``MAX_SAMPLE_EVENTS`` of a series keep their
+full JSON, for alert samples. ``Windows`` maps group keys to series, counts the entries
+of the whole rule and enforces the per-rule memory cap.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableSequence, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from alerting.engine.held import MAX_SAMPLE_EVENTS, HeldEvent
+from alerting.engine.held import MAX_SAMPLE_EVENTS, HeldEvent, Holder, event_json
+from alerting.events import Event, JsonEvent
 
 # The cap warning is reported under the aggregations' logger, where users configure it.
 logger = logging.getLogger("alerting.engine.aggregations")
@@ -33,51 +35,93 @@ KEEP_FULL = MAX_SAMPLE_EVENTS
 class Series:
     """One group's held events in ``(time, id)`` order, with one payload (aux) each.
 
-    ``times[i]`` is ``events[i].time_ns`` (the same int object). Only the newest
-    ``KEEP_FULL`` entries may hold their full JSON: an insert that pushes an entry out of
-    them slims it, and it stays slim (deleting newer entries leaves fewer full ones).
+    Entry ``i`` is ``times[i]``, ``ids[i]``, ``fulls[i]`` (its full JSON, None once
+    slim), ``parts[i]`` (its projection, None when the rule projects nothing) and
+    ``aux[i]``: columns, not an object per entry (``entries_as_columns``). Only the
+    newest ``KEEP_FULL`` entries may hold their full JSON: an insert that pushes an entry
+    out of them slims it, and it stays slim (deleting newer entries leaves fewer full
+    ones). ``event(i)`` is entry ``i`` as a ``HeldEvent``, made when a firing needs it.
     """
 
-    __slots__ = ("aux", "events", "group", "times")
+    __slots__ = ("_holder", "_project", "_slims", "aux", "fulls", "group", "ids", "parts", "times")
 
-    def __init__(self) -> None:
-        self.times: list[int] = []
-        self.events: list[HeldEvent] = []
+    def __init__(self, holder: Holder) -> None:
+        self.times: MutableSequence[int] = array("q")
+        self.ids: list[str] = []
+        self.fulls: list[bytes | None] = []
+        self.parts: list[bytes | None] = []
         self.aux: list[Any] = []
         self.group: dict[str, Any] = {}  # the group's {path: value}, set by Windows.get
+        self._holder = holder
+        self._project = holder.project
+        self._slims = not holder.hold_full
 
-    def insert(self, event: HeldEvent, aux: Any) -> int:
-        """Insert in ``(time, id)`` order; returns the index. Appends when in order."""
+    def insert(self, event: Event, aux: Any) -> int:
+        """Hold ``event`` (being processed: its ``raw`` is hot) in ``(time, id)`` order;
+        returns the index. Appends when in order."""
         times = self.times
-        events = self.events
+        ids = self.ids
         time_ns = event.time_ns
-        if not times or time_ns > times[-1] or (time_ns == times[-1] and event.id >= events[-1].id):
-            times.append(time_ns)
-            events.append(event)
+        event_id = event.id
+        full = event.blob if type(event) is JsonEvent else event_json(event)
+        project = self._project
+        part = None if project is None else project(event.raw)
+        if not times or time_ns > times[-1] or (time_ns == times[-1] and event_id >= ids[-1]):
+            try:
+                times.append(time_ns)
+            except OverflowError:
+                times = self._boxed_times()
+                times.append(time_ns)
+            ids.append(event_id)
+            fulls = self.fulls
+            fulls.append(full)
+            self.parts.append(part)
             self.aux.append(aux)
             n = len(times)
-            if n > KEEP_FULL:
-                events[n - 1 - KEEP_FULL].slim()
+            if n > KEEP_FULL and self._slims:
+                fulls[n - 1 - KEEP_FULL] = None
             return n - 1
         i = bisect_left(times, time_ns)
         end = bisect_right(times, time_ns, i)
-        event_id = event.id
-        while i < end and events[i].id <= event_id:
+        while i < end and ids[i] <= event_id:
             i += 1
-        times.insert(i, time_ns)
-        events.insert(i, event)
+        try:
+            times.insert(i, time_ns)
+        except OverflowError:
+            times = self._boxed_times()
+            times.insert(i, time_ns)
+        ids.insert(i, event_id)
+        fulls = self.fulls
+        fulls.insert(i, full)
+        self.parts.insert(i, part)
         self.aux.insert(i, aux)
         n = len(times)
-        if i < n - KEEP_FULL:
-            event.slim()  # late, behind KEEP_FULL newer entries: never a sample
-        elif n > KEEP_FULL:
-            events[n - 1 - KEEP_FULL].slim()
+        if self._slims:
+            if i < n - KEEP_FULL:
+                fulls[i] = None  # late, behind KEEP_FULL newer entries: never a sample
+            elif n > KEEP_FULL:
+                fulls[n - 1 - KEEP_FULL] = None
         return i
+
+    def _boxed_times(self) -> MutableSequence[int]:
+        """The times as a list of ints: for a time beyond 64 bits (past the year 2262)."""
+        self.times = list(self.times)
+        return self.times
+
+    def event(self, i: int) -> HeldEvent:
+        """Entry ``i`` as a held event (full while it may be a sample, else slim)."""
+        return self._holder.event(self.times[i], self.ids[i], self.fulls[i], self.parts[i])
+
+    def events(self, indexes: Iterable[int]) -> list[HeldEvent]:
+        """The entries at ``indexes`` as held events."""
+        return [self.event(i) for i in indexes]
 
     def delete(self, start: int, stop: int) -> None:
         """Remove entries ``[start, stop)`` (consumed or evicted)."""
         del self.times[start:stop]
-        del self.events[start:stop]
+        del self.ids[start:stop]
+        del self.fulls[start:stop]
+        del self.parts[start:stop]
         del self.aux[start:stop]
 
     def remove(self, indexes: Iterable[int]) -> int:
@@ -88,9 +132,17 @@ class Series:
         first = drop[0]
         dropped = set(drop)
         keep = [j for j in range(first, len(self.times)) if j not in dropped]
-        self.times[first:] = [self.times[j] for j in keep]
-        self.events[first:] = [self.events[j] for j in keep]
-        self.aux[first:] = [self.aux[j] for j in keep]
+        columns: tuple[MutableSequence[Any], ...] = (
+            self.times,
+            self.ids,
+            self.fulls,
+            self.parts,
+            self.aux,
+        )
+        for column in columns:
+            tail = [column[j] for j in keep]
+            del column[first:]
+            column.extend(tail)
         return len(drop)
 
     def drop_before(self, cutoff_ns: int) -> int:
@@ -104,8 +156,12 @@ class Series:
 class GroupSeries(Protocol):
     """What ``Windows`` needs of a group's series (``Series``, or travel's own columns)."""
 
-    times: list[int]
     group: dict[str, Any]
+
+    @property
+    def times(self) -> Sequence[int]:
+        """The entries' event times, in order."""
+        ...
 
     def drop_before(self, cutoff_ns: int) -> int:
         """Drop entries older than ``cutoff_ns``; returns how many."""

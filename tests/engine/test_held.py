@@ -26,6 +26,7 @@ from alerting.engine.engine import Engine
 from alerting.engine.held import HeldEvent, Holder, held_in_full, pick_samples, summary_needs
 from alerting.engine.loader import load_rules
 from alerting.engine.types import Hit, ThresholdSpec
+from alerting.engine.windows import Series
 from alerting.events import Event, JsonEvent, format_timestamp, parse_timestamp
 from alerting.jinja_env import make_environment
 from alerting.simulator.traffic import HOUR_NS, TrafficGenerator
@@ -228,6 +229,47 @@ def render(template: str, raws: list[dict[str, Any]]) -> str:
         return f"error: {type(exc).__name__}: {exc}"
 
 
+def spelled_out_projection(paths: tuple[tuple[str, ...], ...], raw: dict[str, Any]) -> bytes:
+    """The projection as the Holder docstring defines it, one path and key at a time."""
+    codes: list[int] = []
+    values: list[Any] = []
+    for path in paths:
+        node: Any = raw
+        for depth, key in enumerate(path, 1):
+            if key not in node:
+                codes.append(-depth)
+                values.append(None)
+                break
+            node = node[key]
+            if depth == len(path) or type(node) is not dict:
+                codes.append(depth)
+                values.append(node)
+                break
+    if codes == [len(p) for p in paths]:
+        return jsonutil.dumps(values).encode()
+    return jsonutil.dumps([codes, *values]).encode()
+
+
+PROJECTED = [
+    [("client_ip",), ("event_type",), ("geoip",), ("src_ip",)],  # brute-force-success
+    [("client_ip",), ("geoip", "country_code"), ("geoip", "to")],
+    [("resource", "email", "to"), ("changes", "field"), ("email",)],
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.dictionaries(keys | st.sampled_from(["src_ip", "event_type"]), json_values))
+@pytest.mark.parametrize("paths", PROJECTED)
+def test_projection_bytes_follow_the_definition(
+    paths: list[tuple[str, ...]], body: dict[str, Any]
+) -> None:
+    """Whatever is missing or not a dict on the way, the bytes are the definition's (the
+    alerts' summaries are rendered from them)."""
+    holder = Holder(paths)
+    assert holder.project is not None
+    assert holder.project(body) == spelled_out_projection(holder.paths, body)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     bodies=st.lists(st.dictionaries(keys, json_values, max_size=5), min_size=1, max_size=4),
@@ -264,8 +306,13 @@ def threshold(count: int, within: str = "10m", **kwargs: Any) -> ThresholdAggreg
     return agg
 
 
+def entries(series: Series) -> list[HeldEvent]:
+    """Every entry of a series as the held event a firing would carry."""
+    return series.events(range(len(series.times)))
+
+
 def full_flags(agg: ThresholdAggregation, group: str = "alice") -> list[bool]:
-    return [e.full for e in agg._windows.groups[group].events]
+    return [e.full for e in entries(agg._windows.groups[group])]
 
 
 def test_only_the_newest_entries_of_a_series_stay_full() -> None:
@@ -274,17 +321,22 @@ def test_only_the_newest_entries_of_a_series_stay_full() -> None:
         agg.add(hit(i, f"e{i}"))
     assert full_flags(agg) == [False] * 3 + [True] * K
     series = agg._windows.groups["alice"]
-    assert all(t is e.time_ns for t, e in zip(series.times, series.events, strict=True))
+    assert [e.time_ns for e in entries(series)] == [T0 + i * S for i in range(8)]
     # a late event behind K newer ones is slim from the start
     agg.add(hit(0.5, "late-old"))
-    assert [e.id for e in series.events][:3] == ["e0", "late-old", "e1"]
+    assert [e.id for e in entries(series)][:3] == ["e0", "late-old", "e1"]
     assert full_flags(agg) == [False] * 4 + [True] * K
     # a late event among the newest pushes the oldest full one out
     agg.add(hit(6.5, "late-new"))
-    assert [e.id for e in series.events if e.full] == ["e4", "e5", "e6", "late-new", "e7"]
+    assert [e.id for e in entries(series) if e.full] == ["e4", "e5", "e6", "late-new", "e7"]
     # deleting newer entries never makes older ones full again
     series.delete(len(series.times) - 2, len(series.times))
-    assert [e.id for e in series.events if e.full] == ["e4", "e5", "e6"]
+    assert [e.id for e in entries(series) if e.full] == ["e4", "e5", "e6"]
+    # nor does a late event among the newest then: the full ones are no longer a suffix
+    agg.add(hit(2.5, "late-mid"))
+    assert [e.id for e in entries(series) if e.full] == ["late-mid", "e4", "e5", "e6"]
+    agg.add(hit(9, "e9"))
+    assert [e.id for e in entries(series) if e.full] == ["e4", "e5", "e6", "e9"]
 
 
 def test_alert_samples_are_the_newest_full_events_in_time_order(tmp_path: Path) -> None:
@@ -359,25 +411,34 @@ def test_memory_cap_drops_the_oldest_and_keeps_the_layout(caplog: pytest.LogCapt
         agg.add(hit(i, f"e{i:02d}", group=f"u{i % 3}", client_ip=str(i)))
     windows = agg._windows
     assert windows.size <= 20
-    held = sorted(e.id for s in windows.groups.values() for e in s.events)
+    held = sorted(e.id for s in windows.groups.values() for e in entries(s))
     assert held == [f"e{i:02d}" for i in range(30 - len(held), 30)]  # the newest survive
     assert "max_entries=20" in caplog.text
     for series in windows.groups.values():
-        assert len(series.times) == len(series.events) == len(series.aux)
-        assert series.times == sorted(series.times)
-        assert [e.full for e in series.events] == [
-            i >= len(series.events) - K for i in range(len(series.events))
+        columns = (series.times, series.ids, series.fulls, series.parts, series.aux)
+        assert len({len(column) for column in columns}) == 1
+        assert list(series.times) == sorted(series.times)
+        held_events = entries(series)
+        assert [e.full for e in held_events] == [
+            i >= len(held_events) - K for i in range(len(held_events))
         ]
-        assert all(e.raw["client_ip"] == str(int(e.id[1:])) for e in series.events)
+        assert all(e.raw["client_ip"] == str(int(e.id[1:])) for e in held_events)
 
 
-def test_no_hit_objects_are_held() -> None:
+def test_no_objects_are_held_per_entry() -> None:
+    """An entry is its columns' values (no Hit, no HeldEvent): a firing makes the events."""
     agg = threshold(100)
-    agg.add(hit(0, "e0"))
+    agg.add(hit(0, "e0", client_ip="10.0.0.1"))
     series = agg._windows.groups["alice"]
-    assert isinstance(series.events[0], HeldEvent)
     assert series.group == {"user": "alice"}
     assert not hasattr(series, "hits")
+    assert list(series.times) == [T0]
+    assert series.ids == ["e0"]
+    assert series.parts == [b'["10.0.0.1"]']
+    (held,) = entries(series)
+    assert isinstance(held, HeldEvent)
+    assert held.full
+    assert held.raw["client_ip"] == "10.0.0.1"
 
 
 # ---------------------------------------------------------------------- the pack
