@@ -21,10 +21,20 @@ and each match's (query_key value, timestamp, _id). ``quit`` (or end of input) e
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import sys
 import time
 from typing import Any
+
+
+def _start() -> float:
+    """The clock's start, with the input built before it out of the garbage collector's
+    way (``gc.freeze``): ElastAlert holds one query's hits at a time, not a backtest's
+    (our side does the same)."""
+    gc.collect()
+    gc.freeze()
+    return time.process_time()
 
 
 def main(argv: list[str]) -> int:
@@ -91,7 +101,7 @@ def main(argv: list[str]) -> int:
         if mode[1] == "rule":
             # the rule's logic: add_data per page, garbage_collect at each segment's end
             batches = pages(sources())
-            start = time.process_time()
+            start = _start()
             for end, batch in batches:
                 for page in batch:
                     rule.add_data(page)
@@ -100,12 +110,13 @@ def main(argv: list[str]) -> int:
             # and the run loop's own step per hit before it (its timestamp parsed)
             batches = pages(hits())
             loop_rule = {"timestamp_field": ts_field, "ts_to_dt": ts_to_dt}
-            start = time.process_time()
+            start = _start()
             for end, batch in batches:
                 for page in batch:
                     rule.add_data(ElastAlerter.process_hits(loop_rule, page))
                 rule.garbage_collect(end)
         cpu_s = time.process_time() - start
+        gc.unfreeze()
         matches = [[lookup_es_key(m, query_key), m[ts_field], m["_id"]] for m in rule.matches]
         sys.stdout.write(json.dumps({"cpu_s": cpu_s, "matches": matches}) + "\n")
         sys.stdout.flush()
