@@ -528,3 +528,22 @@ def test_partially_decoded_events_show_whole_in_alerts(tmp_path: Path) -> None:
     (alert,) = engine.process(event_)
     assert alert.summary == "203.0.113.9"
     assert alert.events == [whole]
+
+
+def test_times_past_64_bits_are_held_too() -> None:
+    """Times live unboxed in a 64-bit array; one past the year 2262 boxes the column."""
+    agg = threshold(3)
+
+    def at(timestamp: str, event_id: str) -> Hit:
+        raw = {"id": event_id, "timestamp": timestamp}
+        return Hit(Event.from_raw(raw), "alice", {"user": "alice"})
+
+    assert parse_timestamp("2300-01-01T00:00:00Z") >= 2**63
+    assert agg.add(hit(0, "now")) == []
+    assert agg.add(at("2300-01-01T00:00:00Z", "far1")) == []
+    assert agg.add(at("2299-12-31T23:59:59Z", "far0")) == []  # late, inserted
+    series = agg._windows.groups["alice"]
+    assert [e.id for e in entries(series)] == ["now", "far0", "far1"]
+    (firing,) = agg.add(at("2300-01-01T00:00:01Z", "far2"))
+    assert [e.id for e in firing.events] == ["far0", "far1", "far2"]
+    assert firing.trigger.raw["timestamp"] == "2300-01-01T00:00:01Z"
