@@ -691,10 +691,11 @@ class TravelAggregation(_Windowed):
         lat: Any = None
         lon: Any = None
         if pair is not None:  # both under one object (geoip): read it once
-            inner = raw.get(pair[0])
+            obj, lat_key, lon_key = pair
+            inner = raw.get(obj)
             if type(inner) is dict:
-                lat = inner.get(pair[1])
-                lon = inner.get(pair[2])
+                lat = inner.get(lat_key)
+                lon = inner.get(lon_key)
             # the usual case, plain in-range floats, needs no conversion (NaN fails too)
             if type(lat) is not float or not -90.0 <= lat <= 90.0:
                 lat = coordinate(self._lat(raw), 90.0)
@@ -717,21 +718,38 @@ class TravelAggregation(_Windowed):
         t = event.time_ns
         blob = event.blob if type(event) is JsonEvent else event_json(event)
         times = logins.times
+        if times and t <= times[-1]:
+            return self._add_late(key, logins, t, event.id, blob, lat, lon)
+        # In order (the usual): benchmarks/README.md, "Session perf14c".
+        n = len(times)
         lats = logins.lats
         lons = logins.lons
-        if not times or t > times[-1]:  # in order: append (the usual case)
-            times.append(t)
-            logins.ids.append(event.id)
-            logins.blobs.append(blob)
-            lats.append(lat)
-            lons.append(lon)
-            i = len(times) - 1
-        else:
-            i = logins.insert(t, event.id, blob, lat, lon)
+        # _judge's first checks, inlined: benchmarks/README.md, step 6.
+        moved = n and (lats[-1] != lat or lons[-1] != lon) and t - times[-1] < self._within
+        times.append(t)
+        logins.ids.append(event.id)
+        logins.blobs.append(blob)
+        lats.append(lat)
+        lons.append(lon)
+        firing = self._judge(key, logins, n - 1, n) if moved else None
+        if n > 1 and times[1] < t - self._tolerance:
+            # Trim on add (the newest login bounds later ones): benchmarks/README.md, step 6.
+            self._trim(logins, t - self._tolerance)
+        windows.size += 1
+        if windows.size > windows.max_entries:
+            windows.enforce_cap()
+        return [] if firing is None else [firing]
+
+    def _add_late(
+        self, key: str, logins: _Logins, t: int, event_id: str, blob: bytes, lat: float, lon: float
+    ) -> list[Firing]:
+        """``add`` of a login that does not sort last: judged with both its neighbours."""
+        i = logins.insert(t, event_id, blob, lat, lon)
+        times, lats, lons = logins.times, logins.lats, logins.lons
+        windows = self._windows
         windows.size += 1
         firings: list[Firing] = []
         within = self._within
-        # _judge's first checks, inlined: benchmarks/README.md, step 6.
         if i > 0 and (lats[i - 1] != lat or lons[i - 1] != lon) and t - times[i - 1] < within:
             firing = self._judge(key, logins, i - 1, i)
             if firing is not None:
@@ -742,7 +760,6 @@ class TravelAggregation(_Windowed):
             if firing is not None:
                 firings.append(firing)
         if i > 1 and i == last and times[1] < t - self._tolerance:
-            # Trim on add (the newest login bounds later ones): benchmarks/README.md, step 6.
             self._trim(logins, t - self._tolerance)
         if windows.size > windows.max_entries:
             windows.enforce_cap()
@@ -954,13 +971,32 @@ class SequenceAggregation(_Windowed):
 
 
 class _Baseline:
-    """One group's known values: value -> [first_seen_ns, last_seen_ns]."""
+    """One group's known values: value -> [first_seen_ns, last_seen_ns, queued].
+
+    ``queued`` is 1 while the value's row waits in the rule's dirty set for the next
+    flush (see ``_queue_once``).
+    """
 
     __slots__ = ("newest", "values")
 
     def __init__(self) -> None:
         self.values: dict[str, list[int]] = {}
         self.newest = -(2**63)
+
+
+def _scalar_key(value: Any) -> str | None:
+    """``field_values`` of one non-list value, with booleans and integers as their JSON
+    text without serialising them (``mfa`` is a boolean on every login); None for a
+    list (each element counts: ``field_values``), null or missing."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)  # JSON's text of an int, whatever its size
+    if type(value) is list:
+        return None
+    return _value_key(value)
 
 
 class NewValueAggregation:
@@ -988,6 +1024,9 @@ class NewValueAggregation:
         self._forget = td_ns(spec.forget)
         self._known = frozenset(spec.known)
         self._dormant = td_ns(spec.dormant)
+        # A value seen again within this of its last sighting can make nothing fire (it is
+        # neither forgotten nor its group dormant): ``add``'s quiet path.
+        self._quiet_ns = min([d for d in (self._forget, self._dormant) if d] or [2**64])
         self._tolerance = tolerance_ns
         self._max_entries = max(1, max_entries)
         self._groups: dict[str, _Baseline] = {}
@@ -1005,10 +1044,40 @@ class NewValueAggregation:
         return f"new_value.learn_start.{self.rule_id}"
 
     def add(self, hit: Hit) -> list[Firing]:
-        value = self._get(hit.event.raw)
-        values = (value,) if type(value) is str else field_values(value)  # str: the usual
-        if not values:
-            return []
+        event = hit.event
+        value = self._get(event.raw)
+        v = value if type(value) is str else _scalar_key(value)
+        if v is None:  # a list, null or missing
+            values = field_values(value)
+            return self._add(hit, values) if values else []
+        # A known value seen again recently: benchmarks/README.md, "Session perf14c".
+        baseline = self._groups.get(hit.group_key)
+        if baseline is not None:
+            seen = baseline.values.get(v)
+            t = event.time_ns
+            if seen is not None and t - seen[1] < self._quiet_ns and self._start is not None:
+                if t > seen[1]:
+                    seen[1] = t
+                    if t > baseline.newest:
+                        baseline.newest = t
+                elif t < seen[0]:
+                    seen[0] = t
+                else:
+                    return []
+                if not seen[2]:
+                    self._queue_once(hit.group_key, v, seen)
+                return []
+        return self._add(hit, (v,))
+
+    def _queue_once(self, key: str, value: str, seen: list[int]) -> None:
+        """Queue a changed row for the next flush, once: a value seen on every login
+        then builds no ``(group, value)`` tuple per login (and a replay, which never
+        flushes, one per value)."""
+        seen[2] = 1
+        self._dirty.add((key, value))
+
+    def _add(self, hit: Hit, values: tuple[str, ...]) -> list[Firing]:
+        """``add`` for any values: learn, judge, fire (the module docstring's rules)."""
         t = hit.event.time_ns
         if self._start is None:
             self._start = t
@@ -1031,9 +1100,7 @@ class NewValueAggregation:
                     break
         firings: list[Firing] = []
         if new_value is not None:
-            known_now = sorted(
-                v for v, (_, last) in known.items() if not forget or t - last < forget
-            )
+            known_now = sorted(v for v, seen in known.items() if not forget or t - seen[1] < forget)
             firings.append(
                 Firing(
                     key,
@@ -1048,11 +1115,10 @@ class NewValueAggregation:
                     },
                 )
             )
-        dirty = self._dirty
         for v in values:
             seen = known.get(v)
             if seen is None:
-                known[v] = [t, t]
+                seen = known[v] = [t, t, 0]
                 self._size += 1
             elif t > seen[1]:
                 seen[1] = t
@@ -1060,7 +1126,8 @@ class NewValueAggregation:
                 seen[0] = t
             else:
                 continue
-            dirty.add((key, v))
+            if not seen[2]:
+                self._queue_once(key, v, seen)
         if t > baseline.newest:
             baseline.newest = t
         if self._size > self._max_entries:
@@ -1081,11 +1148,12 @@ class NewValueAggregation:
         for v in values:
             seen = baseline.values.get(v)
             if seen is None:
-                baseline.values[v] = [t, t]
+                seen = baseline.values[v] = [t, t, 0]
                 self._size += 1
             else:
                 seen[1] = max(seen[1], t)
-            self._dirty.add((hit.group_key, v))
+            if not seen[2]:
+                self._queue_once(hit.group_key, v, seen)
         baseline.newest = t
         return [Firing(hit.group_key, hit.group, hit.event, [hit.event], 1, details)]
 
@@ -1107,7 +1175,7 @@ class NewValueAggregation:
                 self._size -= len(baseline.values)
                 empty.append(key)
                 continue
-            old = [v for v, (_, last) in baseline.values.items() if last < cutoff]
+            old = [v for v, seen in baseline.values.items() if seen[1] < cutoff]
             for v in old:
                 del baseline.values[v]
             self._size -= len(old)
@@ -1116,7 +1184,7 @@ class NewValueAggregation:
 
     def _shrink(self) -> None:
         """Past the cap, forget the least recently seen values (warn once per rule)."""
-        lasts = sorted(last for b in self._groups.values() for (_, last) in b.values.values())
+        lasts = sorted(seen[1] for b in self._groups.values() for seen in b.values.values())
         target = int(self._max_entries * 0.9)
         cutoff = lasts[len(lasts) - target - 1] + 1
         before = self._size
@@ -1155,7 +1223,7 @@ class NewValueAggregation:
                 baseline = self._groups[group_key] = _Baseline()
             seen = baseline.values.get(value)
             if seen is None:
-                baseline.values[value] = [first, last]
+                baseline.values[value] = [first, last, 0]
                 self._size += 1
             else:
                 seen[0] = min(seen[0], first)
@@ -1174,6 +1242,7 @@ class NewValueAggregation:
             baseline = self._groups.get(key)
             seen = None if baseline is None else baseline.values.get(value)
             if seen is not None:
+                seen[2] = 0
                 rows.append((key, value, seen[0], seen[1]))
         if rows:
             store.put_baselines(self.rule_id, rows)

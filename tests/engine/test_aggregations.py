@@ -409,6 +409,52 @@ def test_new_value_eviction_prunes_forgotten_rows_from_the_store(tmp_path: Path)
     store.close()
 
 
+def test_new_value_a_value_seen_again_after_a_flush_is_written_again(tmp_path: Path) -> None:
+    spec = new_value_spec(learn=timedelta(0), forget=timedelta(days=30))
+    store = Store(tmp_path / "state.db")
+    agg = build_aggregation(spec, rule_id="geo")
+    feed(agg, [login(0, "a", "US")])
+    with store.transaction():
+        agg.flush(store)
+    feed(agg, [login(20 * DAY, "b", "US")])  # the same value, seen again after the flush
+    with store.transaction():
+        agg.flush(store)
+    again = build_aggregation(spec, rule_id="geo")
+    again.restore(store)
+    # US was seen 20 days before the restart, not 40: still known, so BR is new.
+    firings = again.add(login(40 * DAY, "c", "BR"))
+    assert [f.details for f in firings] == [
+        {"field": "geoip.country_code", "value": "BR", "known": ["US"]}
+    ]
+    store.close()
+
+
+def mfa_login(offset_ns: int, event_id: str, mfa: Any, group: str = "alice") -> Hit:
+    return hit(offset_ns, event_id, group=group, mfa=mfa)
+
+
+def test_new_value_of_booleans_and_numbers_across_a_restart(tmp_path: Path) -> None:
+    """A boolean field (``mfa``) or a number is a value like a string, as its JSON."""
+    spec = NewValueSpec(field="mfa", learn=timedelta(0), forget=timedelta(days=30))
+    store = Store(tmp_path / "state.db")
+    agg = build_aggregation(spec, rule_id="mfa")
+    assert feed(agg, [mfa_login(0, "a", True), mfa_login(HOUR, "b", True)]) == []
+    firings = agg.add(mfa_login(2 * HOUR, "c", False))
+    assert [f.details for f in firings] == [{"field": "mfa", "value": "false", "known": ["true"]}]
+    with store.transaction():
+        agg.flush(store)
+    assert sorted(row[1] for row in store.load_baselines("mfa")) == ["false", "true"]
+    again = build_aggregation(spec, rule_id="mfa")
+    again.restore(store)
+    # Both are known after the restart; the string "true" is the boolean's JSON.
+    quiet = [mfa_login(DAY, "d", False), mfa_login(DAY, "e", True), mfa_login(DAY, "f", "true")]
+    assert feed(again, quiet) == []
+    # Numbers are their JSON text too: 1 is neither true nor 1.0, and "1" is 1.
+    numbers = [mfa_login(DAY + i, f"n{i}", v) for i, v in enumerate([1, "1", 1.0, 443, 443])]
+    assert [f.details["value"] for f in feed(again, numbers)] == ["1", "1.0", "443"]
+    store.close()
+
+
 # ---------------------------------------------------------------------- travel
 
 

@@ -14,6 +14,8 @@ arrives after one that is more than ``tolerance`` newer.
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,6 +36,7 @@ from alerting.engine.types import (
     TravelSpec,
 )
 from alerting.events import Event
+from alerting.store import Store
 
 S = 10**9
 MIN = 60 * S
@@ -198,23 +201,35 @@ def test_threshold_in_order_fires_every_count_hits_in_a_wide_window(
 # ---------------------------------------------------------------------- new_value
 
 
-def new_value_oracle(order: list[Ev], learn: int, forget: int) -> Result:
+def new_value_oracle(
+    order: list[Ev],
+    learn: int,
+    forget: int,
+    *,
+    dormant: int = 0,
+    alert_on: bool = False,
+    key: Callable[[Any], Any] = lambda value: value,
+) -> Result:
     start = None
     seen: dict[str, list[tuple[Any, int]]] = {}  # group -> (value, time) in arrival order
     out: Result = []
     for h in order:
         if h.value is None:
             continue
+        value = key(h.value)
         if start is None:
             start = h.time
         history = seen.setdefault(h.group, [])
         last: dict[Any, int] = {}
-        for value, time in history:
-            last[value] = max(time, last.get(value, time))
+        for v, time in history:
+            last[v] = max(time, last.get(v, time))
         known = {v for v, t in last.items() if forget == 0 or h.time - t < forget}
-        if h.time >= start + learn and known and h.value not in known:
+        judged = h.time >= start + learn and (not alert_on or bool(h.steps))
+        if dormant and judged and last and h.time - max(last.values()) >= dormant:
             out.append((h.id, 1, [h.id]))
-        history.append((h.value, h.time))
+        elif judged and known and value not in known:
+            out.append((h.id, 1, [h.id]))
+        history.append((value, h.time))
     return out
 
 
@@ -236,6 +251,80 @@ def test_new_value_matches_oracle(stream: list[Ev], learn_s: int, forget_s: int)
         agg.SWEEP_EVERY_NS = 0  # type: ignore[attr-defined]  # sweep on every evict
         expected = new_value_oracle(order, learn_s * S, forget_s * S)
         assert run(agg, order) == expected
+
+
+def json_text(value: Any) -> str:
+    """How a rule compares a field's value: a string as is, any other as its JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_with_restarts(spec: NewValueSpec, order: list[Ev], stops: dict[int, bool]) -> Result:
+    """``run`` of a new_value rule whose baselines are flushed to a store before each
+    arrival index in ``stops``, as the service does after each poll, and when its
+    value is true restored from the store into a fresh rule, as after a restart."""
+    store = Store(":memory:")
+    agg: Any = None
+    out: Result = []
+    watermark = None
+    for i, ev in enumerate(order):
+        if agg is not None and i in stops:
+            with store.transaction():
+                agg.flush(store)
+        if agg is None or stops.get(i):
+            agg = build_aggregation(spec, rule_id="n", tolerance_ns=5 * S)
+            agg.SWEEP_EVERY_NS = 0  # sweep on every evict
+            agg.restore(store)
+        out.extend((f.trigger.id, f.count, [e.id for e in f.events]) for f in agg.add(ev.hit()))
+        watermark = ev.time if watermark is None else max(watermark, ev.time)
+        agg.evict(watermark)
+    store.close()
+    return out
+
+
+@PROPS
+@given(
+    stream=events(
+        gap_max=6,
+        unit=S,
+        tolerance=5,
+        values=st.sampled_from([None, "US", True, False, "true", 0, 1, "1", 443, 2.5]),
+        steps=st.sampled_from([(), (0,)]),
+    ),
+    learn_s=st.integers(0, 20),
+    forget_s=st.sampled_from([0, 5, 10, 30]),
+    dormant_s=st.sampled_from([0, 0, 4, 12]),
+    alert_on=st.booleans(),
+    stops=st.dictionaries(st.integers(1, 23), st.booleans(), max_size=4),
+)
+def test_new_value_judges_booleans_and_numbers_as_their_json_across_restarts(
+    stream: list[Ev],
+    learn_s: int,
+    forget_s: int,
+    dormant_s: int,
+    alert_on: bool,
+    stops: dict[int, bool],
+) -> None:
+    """Booleans and numbers are values like strings (``true`` is the string "true"; 1 is
+    neither), with dormant and alert_on, when the rule flushes to its store and restarts from it."""
+    forget_s = 0 if dormant_s else forget_s
+    spec = NewValueSpec(
+        field="value",
+        learn=timedelta(seconds=learn_s),
+        forget=timedelta(seconds=forget_s),
+        dormant=timedelta(seconds=dormant_s),
+        alert_on="failed" if alert_on else None,
+    )
+    for shuffled in (False, True):
+        order = arrivals(stream, shuffled)
+        expected = new_value_oracle(
+            order,
+            learn_s * S,
+            forget_s * S,
+            dormant=dormant_s * S,
+            alert_on=alert_on,
+            key=json_text,
+        )
+        assert run_with_restarts(spec, order, stops) == expected
 
 
 # ---------------------------------------------------------------------- travel
