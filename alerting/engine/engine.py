@@ -509,11 +509,15 @@ class Engine:
     def _alert(self, runner: _Runner, firing: Firing, suppressed: int) -> Alert:
         rule = runner.rule
         events = firing.events or [firing.trigger]
-        first = min(events, key=lambda e: (e.time_ns, e.id))
-        last = max(events, key=lambda e: (e.time_ns, e.id))
-        # The newest events still held in full (windows keep the newest few of a group
-        # whole), always with the trigger.
-        samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
+        if len(events) == 1 and events[0] is firing.trigger:  # a rule without a window
+            first = last = firing.trigger
+            samples = events
+        else:
+            first = min(events, key=lambda e: (e.time_ns, e.id))
+            last = max(events, key=lambda e: (e.time_ns, e.id))
+            # The newest events still held in full (windows keep the newest few of a
+            # group whole), always with the trigger.
+            samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
         group = dict(firing.group)
         sample_raws = [e.complete().raw for e in samples]
         organization = group.get(ORGANIZATION)
