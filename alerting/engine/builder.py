@@ -47,6 +47,7 @@ from alerting.engine.rule import (
     TestEventError,
     build_test_events,
 )
+from alerting.engine.summary import SummaryTemplate, make_summary_environment
 from alerting.engine.types import (
     NewValueSpec,
     SequenceSpec,
@@ -71,6 +72,7 @@ SUMMARY_VARIABLES = (
 )
 
 _ENV = make_environment()
+_SUMMARY_ENV = make_summary_environment()
 
 
 class CompiledDetection:
@@ -331,7 +333,7 @@ class RuleBuilder:
             self.error(where, str(exc))
             return None
 
-    def summary(self, text: str | None) -> tuple[jinja2.Template | None, SummaryNeeds]:
+    def summary(self, text: str | None) -> tuple[SummaryTemplate | None, SummaryNeeds]:
         """The compiled summary and what it reads of held events (fields or all)."""
         none = SummaryNeeds()
         if text is None:
@@ -355,7 +357,7 @@ class RuleBuilder:
             self.error(("summary",), f"summary template uses unknown variable {name!r}{hint}")
         if unknown:
             return None, none
-        return _ENV.from_string(text), summary_needs(ast)
+        return SummaryTemplate(_SUMMARY_ENV.from_string(text), ast), summary_needs(ast)
 
     def _source_lines(self) -> list[str]:
         """The file's text lines (read once, only to place a column in an error)."""

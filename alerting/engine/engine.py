@@ -509,11 +509,15 @@ class Engine:
     def _alert(self, runner: _Runner, firing: Firing, suppressed: int) -> Alert:
         rule = runner.rule
         events = firing.events or [firing.trigger]
-        first = min(events, key=lambda e: (e.time_ns, e.id))
-        last = max(events, key=lambda e: (e.time_ns, e.id))
-        # The newest events still held in full (windows keep the newest few of a group
-        # whole), always with the trigger.
-        samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
+        if len(events) == 1 and events[0] is firing.trigger:  # a rule without a window
+            first = last = firing.trigger
+            samples = events
+        else:
+            first = min(events, key=lambda e: (e.time_ns, e.id))
+            last = max(events, key=lambda e: (e.time_ns, e.id))
+            # The newest events still held in full (windows keep the newest few of a
+            # group whole), always with the trigger.
+            samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
         group = dict(firing.group)
         sample_raws = [e.complete().raw for e in samples]
         organization = group.get(ORGANIZATION)
@@ -546,31 +550,12 @@ class Engine:
         self, runner: _Runner, firing: Firing, events: list[Event], first: Event, last: Event
     ) -> str:
         rule = runner.rule
-        fallback = default_summary(rule.title, firing.group, firing.count)
-        if rule.summary is None:
-            return fallback
+        summary = rule.summary
+        if summary is None:
+            return default_summary(rule.title, firing.group, firing.count)
         try:
-            # Parsed once for ``events`` and ``values``. Held events give their
-            # projections, which carry every field the template reads; a template that
-            # needs whole events holds them whole and gets them complete.
-            if rule.hold_full:
-                raws = [e.complete().raw for e in events]
-                first, last = first.complete(), last.complete()
-            else:
-                raws = [e.raw for e in events]
-            text = rule.summary.render(
-                count=firing.count,
-                group=firing.group,
-                events=raws,
-                first=first.raw,
-                last=last.raw,
-                values=runner.values(raws),
-                pairs=runner.pairs(raws),
-                details=firing.details,
-                rule={"id": rule.id, "title": rule.title, "severity": rule.severity},
-                title=rule.title,
-                severity=rule.severity,
-            ).strip()
+            text = summary.render(self._summary_variables(runner, firing, events, first, last))
+            text = text.strip()
         except Exception as exc:  # noqa: BLE001 - a template must never drop an alert
             runner.stats.errors += 1
             logger.warning(
@@ -578,8 +563,45 @@ class Engine:
                 rule.id,
                 exc,
             )
+            fallback = default_summary(rule.title, firing.group, firing.count)
             return f"{fallback} [summary template failed: {exc}]"[:MAX_SUMMARY_CHARS]
-        return text[:MAX_SUMMARY_CHARS] if text else fallback
+        return (
+            text[:MAX_SUMMARY_CHARS]
+            if text
+            else default_summary(rule.title, firing.group, firing.count)
+        )
+
+    @staticmethod
+    def _summary_variables(
+        runner: _Runner, firing: Firing, events: list[Event], first: Event, last: Event
+    ) -> dict[str, Any]:
+        """The variables the rule's summary reads, and only those (the others cost an
+        events list, closures and dicts per alert: benchmarks/README.md)."""
+        rule = runner.rule
+        assert rule.summary is not None
+        names = rule.summary.names
+        out: dict[str, Any] = {}
+        if "first" in names or "last" in names:
+            if rule.hold_full:
+                first, last = first.complete(), last.complete()
+            out["first"] = first.raw
+            out["last"] = last.raw
+        if "events" in names or "values" in names or "pairs" in names:
+            # Parsed once for ``events`` and ``values``. Held events give their
+            # projections, which carry every field the template reads; a template that
+            # needs whole events holds them whole and gets them complete.
+            raws = [(e.complete() if rule.hold_full else e).raw for e in events]
+            out["events"] = raws
+            out["values"] = runner.values(raws)
+            out["pairs"] = runner.pairs(raws)
+        out["count"] = firing.count
+        out["group"] = firing.group
+        out["details"] = firing.details
+        if "rule" in names:
+            out["rule"] = {"id": rule.id, "title": rule.title, "severity": rule.severity}
+        out["title"] = rule.title
+        out["severity"] = rule.severity
+        return out
 
     # ----------------------------------------------------------------- state
 

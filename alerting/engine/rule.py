@@ -15,12 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Template
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerting.durations import NS, Duration, parse_duration_ns, td_ns
 from alerting.engine.fields import Getter
 from alerting.engine.matchers import Predicate, Specializer
+from alerting.engine.summary import SummaryTemplate
 from alerting.engine.types import (
     AggregationSpec,
     DigestSpec,
@@ -379,7 +379,7 @@ class CompiledRule:
     group_by: list[tuple[str, Getter]]
     aggregation: AggregationSpec | None
     realert_ns: int
-    summary: Template | None
+    summary: SummaryTemplate | None
     step_predicates: tuple[Predicate, ...] = ()
     # Each step predicate partly evaluated for known field values, as ``specialize``
     # (None: no shortcut for that step).

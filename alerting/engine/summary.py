@@ -1,0 +1,69 @@
+"""A rule's ``summary:`` template, compiled once and rendered per alert at little cost.
+
+Still sandboxed Jinja (``alerting.jinja_env``): only what is paid per render changed
+(benchmarks/README.md, "Materialising an alert"):
+
+* the template's globals are one plain dict (Jinja keeps a ``ChainMap``, which every
+  render copied key by key in Python: half of a short summary's cost);
+* only the variables the template names are built (``names``, found once at load):
+  ``values``/``pairs`` closures, the events list and the ``rule`` dict cost nothing
+  when the template does not read them;
+* ``last.event_type`` on a plain dict is the key lookup the sandbox ends with anyway,
+  without first raising and catching ``AttributeError`` (``SummaryEnvironment``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# The names ``getattr`` finds on a plain dict (its methods, dunders): for those the
+# sandbox's own rules apply; every other name on a dict is a key lookup.
+_DICT_ATTRIBUTES = frozenset(name for name in dir(dict) if hasattr({}, name))
+
+
+class SummaryEnvironment(ImmutableSandboxedEnvironment):
+    """The sandboxed environment of summaries, with a direct path for ``dict.key``.
+
+    Jinja's sandbox tries ``getattr(obj, name)`` first and falls back to ``obj[name]``;
+    for a plain dict and a name that is no dict attribute the first always fails, so the
+    answer is the key (or undefined), exactly as the sandbox gives it.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+def make_summary_environment() -> SummaryEnvironment:
+    """As ``alerting.jinja_env.make_environment()`` (text, strict, no escaping)."""
+    return SummaryEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+class SummaryTemplate:
+    """A compiled summary and the variables it reads (``names``)."""
+
+    __slots__ = ("_globals", "names", "template")
+
+    def __init__(self, template: Template, ast: nodes.Template) -> None:
+        self.template = template
+        self.names: frozenset[str] = frozenset(meta.find_undeclared_variables(ast))
+        # One plain dict, not Jinja's ChainMap (see the module docstring).
+        self._globals = dict(template.globals)
+        template.globals = self._globals
+
+    def render(self, variables: dict[str, Any]) -> str:
+        """The rendered text; raises what Jinja raises (an undefined name, a type error)."""
+        return self.template.render(variables)
