@@ -27,7 +27,7 @@ from alerting.durations import DAY_NS, MINUTE_NS, td_ns
 from alerting.engine.engine import Engine
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import NewValueSpec
-from alerting.events import Event, LazyEvent, parse_timestamp
+from alerting.events import Event, JsonEvent, LazyEvent, parse_timestamp
 from alerting.replay_sort import DuplicateTally, drop_duplicates, sort_events
 from alerting.source.files import HeadFilter, read_events, read_lines
 
@@ -254,6 +254,8 @@ def replay(
                     malformed += 1
                     continue
                 alerts = process(parsed, event.verdict if routed else None)
+            elif routed and type(event) is JsonEvent:  # decoded at once, with its route
+                alerts = process(event, event.verdict)
             else:
                 alerts = process(event)
             if alerts:
@@ -321,10 +323,13 @@ def read_for_replay(
     ``name`` is what messages call the input (default: ``path``)."""
     keep = HeadFilter(engine.route)
     head = engine.condition_fields()
+    body = engine.fields_read()
     if lines is not None:
-        events = read_lines(lines, name or str(path), on_skip=on_skip, head=head, keep=keep)
+        events = read_lines(
+            lines, name or str(path), on_skip=on_skip, head=head, keep=keep, body=body
+        )
     else:
-        events = read_events(path, on_skip=on_skip, head=head, keep=keep, name=name)
+        events = read_events(path, on_skip=on_skip, head=head, keep=keep, name=name, body=body)
     return RoutedEvents(events, engine, keep)
 
 
