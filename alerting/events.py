@@ -170,11 +170,13 @@ class JsonEvent(Event):
     ``raw``, so windows can hold the line instead of the tree (no re-encoding).
 
     ``partial``: ``raw`` holds only the top-level fields the rules read (decoded from
-    ``blob`` by ``LazyEvent.parsed``); ``blob`` is still the whole event, and
-    ``complete()`` gives it back in full for what alerts show.
+    ``blob`` by ``LazyEvent.parsed``, or by the reader at once); ``blob`` is still the
+    whole event, and ``complete()`` gives it back in full for what alerts show.
+    ``verdict``: what the reader's ``HeadFilter`` said of it, as ``LazyEvent.verdict``
+    (None: not asked).
     """
 
-    __slots__ = ("blob", "partial")
+    __slots__ = ("blob", "partial", "verdict")
 
     def __init__(
         self,
@@ -183,12 +185,14 @@ class JsonEvent(Event):
         event_id: str,
         blob: bytes,
         partial: bool = False,
+        verdict: Any = None,
     ) -> None:
         self.raw = raw
         self.time_ns = time_ns
         self.id = event_id
         self.blob = blob
         self.partial = partial
+        self.verdict = verdict
 
     @classmethod
     def from_json(cls, raw: Any, blob: bytes) -> JsonEvent:

@@ -33,6 +33,7 @@ __all__ = [
     "DuplicateTally",
     "SortedRuns",
     "drop_duplicates",
+    "forget_ids",
     "sort_events",
 ]
 
@@ -194,8 +195,13 @@ def drop_duplicates(
             continue
         seen[event_id] = t
         if len(seen) >= prune_at:
-            horizon = t - window_ns
-            seen = {k: v for k, v in seen.items() if v >= horizon}
+            seen, prune_at = forget_ids(seen, t - window_ns)
             get = seen.get
-            prune_at = max(_PRUNE_AT, 2 * len(seen))
         yield item
+
+
+def forget_ids(seen: dict[str, int], horizon: int) -> tuple[dict[str, int], int]:
+    """``seen`` (id -> event time) without the ids older than ``horizon``, and the size at
+    which to sweep again: about one window of ids is kept, whatever the input's length."""
+    kept = {k: v for k, v in seen.items() if v >= horizon}
+    return kept, max(_PRUNE_AT, 2 * len(kept))

@@ -195,6 +195,7 @@ def read_events(
     head: frozenset[str] | None = None,
     keep: HeadFilter | None = None,
     name: str | None = None,
+    body: frozenset[str] | None = None,
 ) -> Iterator[Event]:
     """Stream the events of a JSON array or JSONL file (``-`` = stdin, gzip detected;
     UTF-8, or UTF-16 with a byte-order mark as Windows PowerShell 5.1 writes it).
@@ -206,8 +207,10 @@ def read_events(
     ``head`` (a replay's hot path, where msgspec is installed): JSONL events come as
     ``LazyEvent``s, of which only these fields (and the time, id and type) are decoded,
     and only those ``keep`` lets through (it counts the others); ``parsed()`` decodes the
-    rest, reporting a malformed body to ``on_skip`` then. ``name``: what messages call
-    the input (default: the path).
+    rest, reporting a malformed body to ``on_skip`` then. ``body`` (a superset of
+    ``head``): while most events are let through, they are decoded once, in these
+    fields, as partial ``JsonEvent``s carrying the verdict (``_decode_once``).
+    ``name``: what messages call the input (default: the path).
     """
     if name is None:
         name = "<stdin>" if str(path) == "-" else str(path)
@@ -222,7 +225,7 @@ def read_events(
             # (stdin, gzip) through the chunks already read.
             regular = stream if stream is owned and type(stream) is io.BufferedReader else None
             readline = _line_reader(first, chunks, regular)
-            records = _jsonl_events(readline, name, line, on_skip, head, keep)
+            records = _jsonl_events(readline, name, line, on_skip, head, keep, body)
         for event in records:
             yield event
             yield from records  # the rest without a Python-level loop per event
@@ -245,10 +248,12 @@ def read_lines(
     on_skip: Callable[[str], None],
     head: frozenset[str] | None = None,
     keep: HeadFilter | None = None,
+    body: frozenset[str] | None = None,
 ) -> Iterator[Event]:
     """``read_events`` over JSON lines already at hand (each with its newline), such as a
     sorted input's merged runs; ``name`` is what messages call them."""
-    return _jsonl_events(functools.partial(next, lines, b""), name, 1, on_skip, head, keep)
+    readline = functools.partial(next, lines, b"")
+    return _jsonl_events(readline, name, 1, on_skip, head, keep, body)
 
 
 def _first_content(chunks: Iterator[bytes]) -> tuple[bytes, int]:
@@ -350,10 +355,16 @@ def _jsonl_events(
     on_skip: Callable[[str], None],
     head: frozenset[str] | None,
     keep: HeadFilter | None,
+    body: frozenset[str] | None = None,
 ) -> Iterator[Event]:
     # Three decode paths: head, one orjson parse, careful (benchmarks/README.md, steps 1-4).
     reader = _LineReader(name, on_skip)
     decode_head = jsonutil.projection_decoder(head | _IDENTITY) if head is not None else None
+    decoders = _decode_once(head, body) if decode_head is not None else None
+    once = decoders is not None
+    decode = decoders[0] if decoders is not None else decode_head
+    heads = 0
+    block_dropped = 0
     if keep is None:
         keep = HeadFilter(_every)
     verdict_of = keep.verdict
@@ -367,12 +378,14 @@ def _jsonl_events(
         if len(data) == _LINE_LIMIT and _too_long(data, readline):
             on_skip(f"{name}:{lineno}: line longer than 1 MiB")
             continue
-        if decode_head is not None:
+        if decode is not None:
             try:
-                fields = decode_head(data)
-            except ValueError:
-                pass  # the paths below say why, or find an event the head could not
-            else:
+                fields: dict[str, Any] | None = decode(data)
+                whole = once
+            except ValueError:  # the paths below say why, or find an event the head could not
+                fields = _head_only(decoders, data) if once else None
+                whole = False
+            if fields is not None:
                 event_id = fields.get("id")
                 # No id: the whole event is needed, for its content hash. The head decoder
                 # skips unread text unchecked, so UTF-8 is checked here (ASCII: at once).
@@ -383,14 +396,22 @@ def _jsonl_events(
                         on_skip(f"{name}:{lineno}: {_unusable(fields)}")
                     else:
                         verdict = verdict_of(fields)
-                        if verdict:
-                            yield LazyEvent(data, time_ns, event_id, verdict, reader, lineno)
-                        else:  # no rule can match it: counted, never held or decoded
+                        if not verdict:  # no rule can match it: counted, never held or decoded
                             keep.dropped += 1
                             if keep.first_ns is None or time_ns < keep.first_ns:
                                 keep.first_ns = time_ns
                             if keep.last_ns is None or time_ns > keep.last_ns:
                                 keep.last_ns = time_ns
+                        elif whole:  # positional arguments: benchmarks/README.md, "In the code"
+                            yield JsonEvent(fields, time_ns, event_id, data, True, verdict)
+                        else:
+                            yield LazyEvent(data, time_ns, event_id, verdict, reader, lineno)
+                        if decoders is not None:
+                            heads += 1
+                            if heads == _CHOOSE_EVERY:  # decode once or twice, for what comes
+                                once = _once_pays(keep.dropped - block_dropped, heads)
+                                decode = decoders[0] if once else decoders[1]
+                                heads, block_dropped = 0, keep.dropped
                     continue
         if fast:
             try:
@@ -420,6 +441,48 @@ def _jsonl_events(
 
 
 _IDENTITY = frozenset({"timestamp", "id", "event_type"})
+_CHOOSE_EVERY = 1024  # lines read between two choices of ``_once_pays``
+_ONCE_SHARE = 0.25  # the share of events let through above which decoding once pays
+
+
+def _decode_once(
+    head: frozenset[str] | None, body: frozenset[str] | None
+) -> tuple[Callable[[bytes], dict[str, Any]], Callable[[bytes], dict[str, Any]]] | None:
+    """(the body's decoder, the head's), where each line can be decoded once, at read time,
+    in every field the rules read (benchmarks/README.md, "Session perf14c"), or None.
+
+    Held as a partial ``JsonEvent`` rather than its line, an event the rules read is
+    decoded once instead of twice (the head, then the body on release); an event no rule
+    can match then costs the body's extra fields for nothing. Which pays depends on the
+    share let through (``_once_pays``), so the reader chooses as it reads.
+    """
+    if head is None or body is None or not head <= body:
+        return None
+    decode_body = jsonutil.projection_decoder(body | _IDENTITY)
+    decode_head = jsonutil.projection_decoder(head | _IDENTITY)
+    if decode_body is None or decode_head is None:
+        return None
+    return decode_body, decode_head
+
+
+def _head_only(
+    decoders: tuple[Callable[[bytes], dict[str, Any]], Callable[[bytes], dict[str, Any]]] | None,
+    data: bytes,
+) -> dict[str, Any] | None:
+    """The head of a line whose body did not decode (e.g. a number beyond float range in
+    a field no condition reads): its event is dropped or held as a ``LazyEvent``, which
+    reports the body on release, as when the head was decoded alone."""
+    assert decoders is not None
+    try:
+        return decoders[1](data)
+    except ValueError:
+        return None
+
+
+def _once_pays(dropped: int, read: int) -> bool:
+    """Whether decoding whole bodies at once pays, given ``dropped`` of the last ``read``
+    events were no rule's."""
+    return read - dropped >= _ONCE_SHARE * read
 
 
 def _every(_head: dict[str, Any]) -> bool:
