@@ -257,12 +257,15 @@ Entries = tuple[tuple[_Runner, Any, StepPlan], ...]
 @dataclass(frozen=True, slots=True)
 class Route:
     """The rules an event goes through (``entries``, in rule order) and, for a plan the
-    engine keeps, the same as one generated function (``run``, see ``compile_route``)."""
+    engine keeps, the same as one generated function (``run``, see ``compile_route``)
+    and whether some rule's condition is decided true by the plan (``decided``: every
+    event of the plan goes through, ``route`` checks nothing)."""
 
     entries: Entries
     run: Callable[[Event, dict[str, Any]], list[Alert]] | None = dataclasses.field(
         default=None, compare=False
     )
+    decided: bool = dataclasses.field(default=False, compare=False)
 
 
 def _group_share_key(runner: _Runner) -> tuple[Any, ...]:
@@ -457,7 +460,8 @@ class Engine:
 
     def _compiled(self, entries: Entries) -> Route:
         """A plan the engine keeps, with its generated function (``compile_route``)."""
-        return Route(entries, compile_route(entries, self._fire, self._fail))
+        decided = any(match is True for _runner, match, _steps in entries)
+        return Route(entries, compile_route(entries, self._fire, self._fail), decided)
 
     def _plan_known(self, key: tuple[Any, ...]) -> Route:
         """The plan for events whose ``event_type`` and flag fields have these values."""
@@ -587,6 +591,8 @@ class Engine:
         hands the route back to ``process`` with the event, which then skips finding it
         again."""
         plan = self._plan_for(raw)
+        if plan.decided:
+            return plan
         for _runner, match, _steps in plan.entries:
             if match is True:
                 return plan
