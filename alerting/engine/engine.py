@@ -22,7 +22,14 @@ from alerting.engine.aggregations import (
     DEFAULT_TOLERANCE_NS,
     build_aggregation,
 )
-from alerting.engine.fields import MISSING, Getter, compile_path, compile_values
+from alerting.engine.fields import (
+    MISSING,
+    Getter,
+    compile_getters,
+    compile_path,
+    compile_values,
+    short_path,
+)
 from alerting.engine.held import Holder, pick_samples
 from alerting.engine.reads import condition_fields, fields_read, flag_fields
 from alerting.engine.rule import CompiledRule
@@ -60,6 +67,7 @@ class _Runner:
 
     __slots__ = (
         "_groups",
+        "_groups_many",
         "aggregation",
         "by",
         "by_paths",
@@ -73,6 +81,7 @@ class _Runner:
         "stats",
         "steps",
         "value_getters",
+        "values_at",
         "which_steps",
     )
 
@@ -92,6 +101,8 @@ class _Runner:
         self.aggregation: Aggregation | None = None
         self.hit = Hit(Event({}, 0, ""), "", {})  # refilled for each matching event
         self._groups: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._groups_many: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+        self.values_at = compile_getters(tuple(getter for _path, getter in self.by))
         if rule.aggregation is not None:
             self.aggregation = build_aggregation(
                 rule.aggregation,
@@ -154,11 +165,33 @@ class _Runner:
             elif value is MISSING:
                 value = None
             return "\x00" + jsonutil.dumps([value], sort_keys=True), {path: value}
-        group: dict[str, Any] = {}
-        for path, getter in by:
-            value = getter(raw)
-            group[path] = None if value is MISSING else value
-        return "\x00" + jsonutil.dumps(list(group.values()), sort_keys=True), group
+        return self._group_many(raw)
+
+    def _group_many(self, raw: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """``group`` of a multi-field group, one (key, group) per tuple of text values.
+
+        brute-force-success groups by five fields on every login: building the dict and
+        its JSON key each time was most of its cost. Only tuples of text, null and
+        missing are remembered: equal tuples then have values of the same types (``1``,
+        ``1.0`` and ``true`` are equal but spell different keys). Bounded like the
+        one-field cache (attacker-chosen text)."""
+        values = self.values_at(raw)
+        try:
+            known = self._groups_many.get(values)
+        except TypeError:  # a list or an object among the values: not remembered
+            known = None
+        if known is not None:
+            return known
+        group = {
+            path: None if value is MISSING else value
+            for path, value in zip(self.by_paths, values, strict=True)
+        }
+        found = "\x00" + jsonutil.dumps(list(group.values()), sort_keys=True), group
+        if all(type(v) is str or v is None or v is MISSING for v in values):
+            if len(self._groups_many) >= _GROUP_CACHE_LIMIT:
+                self._groups_many.clear()
+            self._groups_many[values] = found
+        return found
 
     def values(self, raws: Sequence[dict[str, Any]]) -> Any:
         """``values(path)`` for summaries: sorted distinct values across the events'
@@ -217,8 +250,92 @@ def _with_organization(rule: CompiledRule) -> CompiledRule:
     return dataclasses.replace(rule, group_by=by)
 
 
-Route = tuple[tuple[_Runner, Any, StepPlan], ...]
+Entries = tuple[tuple[_Runner, Any, StepPlan], ...]
 """The (runner, what is left of its condition to check, its steps) an event goes through."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The rules an event goes through (``entries``, in rule order) and, for a plan the
+    engine keeps, the same as one generated function (``run``, see ``compile_route``)
+    and whether some rule's condition is decided true by the plan (``decided``: every
+    event of the plan goes through, ``route`` checks nothing)."""
+
+    entries: Entries
+    run: Callable[[Event, dict[str, Any]], list[Alert]] | None = dataclasses.field(
+        default=None, compare=False
+    )
+    decided: bool = dataclasses.field(default=False, compare=False)
+
+
+def _group_share_key(runner: _Runner) -> tuple[Any, ...]:
+    """What decides a runner's group: rules with equal keys share one extraction per
+    event (one-/two-part paths by their text, other getters by identity)."""
+    return tuple(short_path(getter) or getter for _path, getter in runner.by)
+
+
+def compile_route(
+    entries: Entries,
+    fire: Callable[[_Runner, list[Firing], list[Alert]], None],
+    fail: Callable[[_Runner, Event, Exception], None],
+) -> Callable[[Event, dict[str, Any]], list[Alert]]:
+    """``Engine.process``'s loop over ``entries`` unrolled into one straight-line function.
+
+    The login plan of the portal mix holds seven rules and meets 80% of events: the
+    generic loop paid, per rule and event, the tuple unpacking, ``match is True`` and
+    step checks, attribute loads and the group-key comparison. Here what the plan decides
+    is left out of the code (a decided condition, constant steps, no aggregation), each
+    rule's objects are constants, and rules with the same group share one extraction
+    (made at the first rule that matches). Each rule keeps its own ``try``: one rule
+    raising on an event does not stop the others (``fail`` reports it). The source is
+    built from indexes only; rule text never enters it.
+    """
+    namespace: dict[str, Any] = {"Firing": Firing, "fire": fire, "fail": fail}
+    lines = ["def run(event, raw):", "    out = []"]
+    shared: dict[tuple[Any, ...], str] = {}
+    for i, (runner, match, steps) in enumerate(entries):
+        if runner.by:
+            share = _group_share_key(runner)
+            slot = shared.get(share)
+            if slot is None:
+                slot = shared[share] = f"G{len(shared)}"
+                lines.insert(2, f"    {slot} = None")
+        namespace.update({f"r{i}": runner, f"s{i}": runner.stats, f"m{i}": match})
+        lines.append("    try:")
+        pad = "        "
+        if match is not True:
+            lines.append(f"{pad}if m{i}(raw):")
+            pad += "    "
+        lines.append(f"{pad}s{i}.matched += 1")
+        if runner.by:
+            namespace[f"g{i}"] = runner.group
+            lines.append(f"{pad}if {slot} is None:")
+            lines.append(f"{pad}    {slot} = g{i}(raw)")
+            grouped = slot
+        else:
+            namespace["UNGROUPED"] = _UNGROUPED
+            grouped = "UNGROUPED"
+        if runner.aggregation is None:
+            lines.append(f"{pad}key, group = {grouped}")
+            lines.append(f"{pad}fire(r{i}, [Firing(key, group, event, [event], 1)], out)")
+        else:
+            # One Hit per runner, refilled (never kept): benchmarks/README.md, step 6.
+            namespace.update({f"h{i}": runner.hit, f"a{i}": runner.aggregation.add})
+            lines.append(f"{pad}h{i}.event = event")
+            lines.append(f"{pad}h{i}.group_key, h{i}.group = {grouped}")
+            if runner.steps:
+                namespace[f"t{i}"] = steps
+                call = "" if isinstance(steps, tuple) else "(raw)"
+                lines.append(f"{pad}h{i}.steps = t{i}{call}")
+            lines.append(f"{pad}firings = a{i}(h{i})")
+            lines.append(f"{pad}if firings:")
+            lines.append(f"{pad}    fire(r{i}, firings, out)")
+        lines.append("    except Exception as exc:  # one bad event or rule must not stop the rest")
+        lines.append(f"        fail(r{i}, event, exc)")
+    lines.append("    return out")
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - generated from indexes only
+    run: Callable[[Event, dict[str, Any]], list[Alert]] = namespace["run"]
+    return run
 
 
 def default_summary(title: str, group: dict[str, Any], count: int) -> str:
@@ -276,8 +393,8 @@ class Engine:
         self._flags = flag_fields(self.rules) if use_index else ()
         self._probe = compile_values(("event_type", *self._flags))
         self._plans: dict[tuple[Any, ...], Route] = {}
-        self._catch_all_plan: Route = ()
-        self._every_plan: Route = ()
+        self._catch_all_plan = Route(())
+        self._every_plan = Route(())
         self._warmup = False
         self._build_index()
         if store is not None:
@@ -295,10 +412,12 @@ class Engine:
                 for t in types:
                     self._by_type.setdefault(t, []).append(runner)
         self._catch_all = tuple(catch_all)
-        self._catch_all_plan = tuple((r, r.match, r.which_steps) for r in self._catch_all)
+        self._catch_all_plan = self._compiled(
+            tuple((r, r.match, r.which_steps) for r in self._catch_all)
+        )
         # An event_type that is present but not text (a list, drifted schema) can still
         # satisfy `event_type: x` (any element matches), so it meets every rule in full.
-        self._every_plan = tuple((r, r.match, r.which_steps) for r in self._runners)
+        self._every_plan = self._compiled(tuple((r, r.match, r.which_steps) for r in self._runners))
 
     def _indexed(self, event_type: str) -> tuple[_Runner, ...]:
         """The runners the index gives for ``event_type``, in rule order."""
@@ -318,7 +437,7 @@ class Engine:
             return found
         runners = self._indexed(event_type)
         if len(self._type_cache) >= _TYPE_CACHE_LIMIT:
-            return tuple((r, r.match, r.which_steps) for r in runners)
+            return Route(tuple((r, r.match, r.which_steps) for r in runners))
         found = self._type_cache[event_type] = self._specialized(
             runners, {"event_type": event_type}
         )
@@ -337,7 +456,12 @@ class Engine:
             if residual is not False:
                 steps = runner.step_plan(known if self._use_index else None)
                 plan.append((runner, residual, steps))
-        return tuple(plan)
+        return self._compiled(tuple(plan))
+
+    def _compiled(self, entries: Entries) -> Route:
+        """A plan the engine keeps, with its generated function (``compile_route``)."""
+        decided = any(match is True for _runner, match, _steps in entries)
+        return Route(entries, compile_route(entries, self._fire, self._fail), decided)
 
     def _plan_known(self, key: tuple[Any, ...]) -> Route:
         """The plan for events whose ``event_type`` and flag fields have these values."""
@@ -386,12 +510,20 @@ class Engine:
         """
         raw = event.raw
         plan = self._plan_for(raw) if route is None else route
+        run = plan.run
+        if run is not None:
+            return run(event, raw)
+        return self._run(plan.entries, event, raw)
+
+    def _run(self, entries: Entries, event: Event, raw: dict[str, Any]) -> list[Alert]:
+        """``process`` for a plan not kept (past the cache limits): the generic loop that
+        ``compile_route`` unrolls for the kept ones."""
         out: list[Alert] = []
         # Rules grouping by the same fields (e.g. travel and new-country, both by user)
         # share one group extraction per event.
         last_paths: tuple[str, ...] | None = None
         grouped = _UNGROUPED  # set at the first match
-        for runner, match, steps in plan:
+        for runner, match, steps in entries:
             try:
                 if match is not True and not match(raw):
                     continue
@@ -412,23 +544,32 @@ class Engine:
                     if runner.steps:
                         hit.steps = steps if isinstance(steps, tuple) else steps(raw)
                     firings = aggregation.add(hit)
-                if not firings or self._warmup:
-                    continue
-                for firing in firings:
-                    alert = self._realert(runner, firing)
-                    if alert is not None:
-                        out.append(alert)
-            except Exception as exc:  # one bad event or rule must not stop the rest
-                runner.stats.errors += 1
-                logger.error(
-                    "rule %s failed on event %s (%s: %s); the event is skipped for this rule",
-                    runner.rule.id,
-                    event.id,
-                    type(exc).__name__,
-                    exc,
-                )
-                logger.debug("rule failure detail", exc_info=True)
+                if firings:
+                    self._fire(runner, firings, out)
+            except Exception as exc:  # noqa: BLE001 - one bad event or rule must not stop the rest
+                self._fail(runner, event, exc)
         return out
+
+    def _fire(self, runner: _Runner, firings: list[Firing], out: list[Alert]) -> None:
+        """The alerts of a rule's ``firings`` that realert lets go, onto ``out``."""
+        if self._warmup:
+            return
+        for firing in firings:
+            alert = self._realert(runner, firing)
+            if alert is not None:
+                out.append(alert)
+
+    def _fail(self, runner: _Runner, event: Event, exc: Exception) -> None:
+        """Count and report a rule that raised on an event (the others go on)."""
+        runner.stats.errors += 1
+        logger.error(
+            "rule %s failed on event %s (%s: %s); the event is skipped for this rule",
+            runner.rule.id,
+            event.id,
+            type(exc).__name__,
+            exc,
+        )
+        logger.debug("rule failure detail", exc_info=True)
 
     def can_match(self, event: Event) -> bool:
         """Whether some rule's condition may hold for ``event`` (see ``may_match``)."""
@@ -450,7 +591,9 @@ class Engine:
         hands the route back to ``process`` with the event, which then skips finding it
         again."""
         plan = self._plan_for(raw)
-        for _runner, match, _steps in plan:
+        if plan.decided:
+            return plan
+        for _runner, match, _steps in plan.entries:
             if match is True:
                 return plan
             try:

@@ -7,6 +7,7 @@ JSONPath (jsonpath-ng) for lists, e.g. ``$.changes[*].field``, and yields every 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,9 @@ MISSING: Any = type(
 """Returned by a getter when the field is absent (distinct from a JSON null)."""
 
 Getter = Callable[[dict[str, Any]], Any]
+
+_SHORT_PATHS: weakref.WeakKeyDictionary[Getter, tuple[str, ...]] = weakref.WeakKeyDictionary()
+"""The keys of each live one- or two-part getter of ``compile_path`` (``compile_getters``)."""
 
 
 class FieldPathError(ValueError):
@@ -41,6 +45,7 @@ def compile_path(path: str) -> Getter:
         def get1(event: dict[str, Any]) -> Any:
             return event.get(key, MISSING)
 
+        _SHORT_PATHS[get1] = (key,)
         return get1
     if len(parts) == 2:
         k1, k2 = parts
@@ -51,6 +56,7 @@ def compile_path(path: str) -> Getter:
                 return inner.get(k2, MISSING)
             return MISSING
 
+        _SHORT_PATHS[get2] = (k1, k2)
         return get2
 
     def get_n(event: dict[str, Any]) -> Any:
@@ -75,6 +81,46 @@ def compile_values(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[An
     items = "".join(f"g(k{i}), " for i in range(len(keys)))
     source = f"def values(raw):\n    g = raw.get\n    return ({items})\n"
     exec(source, namespace)  # noqa: S102 - generated from names only (see above)
+    values: Callable[[dict[str, Any]], tuple[Any, ...]] = namespace["values"]
+    return values
+
+
+def short_path(getter: Getter) -> tuple[str, ...] | None:
+    """The keys a one- or two-part getter of ``compile_path`` reads, else None."""
+    return _SHORT_PATHS.get(getter)
+
+
+def compile_getters(getters: tuple[Getter, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``raw -> tuple(getter(raw) for getter in getters)`` as one straight-line function
+    that reads each parent object once: a multi-field group (``initiated_by.username``,
+    ``initiated_by.email``, ``username``, ...) is read on every event a rule meets. The
+    one- and two-part paths of ``compile_path`` are inlined as their getters read them;
+    other getters are called. Names and getters are bound as constants in its namespace,
+    never spliced into its source."""
+    namespace: dict[str, Any] = {"M": MISSING, "E": {}}  # E: read-only stand-in parent
+    parents: dict[str, str] = {}
+    lines = ["def values(raw):", "    g = raw.get"]
+    items: list[str] = []
+    for i, getter in enumerate(getters):
+        parts = _SHORT_PATHS.get(getter)
+        if parts is None:
+            namespace[f"f{i}"] = getter
+            items.append(f"f{i}(raw)")
+            continue
+        namespace[f"k{i}"] = parts[-1]
+        if len(parts) == 1:
+            items.append(f"g(k{i}, M)")
+            continue
+        parent = parents.get(parts[0])
+        if parent is None:
+            parent = parents[parts[0]] = f"p{len(parents)}"
+            namespace[f"{parent}k"] = parts[0]
+            lines.append(f"    {parent} = g({parent}k)")
+            lines.append(f"    if type({parent}) is not dict:")
+            lines.append(f"        {parent} = E")
+        items.append(f"{parent}.get(k{i}, M)")
+    lines.append(f"    return ({''.join(item + ', ' for item in items)})")
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - generated from indexes only
     values: Callable[[dict[str, Any]], tuple[Any, ...]] = namespace["values"]
     return values
 

@@ -43,6 +43,8 @@ Specializer = Callable[[Mapping[str, Any]], Residual]
 """A condition partly evaluated for known values of some top-level fields (``known``:
 field -> value, ``MISSING`` for a field the event lacks); see ``_map_specializer``."""
 
+_VERDICT_CACHE_LIMIT = 4096  # text values whose verdict a nested-field lookup remembers
+
 STRING_MODIFIERS = ("contains", "startswith", "endswith")
 TYPE_MODIFIERS = ("re", "cidr", "gt", "gte", "lt", "lte", "exists", "fieldref")
 REGEX_FLAGS = ("i", "m", "s")
@@ -709,7 +711,7 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
     )
     if "." in field:
         # a nested field (geoip.country_code: [deny-list]): the same set lookup, read by path
-        return _fast_nested(compile_path(field), values, general) if plain else None
+        return _fast_nested(field, values, general) if plain else None
     if plain:
         lits = frozenset(v.lower() for v in values)
 
@@ -740,16 +742,45 @@ def _fast_field(field: str, values: list[Any], general: Predicate) -> Predicate 
     return None
 
 
-def _fast_nested(
-    getter: Callable[[dict[str, Any]], Any], values: list[Any], general: Predicate
-) -> Predicate:
-    """``_fast_field``'s set lookup for plain text values of a dotted path."""
+def _fast_nested(field: str, values: list[Any], general: Predicate) -> Predicate:
+    """``_fast_field``'s set lookup for plain text values of a dotted path, with the
+    verdict remembered per value: a deny-list check (``geoip.country_code: [CU, IR]``)
+    meets every event, and most values (``US``) are in neither spelling, two lookups and
+    a ``lower()`` each time. Two-part paths are read inline, as their getter would."""
     lits = frozenset(v.lower() for v in values)
+    verdicts: dict[str, bool] = {}
+
+    def verdict(v: str) -> bool:
+        found = v in lits or v.lower() in lits
+        if len(verdicts) >= _VERDICT_CACHE_LIMIT:
+            verdicts.clear()  # values are event text (attacker-chosen): bounded
+        verdicts[v] = found
+        return found
+
+    parts = field.split(".")
+    if len(parts) == 2:
+        k1, k2 = parts
+
+        def nested2(raw: dict[str, Any]) -> bool:
+            inner = raw.get(k1)
+            if type(inner) is not dict:
+                return False
+            v = inner.get(k2)
+            if type(v) is str:
+                known = verdicts.get(v)
+                return verdict(v) if known is None else known
+            if v is None:
+                return False
+            return general(raw)
+
+        return nested2
+    getter = compile_path(field)
 
     def nested(raw: dict[str, Any]) -> bool:
         v = getter(raw)
         if type(v) is str:
-            return v in lits or v.lower() in lits
+            known = verdicts.get(v)
+            return verdict(v) if known is None else known
         if v is MISSING or v is None:
             return False
         return general(raw)
@@ -996,6 +1027,13 @@ def any_of(preds: list[Predicate]) -> Predicate:
     """One predicate true when any of ``preds`` is; metarules' correlations use it too."""
     if len(preds) == 1:
         return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+
+        def or2(raw: dict[str, Any]) -> bool:
+            return a(raw) or b(raw)
+
+        return or2
     preds_t = tuple(preds)
 
     def or_n(raw: dict[str, Any]) -> bool:

@@ -201,3 +201,16 @@ def test_event_types_are_extracted_for_indexing():
     both = compile_selection("s", [{"event_type": "a"}, {"event_type": "b"}])
     assert both.event_types == {"a", "b"}
     assert compile_selection("s", [{"event_type": "a"}, {"x": 1}]).event_types is None
+
+
+def test_a_nested_deny_list_matches_any_spelling_every_time():
+    """The verdict per value is remembered: asking again, or in another case, or after
+    other values, gives the same answer as the first time."""
+    denied = compile_selection("s", {"geoip.country_code": ["IR", "kp"]}).predicate
+    countries = ["US", "ir", "IR", "Ir", "KP", "us", "kP", "FR", "ir", "US"]
+    got = [denied({"geoip": {"country_code": c}}) for c in countries * 2]
+    assert got == [c.lower() in ("ir", "kp") for c in countries * 2]
+    assert denied({"geoip": {"country_code": ["FR", "IR"]}})  # a list: any element
+    assert not denied({"geoip": {"country_code": None}})
+    assert not denied({"geoip": "IR"})
+    assert not denied({})

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerting.engine import engine as engine_module
 from alerting.engine.conditions import And, Node, Not, Or, Ref, evaluate, specialize_tree
 from alerting.engine.engine import Engine
-from alerting.engine.fields import MISSING, compile_values
+from alerting.engine.fields import MISSING, compile_getters, compile_path, compile_values
 from alerting.engine.loader import load_rules
 from alerting.engine.matchers import compile_selection
 from alerting.engine.reads import flag_fields
@@ -273,3 +274,42 @@ def test_specialize_tree_folds_constants_without_changing_the_truth_table(tree, 
     assert specialised_verdict(folded, dict(values)) == evaluate(tree, truth)
     if all(n in decided for n in NAMES):
         assert isinstance(folded, bool)  # fully decided: no per-event work left
+
+
+def test_kept_plans_give_the_alerts_and_counts_of_the_generic_loop(table_rules, monkeypatch):
+    """Kept plans run as one generated function each; past the cache limits (attacker
+    -chosen event types) the generic loop runs instead: the same alerts and counts."""
+    events = [Event.from_raw(raw) for raw in table_events(800, seed=6)]
+    kept = Engine(table_rules)
+    kept_alerts = [a.to_dict() for a in kept.process_many(events)]
+    monkeypatch.setattr(engine_module, "_TYPE_CACHE_LIMIT", 0)
+    generic = Engine(table_rules)
+    assert [a.to_dict() for a in generic.process_many(events)] == kept_alerts
+    assert kept_alerts
+    assert kept.stats == generic.stats
+    assert not generic._plans  # it did run the generic loop
+    assert not generic._type_cache
+
+
+KEY_TEXTS = ["a", "b", "c", "'", 'x"\ny', "x y", "a$"]
+ANY_A = compile_path("$..a")  # JSONPath: called, not inlined (compiled once: slow to parse)
+
+
+@given(
+    paths=st.lists(
+        st.lists(st.sampled_from(KEY_TEXTS), min_size=1, max_size=3),
+        max_size=6,
+    ),
+    raw=st.recursive(
+        st.none() | st.integers() | st.text(max_size=3),
+        lambda inner: st.dictionaries(st.sampled_from(KEY_TEXTS), inner),
+        max_leaves=12,
+    ),
+)
+@settings(deadline=None)
+def test_a_group_reads_each_field_as_its_getter_does(paths, raw):
+    """The generated values function of a multi-field group, with shared parents and any
+    key text, reads what the getters read (JSONPath too, by calling it)."""
+    getters = (*(compile_path(".".join(parts)) for parts in paths), ANY_A)
+    event = raw if isinstance(raw, dict) else {"a": raw}
+    assert compile_getters(getters)(event) == tuple(g(event) for g in getters)
