@@ -171,6 +171,10 @@ def _work(
                 lateness_ns=lateness_ns,
                 progress=progress,
                 tmp_dir=tmp_dir,
+                # A worker lets through only its rules' events and meets each share of the
+                # lines it reads: decoding the head first measured cheaper there (session
+                # perf14c: 5.8 s vs 6.7 s wall for --jobs 2 on the 200k portal mix).
+                decode_once=False,
             )
         conn.send(_Outcome(result, skips))
     except AlertingError as exc:
