@@ -60,7 +60,16 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> Any:
+class _FastLoader(getattr(yaml, "CSafeLoader", _Loader)):  # type: ignore[misc]
+    """The same loader on libyaml's parser, when the wheel has it.
+
+    Composing the shipped pack's 28 files took ~1.2 s of every command's start in pure
+    Python and ~0.1 s in C, with the same nodes and marks. Syntax errors are explained
+    by ``_Loader`` instead (``_load``), so messages do not depend on the wheel.
+    """
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -84,6 +93,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_FastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _mark(m: yaml.Mark) -> tuple[int, int]:
@@ -114,7 +124,7 @@ def _yaml_error_problem(name: str, exc: yaml.YAMLError) -> Problem:
 class _Walker:
     """Records positions along every path, counting nodes to bound alias expansion."""
 
-    def __init__(self, loader: _Loader, doc: YamlDocument) -> None:
+    def __init__(self, loader: yaml.SafeLoader, doc: YamlDocument) -> None:
         self.loader = loader
         self.doc = doc
         self.count = 0
@@ -201,9 +211,11 @@ def load_yaml_all(
     return _load(path, _read_text(path, text, max_bytes), multi=True)
 
 
-def _load(path: str | Path, text: str, *, multi: bool) -> list[YamlDocument]:
+def _load(
+    path: str | Path, text: str, *, multi: bool, loader_class: type[yaml.SafeLoader] = _FastLoader
+) -> list[YamlDocument]:
     name = str(path)
-    loader = _Loader(text)
+    loader = loader_class(text)
     loader.name = name
     docs: list[YamlDocument] = []
     try:
@@ -244,6 +256,9 @@ def _load(path: str | Path, text: str, *, multi: bool) -> list[YamlDocument]:
             ]
         ) from None
     except yaml.YAMLError as exc:
+        if loader_class is not _Loader:
+            # raises worded, or loads what only libyaml refuses
+            return _load(path, text, multi=multi, loader_class=_Loader)
         raise ValidationFailed([_yaml_error_problem(name, exc)]) from None
     finally:
         loader.dispose()

@@ -53,7 +53,6 @@ from alerting.engine.types import (
     SequenceSpec,
 )
 from alerting.errors import Location, Problem
-from alerting.jinja_env import make_environment
 from alerting.yamlfile import PathKey, YamlDocument, suggest
 
 SELECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -71,8 +70,23 @@ SUMMARY_VARIABLES = (
     "severity",
 )
 
-_ENV = make_environment()
 _SUMMARY_ENV = make_summary_environment()
+
+
+_UNKNOWN_CALLABLE = re.compile(r"^No (filter|test) named '([^']*)'")
+
+
+def _jinja_problem(exc: jinja2.TemplateSyntaxError) -> str:
+    """Jinja's message, with the fix for an unknown filter or test (the near miss or the list)."""
+    message = exc.message or str(exc)
+    found = _UNKNOWN_CALLABLE.match(message)
+    if not found:
+        return message
+    kind, name = found.groups()
+    known = sorted(_SUMMARY_ENV.filters if kind == "filter" else _SUMMARY_ENV.tests)
+    return f"unknown {kind} {name!r}" + (
+        suggest(name, known) or f" (available: {', '.join(known)})"
+    )
 
 
 class CompiledDetection:
@@ -340,16 +354,18 @@ class RuleBuilder:
             return None, none
         base = self.doc.locate(("summary",))
         try:
-            ast = _ENV.parse(text)
-        except jinja2.TemplateSyntaxError as exc:
+            ast = _SUMMARY_ENV.parse(text)
+            # Runs Jinja's code generator: an unknown filter or test fails here, at load.
+            names = frozenset(meta.find_undeclared_variables(ast))
+        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError too
             line = (base.line or 1) + (exc.lineno or 1) - 1
             if text.count("\n") and (base.line or 0) and self._block_scalar(base):
                 line += 1
             self.problems.append(
-                Problem(Location(base.path, line, None), f"summary template: {exc.message}")
+                Problem(Location(base.path, line, None), f"summary template: {_jinja_problem(exc)}")
             )
             return None, none
-        unknown = sorted(meta.find_undeclared_variables(ast) - set(SUMMARY_VARIABLES))
+        unknown = sorted(names - set(SUMMARY_VARIABLES))
         for name in unknown:
             hint = suggest(name, SUMMARY_VARIABLES) or (
                 f" (available: {', '.join(SUMMARY_VARIABLES)})"
@@ -357,7 +373,7 @@ class RuleBuilder:
             self.error(("summary",), f"summary template uses unknown variable {name!r}{hint}")
         if unknown:
             return None, none
-        return SummaryTemplate(_SUMMARY_ENV.from_string(text), ast), summary_needs(ast)
+        return SummaryTemplate(_SUMMARY_ENV, ast, names), summary_needs(ast)
 
     def _source_lines(self) -> list[str]:
         """The file's text lines (read once, only to place a column in an error)."""

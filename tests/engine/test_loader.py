@@ -170,6 +170,17 @@ def test_summary_syntax_error(tmp_path):
     assert msg.startswith("9: summary template:")
 
 
+def test_summary_with_unknown_filter_is_a_located_problem_not_a_crash(tmp_path):
+    msg = single_problem(tmp_path, GOOD + "summary: '{{ last.event_type | upperr }}'\n")
+    assert msg == "9: summary template: unknown filter 'upperr' (did you mean 'upper'?)"
+
+
+def test_summary_with_unknown_test_lists_the_known_ones(tmp_path):
+    msg = single_problem(tmp_path, GOOD + "summary: '{{ count is zzz }}'\n")
+    assert msg.startswith("9: summary template: unknown test 'zzz' (available: ")
+    assert ", defined, " in msg
+
+
 def test_bad_rule_id(tmp_path):
     msg = single_problem(tmp_path, GOOD.replace("id: admin-login-no-mfa", "id: Admin_Login"))
     assert msg.startswith("1:5: id: rule id 'Admin_Login' must be a UUID (Sigma")
