@@ -330,17 +330,26 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
     """The fields a summary reads from contributing events, from its parsed AST.
 
     ``values('a.b')`` reads ``a.b``; ``first.geoip.country_code`` (or ``last['geoip']``)
-    reads that chain up to the first part that is not a constant name. Anything that
+    reads that chain up to the first part that is not a constant name. ``last.geoip is
+    defined`` reads only whether ``geoip`` is there, which the projection of any longer
+    path through it keeps (``Holder``: the dicts on the way are kept, partially), so it
+    adds ``geoip`` only when nothing under it is read (``_chain_path``). Anything that
     could see more than named fields — ``events`` at all, ``first``/``last`` used bare
     (``{{ last }}``, ``last | tojson``, ``last.items()``), ``values`` with a computed or
     JSONPath argument — needs whole events (``hold_full``). ``group``, ``count`` and
     ``details`` need nothing held.
     """
     paths: set[FieldPath] = set()
+    tested: set[FieldPath] = set()  # only tested for existence: ``x is defined``
     full = False
 
     def visit(node: nodes.Node) -> None:
         nonlocal full
+        if isinstance(node, nodes.Test) and node.name in _EXISTENCE_TESTS:
+            path = _chain_path(node.node)
+            if path is not None and not (node.args or node.kwargs or node.dyn_args):
+                tested.add(path)
+                return
         if isinstance(node, nodes.Getattr | nodes.Getitem):
             chain: list[nodes.Getattr | nodes.Getitem] = []
             base: nodes.Node = node
@@ -348,14 +357,14 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
                 chain.append(base)
                 base = base.node
             if isinstance(base, nodes.Name) and base.name in _EVENT_NAMES:
-                path: list[str] = []
+                path_keys: list[str] = []
                 for link in reversed(chain):  # from the event outwards
                     key = _constant_key(link)
                     if key is None or key in _DICT_ATTRIBUTES:
                         break
-                    path.append(key)
-                if path:
-                    paths.add(tuple(path))
+                    path_keys.append(key)
+                if path_keys:
+                    paths.add(tuple(path_keys))
                 else:
                     full = True
                 for link in chain:  # computed subscripts are expressions of their own
@@ -384,7 +393,28 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
     visit(template)
     if full:
         return SummaryNeeds(hold_full=True)
+    for path in tested:
+        if not any(read[: len(path)] == path for read in paths):
+            paths.add(path)  # nothing under it is read: keep the value itself
     return SummaryNeeds(paths=_minimal(paths))
+
+
+_EXISTENCE_TESTS = frozenset({"defined", "undefined"})
+
+
+def _chain_path(node: nodes.Node) -> FieldPath | None:
+    """The path of ``first.a.b`` / ``last['a']['b']``: constant keys all the way from
+    the event, none a dict method; None for anything else."""
+    keys: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        key = _constant_key(node)
+        if key is None or key in _DICT_ATTRIBUTES:
+            return None
+        keys.append(key)
+        node = node.node
+    if not keys or not (isinstance(node, nodes.Name) and node.name in _EVENT_NAMES):
+        return None
+    return tuple(reversed(keys))
 
 
 _WHOLE = frozenset({"events", "values", "pairs"})  # used other than as ``values('const')``

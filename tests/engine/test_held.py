@@ -73,11 +73,21 @@ def event(seconds: float, event_id: str, **fields: Any) -> Event:
         ("{{ last.client_ip[:3] }}", ["client_ip"], False),
         ("{% set k = 'x' %}{{ last.resource[k] }}", ["resource"], False),
         # a shorter chain covers a longer one: the whole value is kept
+        ("{{ last.resource }}{{ last.resource.email }}", ["resource"], False),
+        # an existence test is answered by any longer path through it (the dicts on the
+        # way are kept), or else by the value itself
         (
             "{% if last.resource is defined %}{{ last.resource.email }}{% endif %}",
-            ["resource"],
+            ["resource.email"],
             False,
         ),
+        (
+            "{% if last.geoip is not defined %}?{% endif %}{{ values('geoip.city') }}",
+            ["geoip.city"],
+            False,
+        ),
+        ("{{ 'y' if first['resource'] is defined }}", ["resource"], False),
+        ("{{ 'y' if last.resource.items is defined }}", ["resource"], False),
         # dict methods answer for every key: stop before them, or whole events
         ("{{ last.resource.items() | list }}", ["resource"], False),
         ("{{ last.items() | list }}", [], True),
@@ -207,6 +217,9 @@ TEMPLATES = [
     "{{ last.resource.items() | list if last.resource is mapping else 'n' }}",
     "{{ last.changes[0] if last.changes is sequence and last.changes else 'e' }}",
     "{{ first['geoip']['to'] | default(0) }}{{ last.client_ip.upper() if last.client_ip is string }}",
+    "{{ 'g' if last.geoip is defined }}{{ 'r' if first.resource is undefined }}"
+    "{{ last.geoip.email | default('?') if last.geoip is defined and last.geoip is mapping }}",
+    "{{ 'c' if last.changes is defined }}{{ 'e' if last.email.to is defined }}",
 ]
 
 
