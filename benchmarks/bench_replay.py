@@ -32,6 +32,7 @@ from alerting.source.files import read_events
 from benchmarks.common import (
     ALERT_HEAVY_RULE,
     ALERT_QUIET_RULE,
+    NOT_MEASURED_PREFIX,
     PACK_RULES,
     THRESHOLD_RULE,
     Report,
@@ -48,6 +49,9 @@ TARGETS: dict[str, tuple[int, float | None]] = {
     "portal": (100_000, 0.75),
 }
 TARGET_ALERT_US = 20.0  # materialising one alert, amortised
+# Below this share of events alerting, the alert-heavy rule's extra time is within the
+# run's noise (the simulator mix: 0.5%, once priced at -93 us), so no price is judged.
+MIN_ALERT_SHARE = 0.01
 TARGET_JOBS_SPEEDUP = 1.7  # the full pack with --jobs 2 against one process, on 2 cores
 
 
@@ -96,6 +100,15 @@ def replay_jobs(path: Path, rules: list[CompiledRule], jobs: int) -> tuple[int, 
     return result.events, alerts
 
 
+def alert_price_us(heavy_s: float, quiet_s: float, alerts: int, events: int) -> float | None:
+    """One alert's cost: the alert-heavy rule's time less the never-firing rule's, per
+    alert; None when too few alerts (``MIN_ALERT_SHARE``) or no difference above zero
+    leave the figure inside the run's noise."""
+    if alerts < MIN_ALERT_SHARE * events or heavy_s <= quiet_s:
+        return None
+    return (heavy_s - quiet_s) / alerts * 1e6
+
+
 def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
     path = ensure_file(events, mix)
     pack = load_rules([PACK_RULES])
@@ -131,7 +144,7 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
     quiet_s = replay_run("quiet", quiet)
     stdlib_rate, bare_rate = n / stdlib_s, n / bare_s
     pack_rate, one_rate = n / pack_s, n / one_s
-    alert_us = (heavy_s - quiet_s) / max(alerts["heavy"], 1) * 1e6
+    alert_us = alert_price_us(heavy_s, quiet_s, alerts["heavy"], n)
     report.add("bare read + json.loads (stdlib)", rate(n, stdlib_s))
     report.add("bare read + orjson", rate(n, bare_s))
     report.add("replay, full pack", f"{rate(n, pack_s)}, {alerts['pack']} alerts")
@@ -144,7 +157,14 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
         f"{rate(n, heavy_s)}, {alerts['heavy']} alerts ({alerts['heavy'] / n:.1%} of events)",
     )
     report.add("replay, same rule never firing", rate(n, quiet_s))
-    report.add("materialising one alert", f"{alert_us:.1f} us")
+    if alert_us is not None:
+        report.add("materialising one alert", f"{alert_us:.1f} us")
+    else:
+        report.add(
+            "materialising one alert",
+            f"{NOT_MEASURED_PREFIX} {alerts['heavy']} alerts are under {MIN_ALERT_SHARE:.0%} "
+            "of events, too few to price one above the run's noise (see the portal mix)",
+        )
     report.add("ratio full pack / stdlib bare", f"{pack_rate / stdlib_rate:.3f}")
     report.add("ratio full pack / orjson bare", f"{pack_rate / bare_rate:.3f}")
     report.add("ratio one rule / orjson bare", f"{one_rate / bare_rate:.3f}")
@@ -155,7 +175,10 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
             f"full pack >= {target_ratio} x stdlib bare loop ({mix} mix)",
             pack_rate / stdlib_rate >= target_ratio,
         )
-    report.check(f"one alert <= {TARGET_ALERT_US:.0f} us amortised", alert_us <= TARGET_ALERT_US)
+    if alert_us is not None:
+        report.check(
+            f"one alert <= {TARGET_ALERT_US:.0f} us amortised", alert_us <= TARGET_ALERT_US
+        )
     if jobs_s:
         report.check(
             f"--jobs {jobs} >= {TARGET_JOBS_SPEEDUP}x one process",

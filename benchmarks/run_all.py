@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import NOT_MEASURED, ROOT, machine, say
+from benchmarks.common import NOT_MEASURED_PREFIX, ROOT, machine, say
 from benchmarks.data import DEFAULT_MIX, events_file
 
 FULL = [
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         unmeasured += [
             f"{cmd[0]}: {' '.join(line.split())}"
             for line in proc.stdout.splitlines()
-            if NOT_MEASURED in line
+            if NOT_MEASURED_PREFIX in line
         ]
         sys.stdout.flush()
     say("")
