@@ -42,7 +42,7 @@ def parse_timestamp(text: str) -> int:
     Accepts 0-9 fraction digits, ``Z`` or a ``+HH:MM`` offset; no zone means UTC (the
     DI API's own convention). Raises ``ValueError`` naming the text on anything else.
     """
-    # Fast path, a minute seen before (benchmarks/README.md, "In the code": timestamps).
+    # Fast path, a minute seen before (benchmarks/README.md, "Timestamps").
     if type(text) is str:
         base = _MINUTE_CACHE.get(text[:17])
         if base is not None:
@@ -98,7 +98,7 @@ def _parse_timestamp_full(text: str) -> int:
 def format_timestamp(ns: int) -> str:
     """Format nanoseconds as RFC 3339 UTC with ``Z``, keeping only significant digits."""
     seconds, nanos = divmod(ns, _NS)
-    # A minute formatted before gives its prefix (benchmarks/README.md, "In the code").
+    # A minute formatted before gives its prefix (benchmarks/README.md, "Formatted minutes").
     minute, second = divmod(seconds, 60)
     prefix = _FORMAT_CACHE.get(minute)
     if prefix is None:
@@ -269,7 +269,7 @@ class LazyEvent(Event):
             except ValueError:
                 pass  # the full parse below says why
             else:  # (the reader checked the line's UTF-8, which this skips unread)
-                # positional arguments: benchmarks/README.md, "In the code"
+                # benchmarks/README.md, "Positional arguments"
                 return JsonEvent(raw, self.time_ns, self.id, blob, True)
         try:
             raw = jsonutil.loads(blob)

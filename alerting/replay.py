@@ -230,7 +230,7 @@ def replay(
     first_ns: int | None = None
     last_ns: int | None = None
     # Duplicates dropped in this loop, as ``drop_duplicates`` drops them (one dict lookup,
-    # no generator layer: benchmarks/README.md, "Session perf14c").
+    # no generator layer: benchmarks/README.md, "The buffer and the loop").
     dedupe = dedupe_ns is not None
     window = dedupe_ns or 0
     duplicates = 0

@@ -720,11 +720,11 @@ class TravelAggregation(_Windowed):
         times = logins.times
         if times and t <= times[-1]:
             return self._add_late(key, logins, t, event.id, blob, lat, lon)
-        # In order (the usual): benchmarks/README.md, "Session perf14c".
+        # In order (the usual): benchmarks/README.md, "Travel's columns and order".
         n = len(times)
         lats = logins.lats
         lons = logins.lons
-        # _judge's first checks, inlined: benchmarks/README.md, step 6.
+        # _judge's first checks, inlined: benchmarks/README.md, "Travel's columns and order".
         moved = n and (lats[-1] != lat or lons[-1] != lon) and t - times[-1] < self._within
         times.append(t)
         logins.ids.append(event.id)
@@ -733,7 +733,7 @@ class TravelAggregation(_Windowed):
         lons.append(lon)
         firing = self._judge(key, logins, n - 1, n) if moved else None
         if n > 1 and times[1] < t - self._tolerance:
-            # Trim on add (the newest login bounds later ones): benchmarks/README.md, step 6.
+            # Trim on add (the newest login bounds later ones): benchmarks/README.md, "Trim on add".
             self._trim(logins, t - self._tolerance)
         windows.size += 1
         if windows.size > windows.max_entries:
@@ -1050,7 +1050,7 @@ class NewValueAggregation:
         if v is None:  # a list, null or missing
             values = field_values(value)
             return self._add(hit, values) if values else []
-        # A known value seen again recently: benchmarks/README.md, "Session perf14c".
+        # A known value seen again recently: benchmarks/README.md, "Baselines' quiet path".
         baseline = self._groups.get(hit.group_key)
         if baseline is not None:
             seen = baseline.values.get(v)

@@ -319,7 +319,7 @@ def compile_route(
             lines.append(f"{pad}key, group = {grouped}")
             lines.append(f"{pad}fire(r{i}, [Firing(key, group, event, [event], 1)], out)")
         else:
-            # One Hit per runner, refilled (never kept): benchmarks/README.md, step 6.
+            # One Hit per runner, refilled (never kept): benchmarks/README.md, "One Hit per runner".
             namespace.update({f"h{i}": runner.hit, f"a{i}": runner.aggregation.add})
             lines.append(f"{pad}h{i}.event = event")
             lines.append(f"{pad}h{i}.group_key, h{i}.group = {grouped}")
@@ -536,7 +536,7 @@ class Engine:
                 if aggregation is None:
                     firings = [Firing(key, group, event, [event], 1)]
                 else:
-                    # One Hit per runner, refilled (never kept): benchmarks/README.md, step 6.
+                    # One Hit per runner, refilled (never kept): benchmarks/README.md, "One Hit per runner".
                     hit = runner.hit
                     hit.event = event
                     hit.group_key = key

@@ -402,7 +402,7 @@ def _jsonl_events(
                                 keep.first_ns = time_ns
                             if keep.last_ns is None or time_ns > keep.last_ns:
                                 keep.last_ns = time_ns
-                        elif whole:  # positional arguments: benchmarks/README.md, "In the code"
+                        elif whole:  # benchmarks/README.md, "Positional arguments"
                             yield JsonEvent(fields, time_ns, event_id, data, True, verdict)
                         else:
                             yield LazyEvent(data, time_ns, event_id, verdict, reader, lineno)
@@ -449,7 +449,7 @@ def _decode_once(
     head: frozenset[str] | None, body: frozenset[str] | None
 ) -> tuple[Callable[[bytes], dict[str, Any]], Callable[[bytes], dict[str, Any]]] | None:
     """(the body's decoder, the head's), where each line can be decoded once, at read time,
-    in every field the rules read (benchmarks/README.md, "Session perf14c"), or None.
+    in every field the rules read (benchmarks/README.md, "Decode once"), or None.
 
     Held as a partial ``JsonEvent`` rather than its line, an event the rules read is
     decoded once instead of twice (the head, then the body on release); an event no rule
