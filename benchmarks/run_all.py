@@ -1,7 +1,7 @@
 """Run every benchmark and print the figures and targets: ``make bench``.
 
 Each benchmark runs in its own process, so one's memory never counts in another's.
-``--quick`` uses smaller inputs (about a minute instead of about ten).
+``--quick`` uses smaller inputs (a few minutes instead of about twenty).
 
     python -m benchmarks.run_all [--quick]
 """
@@ -39,7 +39,7 @@ QUICK = [
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller inputs, ~1 minute")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, a few minutes")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     info = machine()
