@@ -333,7 +333,7 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
     reads that chain up to the first part that is not a constant name. ``last.geoip is
     defined`` reads only whether ``geoip`` is there, which the projection of any longer
     path through it keeps (``Holder``: the dicts on the way are kept, partially), so it
-    adds ``geoip`` only when nothing under it is read (``_chain_path``). Anything that
+    adds ``geoip`` only when nothing under it is read. Anything that
     could see more than named fields — ``events`` at all, ``first``/``last`` used bare
     (``{{ last }}``, ``last | tojson``, ``last.items()``), ``values`` with a computed or
     JSONPath argument — needs whole events (``hold_full``). ``group``, ``count`` and
@@ -346,25 +346,18 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
     def visit(node: nodes.Node) -> None:
         nonlocal full
         if isinstance(node, nodes.Test) and node.name in _EXISTENCE_TESTS:
-            path = _chain_path(node.node)
-            if path is not None and not (node.args or node.kwargs or node.dyn_args):
-                tested.add(path)
+            found = _event_chain(node.node)
+            plain = not (node.args or node.kwargs or node.dyn_args)
+            # a field (not the event itself), constant keys all the way
+            if plain and found is not None and found[1] and len(found[1]) == len(found[0]):
+                tested.add(found[1])
                 return
         if isinstance(node, nodes.Getattr | nodes.Getitem):
-            chain: list[nodes.Getattr | nodes.Getitem] = []
-            base: nodes.Node = node
-            while isinstance(base, nodes.Getattr | nodes.Getitem):
-                chain.append(base)
-                base = base.node
-            if isinstance(base, nodes.Name) and base.name in _EVENT_NAMES:
-                path_keys: list[str] = []
-                for link in reversed(chain):  # from the event outwards
-                    key = _constant_key(link)
-                    if key is None or key in _DICT_ATTRIBUTES:
-                        break
-                    path_keys.append(key)
-                if path_keys:
-                    paths.add(tuple(path_keys))
+            found = _event_chain(node)
+            if found is not None:
+                chain, path = found
+                if path:
+                    paths.add(path)
                 else:
                     full = True
                 for link in chain:  # computed subscripts are expressions of their own
@@ -402,19 +395,25 @@ def summary_needs(template: nodes.Template) -> SummaryNeeds:
 _EXISTENCE_TESTS = frozenset({"defined", "undefined"})
 
 
-def _chain_path(node: nodes.Node) -> FieldPath | None:
-    """The path of ``first.a.b`` / ``last['a']['b']``: constant keys all the way from
-    the event, none a dict method; None for anything else."""
-    keys: list[str] = []
+def _event_chain(
+    node: nodes.Node,
+) -> tuple[list[nodes.Getattr | nodes.Getitem], FieldPath] | None:
+    """For ``last.geoip[k].x``: its links (outermost first) and the path they read from
+    the event up to the first that is not a constant key or is a dict method
+    (``("geoip",)``); None when the chain does not start at ``first`` or ``last``."""
+    chain: list[nodes.Getattr | nodes.Getitem] = []
     while isinstance(node, nodes.Getattr | nodes.Getitem):
-        key = _constant_key(node)
-        if key is None or key in _DICT_ATTRIBUTES:
-            return None
-        keys.append(key)
+        chain.append(node)
         node = node.node
-    if not keys or not (isinstance(node, nodes.Name) and node.name in _EVENT_NAMES):
+    if not (isinstance(node, nodes.Name) and node.name in _EVENT_NAMES):
         return None
-    return tuple(reversed(keys))
+    keys: list[str] = []
+    for link in reversed(chain):  # from the event outwards
+        key = _constant_key(link)
+        if key is None or key in _DICT_ATTRIBUTES:
+            break
+        keys.append(key)
+    return chain, tuple(keys)
 
 
 _WHOLE = frozenset({"events", "values", "pairs"})  # used other than as ``values('const')``

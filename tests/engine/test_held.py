@@ -88,6 +88,7 @@ def event(seconds: float, event_id: str, **fields: Any) -> Event:
         ),
         ("{{ 'y' if first['resource'] is defined }}", ["resource"], False),
         ("{{ 'y' if last.resource.items is defined }}", ["resource"], False),
+        ("{{ 'y' if last is defined }}", [], True),
         # dict methods answer for every key: stop before them, or whole events
         ("{{ last.resource.items() | list }}", ["resource"], False),
         ("{{ last.items() | list }}", [], True),
