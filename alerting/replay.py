@@ -330,18 +330,16 @@ def read_for_replay(
     on_skip: Callable[[str], None],
     name: str | None = None,
     lines: Iterator[bytes] | None = None,
-    decode_once: bool = True,
 ) -> RoutedEvents:
     """The events of a file as ``replay(events, engine)`` reads them fastest: decoded
     only in the fields ``engine``'s conditions read, the rest when needed.
 
     ``lines``: JSON lines to read instead of the file (a sorted input's merged runs);
-    ``name`` is what messages call the input (default: ``path``). ``decode_once``: let
-    the reader decode a line once in every field read when most lines pass (False: head
-    first, always; what a ``--jobs`` worker wants, see ``replay_parallel``)."""
+    ``name`` is what messages call the input (default: ``path``). The reader decodes a
+    line once in every field read while most lines pass (``files._once_pays``)."""
     keep = HeadFilter(engine.route)
     head = engine.condition_fields()
-    body = engine.fields_read() if decode_once else None
+    body = engine.fields_read()
     if lines is not None:
         events = read_lines(
             lines, name or str(path), on_skip=on_skip, head=head, keep=keep, body=body
@@ -364,7 +362,6 @@ def replay_file(
     sort_progress: Callable[[int], None] | None = None,
     tmp_dir: str | Path | None = None,
     run_bytes: int | None = None,
-    decode_once: bool = True,
 ) -> ReplayResult:
     """Replay a file (``-`` = stdin) with the same alerts whatever its order.
 
@@ -377,8 +374,7 @@ def replay_file(
     spooled, before ``on_alert`` (None: not wanted) gets the alert. Each
     malformed record is reported once. Duplicates are dropped within ``dedupe_ns``
     (default: ``lateness_ns``, the service's overlap). Stdin is copied to the temporary
-    directory first, so that it can be read twice. ``decode_once``: as in
-    ``read_for_replay``.
+    directory first, so that it can be read twice.
     """
     window = lateness_ns if dedupe_ns is None else dedupe_ns
     name = "<stdin>" if str(path) == "-" else str(path)
@@ -389,9 +385,7 @@ def replay_file(
         with _AlertSpool(work / "alerts.jsonl") as spool:
             engine = make_engine()
             try:
-                events = read_for_replay(
-                    source, engine, on_skip=skips, name=name, decode_once=decode_once
-                )
+                events = read_for_replay(source, engine, on_skip=skips, name=name)
                 result = replay(
                     events,
                     engine,
@@ -413,7 +407,7 @@ def replay_file(
                 )
                 lines = runs.lines(dedupe_ns=window)
                 sorted_events = read_for_replay(
-                    source, engine, on_skip=skips, name=name, lines=lines, decode_once=decode_once
+                    source, engine, on_skip=skips, name=name, lines=lines
                 )
                 result = replay(
                     sorted_events,

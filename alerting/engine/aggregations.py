@@ -1033,6 +1033,7 @@ class NewValueAggregation:
         self._size = 0
         self._start: int | None = None
         self._start_dirty = False
+        self._first_hit: int | None = None
         self._dirty: set[tuple[str, str]] = set()
         self._swept_to: int | None = None
         self._prune_before: int | None = None
@@ -1042,6 +1043,23 @@ class NewValueAggregation:
     def meta_key(self) -> str:
         """The store meta key holding the learning start (event time, ns)."""
         return f"new_value.learn_start.{self.rule_id}"
+
+    @property
+    def learning_start(self) -> int | None:
+        """When learning started (event time, ns): the first hit with a value, or what
+        ``assume_start`` or the store gave; None before that."""
+        return self._start
+
+    @property
+    def first_hit_ns(self) -> int | None:
+        """The time of the earliest hit with a value this aggregation has met itself."""
+        return self._first_hit
+
+    def assume_start(self, start_ns: int) -> None:
+        """Learn from ``start_ns`` on, as if the first hit had come then. A ``--jobs``
+        worker meets only its share of the groups, and learning starts at the first hit
+        of all of them (``replay_parallel`` checks the guess with ``first_hit_ns``)."""
+        self._start = start_ns
 
     def add(self, hit: Hit) -> list[Firing]:
         event = hit.event
@@ -1079,6 +1097,8 @@ class NewValueAggregation:
     def _add(self, hit: Hit, values: tuple[str, ...]) -> list[Firing]:
         """``add`` for any values: learn, judge, fire (the module docstring's rules)."""
         t = hit.event.time_ns
+        if self._first_hit is None or t < self._first_hit:
+            self._first_hit = t
         if self._start is None:
             self._start = t
             self._start_dirty = True

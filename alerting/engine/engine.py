@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerp
 from alerting.engine.aggregations import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_TOLERANCE_NS,
+    NewValueAggregation,
     build_aggregation,
 )
 from alerting.engine.fields import (
@@ -400,6 +401,32 @@ class Engine:
         if store is not None:
             self.restore(store)
 
+    def baselines(self) -> dict[str, NewValueAggregation]:
+        """The aggregation of each baseline (new_value) rule, by rule id."""
+        return {
+            r.rule.id: r.aggregation
+            for r in self._runners
+            if isinstance(r.aggregation, NewValueAggregation)
+        }
+
+    def restricted_to(self, rule_ids: Collection[str]) -> Engine:
+        """This engine evaluating only the rules in ``rule_ids``, with the same runners:
+        their windows, baselines and realert state are this engine's. A ``--jobs``
+        worker routes the events of other workers' partitions through it
+        (``replay_parallel``), so that each rule's state stays in one place."""
+        view = Engine.__new__(Engine)  # a plain engine, whatever subclass this is
+        view.__dict__.update(self.__dict__)
+        view.rules = [rule for rule in self.rules if rule.id in rule_ids]
+        view._runners = [r for r in self._runners if r.rule.id in rule_ids]
+        view._due = [r for r in self._due if r.rule.id in rule_ids]
+        view._by_type = {}
+        view._type_cache = {}
+        view._flags = flag_fields(view.rules) if self._use_index else ()
+        view._probe = compile_values(("event_type", *view._flags))
+        view._plans = {}
+        view._build_index()
+        return view
+
     # ----------------------------------------------------------------- index
 
     def _build_index(self) -> None:
@@ -602,6 +629,19 @@ class Engine:
             except Exception:  # noqa: BLE001 - process() reports it
                 return plan
         return None
+
+    def matched_rules(self, raw: dict[str, Any]) -> list[str]:
+        """The ids of the rules whose condition holds for an event with these fields, in
+        rule order (a condition that raises counts, as in ``route``). ``--jobs`` weighs
+        its split by these over a sample of the input (``replay_parallel.split_rules``)."""
+        matched = []
+        for runner, match, _steps in self._plan_for(raw).entries:
+            try:
+                if match is True or match(raw):
+                    matched.append(runner.rule.id)
+            except Exception:  # noqa: BLE001 - process() reports it
+                matched.append(runner.rule.id)
+        return matched
 
     def condition_fields(self) -> frozenset[str] | None:
         """The top-level event fields the rules' conditions read (None: any field may be).

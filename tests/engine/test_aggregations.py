@@ -308,6 +308,21 @@ def test_new_value_first_value_of_a_new_group_is_learned_not_alerted() -> None:
     assert [f.trigger.id for f in agg.add(login(2 * DAY + 2, "b3", "CN", group="bob"))] == ["b3"]
 
 
+def test_an_assumed_learning_start_judges_as_if_the_first_hit_had_come_then() -> None:
+    # A --jobs worker meets only its users: alice's first login is not the rule's first
+    # hit, which came a day earlier in another worker's share.
+    agg = build_aggregation(new_value_spec(learn=timedelta(days=1)), rule_id="geo")
+    assert isinstance(agg, NewValueAggregation)
+    agg.assume_start(T0)
+    assert feed(agg, [login(2 * HOUR, "a1", "US"), login(DAY + HOUR, "a2", "US")]) == []
+    assert [f.trigger.id for f in agg.add(login(DAY + HOUR + 30 * MIN, "a3", "BR"))] == ["a3"]
+    assert agg.learning_start == T0
+    assert agg.first_hit_ns == T0 + 2 * HOUR  # what it met itself: the check of the guess
+    unassumed = build_aggregation(new_value_spec(learn=timedelta(days=1)), rule_id="geo")
+    feed(unassumed, [login(2 * HOUR, "a1", "US"), login(DAY + HOUR, "a2", "US")])
+    assert unassumed.add(login(DAY + HOUR + 30 * MIN, "a3", "BR")) == []  # still learning
+
+
 def test_new_value_forgets_values_not_seen_for_forget() -> None:
     agg = build_aggregation(
         new_value_spec(learn=timedelta(0), forget=timedelta(days=30)), rule_id="geo"
