@@ -21,6 +21,7 @@ from alerting.replay_parallel import (
     can_fork,
     owner,
     plan_jobs,
+    rule_weights,
     sample_events,
     split_rules,
 )
@@ -220,3 +221,22 @@ def test_a_view_of_an_engine_shares_its_rules_state(tmp_path: Path) -> None:
     alerts = [a for e in failures[:5] for a in view.process(e)]
     alerts += [a for e in failures[5:] for a in engine.process(e)]
     assert [a.rule for a in alerts if a.rule == "failed-login-burst"] == ["failed-login-burst"]
+
+
+def test_the_split_is_weighed_by_what_the_input_makes_the_rules_do(
+    days: Path, tmp_path: Path
+) -> None:
+    rules = load_rules([REPO / "rules"])
+    weights = dict(
+        zip([r.id for r in rules], rule_weights(rules, sample_events(days)), strict=True)
+    )
+    # simulator traffic is mostly SSO logins: travel meets them all, admin rules almost none
+    assert weights["impossible-travel"] > 10 * weights["admin-created"]
+    # an input that cannot be read gives no sample: the split falls back to the rules' kinds
+    assert sample_events(tmp_path / "missing.jsonl") == []
+    plan = plan_jobs(rules, 2, [])
+    assert {r.id for job in plan for r in job.rules} == {r.id for r in rules}
+    # a baseline's learning start is not known without a sample: each runs whole, once
+    baselines = [r.id for r in rules if type(r.aggregation).__name__ == "NewValueSpec"]
+    placed = [r.id for job in plan for r in job.rules if r.id in baselines]
+    assert sorted(placed) == sorted(baselines)
