@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 MAX_EVENT_IDS = 1000
@@ -120,7 +123,18 @@ def make_fingerprint(rule: str, group: dict[str, Any], trigger_event_id: str) ->
     Deterministic, so re-evaluating the same events after a restart yields the same
     fingerprint and the outbox can refuse to send it twice; receivers can dedupe on it.
     """
-    material = jsonutil.dumps(
-        [rule, sorted((k, str(v)) for k, v in group.items()), trigger_event_id]
-    )
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    return fingerprint_from(fingerprint_base(rule, group), trigger_event_id)
+
+
+def fingerprint_base(rule: str, group: dict[str, Any]) -> HASH:
+    """The hash of a fingerprint's material up to the trigger's id: the same for every
+    alert of one rule and group, so the engine keeps it per group."""
+    material = jsonutil.dumps([rule, sorted((k, str(v)) for k, v in group.items()), ""])
+    return hashlib.sha256(material[:-3].encode())  # all but the empty id and the "]"
+
+
+def fingerprint_from(base: HASH, trigger_event_id: str) -> str:
+    """``make_fingerprint`` from its rule and group's ``fingerprint_base``."""
+    digest = base.copy()
+    digest.update(jsonutil.dumps([trigger_event_id])[1:].encode())  # '"<id>"]'
+    return digest.hexdigest()[:32]

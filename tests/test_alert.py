@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from alerting.alert import Alert, make_fingerprint
 
 
@@ -52,3 +55,14 @@ def test_fingerprint_depends_on_rule_group_and_trigger() -> None:
         )
         == 4
     )
+
+
+def test_fingerprints_stay_what_earlier_versions_wrote() -> None:
+    # Outboxes and receivers dedupe on fingerprints across upgrades: the material is the
+    # compact JSON of [rule, sorted (field, text) pairs, trigger id], hashed whole.
+    group = {"initiated_by.username": 'j"o\u00eb', "n": 7, "none": None}
+    for trigger in ("648b1e56c0b7fd51eb1d0938", 'id "quoted" \u2603'):
+        pairs = sorted((k, str(v)) for k, v in group.items())
+        material = json.dumps(["r", pairs, trigger], separators=(",", ":"), ensure_ascii=False)
+        expected = hashlib.sha256(material.encode()).hexdigest()[:32]
+        assert make_fingerprint("r", group, trigger) == expected

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from alerting import jsonutil
-from alerting.alert import MAX_EVENT_IDS, MAX_SAMPLE_EVENTS, Alert, make_fingerprint
+from alerting.alert import (
+    MAX_EVENT_IDS,
+    MAX_SAMPLE_EVENTS,
+    Alert,
+    fingerprint_base,
+    fingerprint_from,
+)
 from alerting.engine.aggregations import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_TOLERANCE_NS,
@@ -38,6 +44,8 @@ from alerting.engine.types import Aggregation, Firing, Hit
 from alerting.events import Event, format_timestamp
 
 if TYPE_CHECKING:
+    from _hashlib import HASH
+
     from alerting.store import Store
 
 logger = logging.getLogger("alerting.engine")
@@ -73,6 +81,7 @@ class _Runner:
         "by",
         "by_paths",
         "dirty",
+        "fingerprints",
         "hit",
         "last",
         "match",
@@ -98,6 +107,8 @@ class _Runner:
         self.stats = RuleStats()
         self.last: dict[str, list[int]] = {}  # group key -> [last fired ns, suppressed]
         self.dirty: set[str] = set()
+        # group key -> the hash of its fingerprints' shared material (Engine._fingerprint)
+        self.fingerprints: dict[str, HASH] = {}
         self.value_getters: dict[str, Getter] = {}
         self.aggregation: Aggregation | None = None
         self.hit = Hit(Event({}, 0, ""), "", {})  # refilled for each matching event
@@ -703,6 +714,8 @@ class Engine:
             samples = pick_samples(events, firing.trigger, MAX_SAMPLE_EVENTS)
         group = dict(firing.group)
         sample_raws = [e.complete().raw for e in samples]
+        first_time = format_timestamp(first.time_ns)
+        last_time = first_time if last is first else format_timestamp(last.time_ns)
         organization = group.get(ORGANIZATION)
         if organization is None:  # the trigger is among the samples, completed there
             at = next((i for i, e in enumerate(samples) if e is firing.trigger), -1)
@@ -714,10 +727,10 @@ class Engine:
             severity=rule.severity,
             group=group,
             count=firing.count,
-            first_event_time=format_timestamp(first.time_ns),
-            last_event_time=format_timestamp(last.time_ns),
+            first_event_time=first_time,
+            last_event_time=last_time,
             event_ids=[e.id for e in events[:MAX_EVENT_IDS]],
-            fingerprint=make_fingerprint(rule.id, group, firing.trigger.id),
+            fingerprint=self._fingerprint(runner, firing),
             summary=self._summary(runner, firing, events, first, last),
             events=sample_raws,
             tags=list(rule.tags),
@@ -728,6 +741,17 @@ class Engine:
             organization=organization,
             organization_name=self._org_names.get(organization, ""),
         )
+
+    @staticmethod
+    def _fingerprint(runner: _Runner, firing: Firing) -> str:
+        """``make_fingerprint`` of the firing, its group's part hashed once per group."""
+        base = runner.fingerprints.get(firing.group_key)
+        if base is None:
+            if len(runner.fingerprints) >= _GROUP_CACHE_LIMIT:
+                runner.fingerprints.clear()  # group values are attacker-chosen: bounded
+            base = fingerprint_base(runner.rule.id, firing.group)
+            runner.fingerprints[firing.group_key] = base
+        return fingerprint_from(base, firing.trigger.id)
 
     def _summary(
         self, runner: _Runner, firing: Firing, events: list[Event], first: Event, last: Event

@@ -84,5 +84,9 @@ class SummaryTemplate:
         return self._template
 
     def render(self, variables: dict[str, Any]) -> str:
-        """The rendered text; raises what Jinja raises (an undefined name, a type error)."""
-        return self.template.render(variables)
+        """The rendered text; raises what Jinja raises (an undefined name, a type error).
+
+        ``Template.render`` without its copy of ``variables`` and its traceback rewriting
+        (the caller reports only the message)."""
+        template = self.template
+        return "".join(template.root_render_func(template.new_context(variables)))
