@@ -179,17 +179,11 @@ def learning_starts(rules: Sequence[CompiledRule], sample: Sequence[Event]) -> d
 
 
 def split_rules(
-    rules: Sequence[CompiledRule], jobs: int, sample: Sequence[Event] = ()
-) -> list[list[CompiledRule]]:
-    """``rules`` in at most ``jobs`` non-empty shares of about equal weight
-    (``rule_weights``: heaviest first into the lightest share); each share keeps the
-    rules' order."""
-    return _balanced(rules, rule_weights(rules, sample), jobs)
-
-
-def _balanced(
     rules: Sequence[CompiledRule], weights: Sequence[float], jobs: int
 ) -> list[list[CompiledRule]]:
+    """``rules`` in at most ``jobs`` non-empty shares of about equal ``weights``
+    (``rule_weights``: heaviest first into the lightest share); each share keeps the
+    rules' order."""
     jobs = max(1, min(jobs, len(rules)))
     shares: list[list[int]] = [[] for _ in range(jobs)]
     load = [0.0] * jobs
@@ -301,13 +295,13 @@ def plan_jobs(
         starts = learning_starts(rules, sample)
     found = _partition_path(rules, weights, starts) if jobs > 1 else None
     if found is None:
-        return [Job(share) for share in _balanced(rules, weights, jobs)]
+        return [Job(share) for share in split_rules(rules, weights, jobs)]
     path, getter = found
     ids = frozenset(
         r.id for r in rules if _per_group(r, starts) and path in {p for p, _g in r.group_by}
     )
     whole = [(r, w) for r, w in zip(rules, weights, strict=True) if r.id not in ids]
-    shares = _balanced([r for r, _w in whole], [w for _r, w in whole], jobs)
+    shares = split_rules([r for r, _w in whole], [w for _r, w in whole], jobs)
     shares += [[] for _ in range(jobs - len(shares))]
     order = {r.id: i for i, r in enumerate(rules)}
     partitioned = [r for r in rules if r.id in ids]

@@ -53,6 +53,8 @@ logger = logging.getLogger("alerting.engine")
 MAX_SUMMARY_CHARS = 4000
 _TYPE_CACHE_LIMIT = 4096  # distinct event_type strings remembered (attacker-bounded)
 _GROUP_CACHE_LIMIT = 65_536  # one-field text groups remembered per rule (attacker-bounded)
+# groups whose fingerprint hash is kept per rule: ~250 bytes each (an OpenSSL context)
+_FINGERPRINT_CACHE_LIMIT = 4096
 _UNGROUPED: tuple[str, dict[str, Any]] = ("", {})  # (key, group) of a rule without group_by
 ORGANIZATION = "organization"  # the DI event field naming the customer org (MSP mode)
 
@@ -644,7 +646,7 @@ class Engine:
     def matched_rules(self, raw: dict[str, Any]) -> list[str]:
         """The ids of the rules whose condition holds for an event with these fields, in
         rule order (a condition that raises counts, as in ``route``). ``--jobs`` weighs
-        its split by these over a sample of the input (``replay_parallel.split_rules``)."""
+        its split by these over a sample of the input (``replay_parallel.rule_weights``)."""
         matched = []
         for runner, match, _steps in self._plan_for(raw).entries:
             try:
@@ -747,7 +749,7 @@ class Engine:
         """``make_fingerprint`` of the firing, its group's part hashed once per group."""
         base = runner.fingerprints.get(firing.group_key)
         if base is None:
-            if len(runner.fingerprints) >= _GROUP_CACHE_LIMIT:
+            if len(runner.fingerprints) >= _FINGERPRINT_CACHE_LIMIT:
                 runner.fingerprints.clear()  # group values are attacker-chosen: bounded
             base = fingerprint_base(runner.rule.id, firing.group)
             runner.fingerprints[firing.group_key] = base

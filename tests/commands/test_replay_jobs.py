@@ -117,7 +117,7 @@ def test_jobs_must_be_a_positive_number(bad: str, capsys: pytest.CaptureFixture[
 
 def test_split_keeps_every_rule_once_in_order_and_balances_the_heavy_ones() -> None:
     rules = load_rules([REPO / "rules"])
-    shares = split_rules(rules, 2)
+    shares = split_rules(rules, rule_weights(rules, []), 2)
     assert len(shares) == 2
     assert sorted(r.id for share in shares for r in share) == sorted(r.id for r in rules)
     order = {r.id: i for i, r in enumerate(rules)}
@@ -128,7 +128,7 @@ def test_split_keeps_every_rule_once_in_order_and_balances_the_heavy_ones() -> N
     if travel and sequence:  # the two costliest kinds do not pile into one worker
         where = {r.id: n for n, share in enumerate(shares) for r in share}
         assert where[travel[0]] != where[sequence[0]]
-    assert split_rules(rules[:1], 4) == [rules[:1]]
+    assert split_rules(rules[:1], [1.0], 4) == [rules[:1]]
 
 
 def test_the_summary_json_is_the_same_with_jobs(

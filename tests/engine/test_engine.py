@@ -13,6 +13,7 @@ from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.events import Event, format_timestamp, parse_timestamp
 from alerting.store import Store
+from tests.support.real_events import ADMIN_LOGIN, shaped
 
 T0 = parse_timestamp("2026-03-02T10:00:00Z")
 S = 1_000_000_000
@@ -116,6 +117,32 @@ def test_a_rule_without_aggregation_fires_once_per_matching_event(tmp_path):
     )
     assert engine.stats["admin-no-mfa"].matched == 2
     assert engine.stats["admin-no-mfa"].alerts == 2
+
+
+def test_fingerprints_stay_right_past_the_bound_on_group_hashes(tmp_path, monkeypatch):
+    # Each rule keeps the hash of a group's part of its fingerprints, for a bounded
+    # number of groups; past the bound it forgets them and starts over.
+    monkeypatch.setattr("alerting.engine.engine._FINGERPRINT_CACHE_LIMIT", 2)
+    engine = Engine(load(tmp_path, NO_MFA))
+    logins = [
+        Event.from_raw(
+            shaped(
+                ADMIN_LOGIN,
+                f"e{i}",
+                T0 + i * S,
+                mfa=False,
+                initiated_by={"type": "admin", "email": f"admin{i % 5}@example.com"},
+            )
+        )
+        for i in range(15)
+    ]
+    alerts = engine.process_many(logins)
+    assert len(alerts) == 15
+    for alert in alerts:
+        assert alert.fingerprint == make_fingerprint(
+            "admin-no-mfa", alert.group, alert.event_ids[0]
+        )
+    assert len({a.fingerprint for a in alerts}) == 15
 
 
 def test_missing_group_field_groups_under_null(tmp_path):
