@@ -28,8 +28,9 @@ _DAY_CACHE: dict[str, int] = {}
 # "YYYY-MM-DDTHH:MM:" -> epoch ns of that minute, for prefixes already parsed in full.
 _MINUTE_CACHE: dict[str, int] = {}
 _MINUTE_CACHE_LIMIT = 20_000  # about two weeks of minutes; cleared when full
-# epoch minute -> "YYYY-MM-DDTHH:MM:", for format_timestamp
+# epoch minute -> "YYYY-MM-DDTHH:MM:", and epoch day -> "YYYY-MM-DDT", for format_timestamp
 _FORMAT_CACHE: dict[int, str] = {}
+_FORMAT_DAYS: dict[int, str] = {}
 # For k fraction digits: "SS" + fraction as one integer is below this when SS <= 60,
 # and times this is nanoseconds.
 _SECOND_LIMIT = [61 * 10**k for k in range(10)]
@@ -102,7 +103,17 @@ def format_timestamp(ns: int) -> str:
     minute, second = divmod(seconds, 60)
     prefix = _FORMAT_CACHE.get(minute)
     if prefix is None:
-        prefix = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+        # A new minute: its day's "YYYY-MM-DDT" is cached too (an alert-heavy replay
+        # meets most minutes once, and strftime was most of its formatting).
+        day, minute_of_day = divmod(minute, 1440)
+        date = _FORMAT_DAYS.get(day)
+        if date is None:
+            date = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
+            if len(_FORMAT_DAYS) >= _MINUTE_CACHE_LIMIT:
+                _FORMAT_DAYS.clear()
+            _FORMAT_DAYS[day] = date
+        hour, minute_of_hour = divmod(minute_of_day, 60)
+        prefix = f"{date}{hour:02d}:{minute_of_hour:02d}:"
         if len(_FORMAT_CACHE) >= _MINUTE_CACHE_LIMIT:
             _FORMAT_CACHE.clear()
         _FORMAT_CACHE[minute] = prefix

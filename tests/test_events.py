@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
+
 import pytest
 
 from alerting.errors import EventError
@@ -57,6 +60,21 @@ def test_format_roundtrip_keeps_significant_digits() -> None:
         "2023-06-15T15:16:41.812449824Z",
     ):
         assert format_timestamp(parse_timestamp(text)) == text
+
+
+def test_format_gives_every_minute_as_the_calendar_does() -> None:
+    # Formatting caches days and minutes: each must read as datetime spells it, across
+    # days, month ends, leap days and the years before 1970.
+    rng = random.Random(5)
+    starts = [-86_400 * 400, 0, 951_782_400, 1_709_164_800, 1_767_225_540]
+    for start in starts:
+        for _ in range(300):
+            seconds = start + rng.randrange(-3 * 86_400, 3 * 86_400)
+            nanos = rng.choice([0, 657_000_000, 812_449_824])
+            expected = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            text = format_timestamp(seconds * 1_000_000_000 + nanos)
+            assert text[:19] == expected
+            assert parse_timestamp(text) == seconds * 1_000_000_000 + nanos
 
 
 def test_event_without_id_gets_stable_identity() -> None:
