@@ -719,9 +719,14 @@ class Engine:
         first_time = format_timestamp(first.time_ns)
         last_time = first_time if last is first else format_timestamp(last.time_ns)
         organization = group.get(ORGANIZATION)
-        if organization is None:  # the trigger is among the samples, completed there
-            at = next((i for i, e in enumerate(samples) if e is firing.trigger), -1)
-            organization = sample_raws[at].get(ORGANIZATION) if sample_raws else None
+        if organization is None and sample_raws:  # the trigger is among the samples
+            trigger = firing.trigger
+            at = (
+                0
+                if samples[0] is trigger
+                else next((i for i, e in enumerate(samples) if e is trigger), -1)
+            )
+            organization = sample_raws[at].get(ORGANIZATION)
         organization = organization if isinstance(organization, str) else ""
         return Alert(
             rule=rule.id,
