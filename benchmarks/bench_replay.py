@@ -6,7 +6,9 @@ or the portal-login-heavy mix (``--mix portal``: ~91% ``user_login_attempt``, th
 most rules meet). The bare loops only read lines and JSON-parse them, with the standard
 library and with orjson (the floors for any Python replay); the replays run the real
 path of ``alerting replay``: ``replay_file`` (reader -> reorder buffer -> duplicates ->
-engine) -> each alert serialised to JSON. Ratios are taken within one run, so the machine cancels out.
+engine) -> each alert serialised to JSON. Ratios are taken within one run, each figure
+best of ``--repeats`` rounds that take one run of every figure in turn, so that the
+machine's drift cancels out.
 
 The cost of materialising an alert (group key, samples, summary, fingerprint, JSON) is
 measured as the difference between a rule that fires on every match and the same
@@ -21,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from alerting import jsonutil, replay
@@ -36,7 +39,7 @@ from benchmarks.common import (
     PACK_RULES,
     THRESHOLD_RULE,
     Report,
-    best_of,
+    best_of_rounds,
     rate,
 )
 from benchmarks.data import DEFAULT_MIX, ensure_file
@@ -122,27 +125,33 @@ def run(events: int, repeats: int, mix: str = DEFAULT_MIX) -> Report:
     # warm the page cache and the interpreter before timing anything
     for _ in itertools.islice(read_events(path, on_skip=lambda _m: None), 10_000):
         pass
-    stdlib_s, n = best_of(repeats, lambda: bare_loop(path, json.loads))
-    bare_s, _ = best_of(repeats, lambda: bare_loop(path))
     alerts: dict[str, int] = {}
 
-    def replay_run(name: str, rules: list[CompiledRule]) -> float:
+    def replay_run(name: str, rules: list[CompiledRule]) -> Callable[[], int]:
         def once() -> int:
             count, alerts[name] = replay_file(path, rules)
             return count
 
-        seconds, _count = best_of(repeats, once)
-        return seconds
+        return once
 
-    pack_s = replay_run("pack", pack)
+    measures: dict[str, Callable[[], int]] = {
+        "stdlib": lambda: bare_loop(path, json.loads),
+        "orjson": lambda: bare_loop(path),
+        "pack": replay_run("pack", pack),
+    }
     jobs = min(2, os.cpu_count() or 1)
     if jobs > 1 and can_fork():
-        jobs_s, _ = best_of(repeats, lambda: replay_jobs(path, pack, jobs)[0])
-    else:
-        jobs_s = 0.0
-    one_s = replay_run("threshold", threshold)
-    heavy_s = replay_run("heavy", heavy)
-    quiet_s = replay_run("quiet", quiet)
+        measures["jobs"] = lambda: replay_jobs(path, pack, jobs)[0]
+    measures["threshold"] = replay_run("threshold", threshold)
+    measures["heavy"] = replay_run("heavy", heavy)
+    measures["quiet"] = replay_run("quiet", quiet)
+    # In rounds, so that every ratio compares figures from the same minutes of the VM.
+    best = best_of_rounds(repeats, measures)
+    stdlib_s, n = best["stdlib"]
+    bare_s = best["orjson"][0]
+    pack_s = best["pack"][0]
+    jobs_s = best["jobs"][0] if "jobs" in best else 0.0
+    one_s, heavy_s, quiet_s = best["threshold"][0], best["heavy"][0], best["quiet"][0]
     stdlib_rate, bare_rate = n / stdlib_s, n / bare_s
     pack_rate, one_rate = n / pack_s, n / one_s
     alert_us = alert_price_us(heavy_s, quiet_s, alerts["heavy"], n)

@@ -66,19 +66,24 @@ def rss_bytes() -> int:
     return 0
 
 
-def best_of(repeats: int, fn: Callable[[], int]) -> tuple[float, int]:
-    """(best seconds, items) over ``repeats`` runs of ``fn`` (which returns its item count).
+def best_of_rounds(repeats: int, fns: dict[str, Callable[[], int]]) -> dict[str, tuple[float, int]]:
+    """(best seconds, items) of each measurement (``fns``: each returns its item count),
+    over ``repeats`` rounds that take one run of each in turn.
 
-    The best run is the one least disturbed by other work on the machine; every run
-    processes the same input.
+    The best run is the one least disturbed by other work on the machine. A shared VM's
+    speed drifts by half within minutes: measured one after the other, a
+    ratio could set one figure's fast minute against another's slow one. In rounds, each
+    figure meets the same stretch of the machine's drift.
     """
-    best = float("inf")
-    items = 0
+    best = {name: (float("inf"), 0) for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        items = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, items
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            items = fn()
+            seconds = time.perf_counter() - start
+            if seconds < best[name][0]:
+                best[name] = (seconds, items)
+    return best
 
 
 @dataclass
