@@ -397,18 +397,7 @@ class Engine:
             _Runner(rule, i, max_entries_per_rule, tolerance_ns)
             for i, rule in enumerate(self.rules)
         ]
-        # rules whose aggregation fires when a period is over (digests): see due()
-        self._due = [r for r in self._runners if hasattr(r.aggregation, "due")]
         self._use_index = use_index
-        self._by_type: dict[str, list[_Runner]] = {}
-        self._catch_all: tuple[_Runner, ...] = ()
-        self._type_cache: dict[str, Route] = {}
-        # Plans per (event_type, values of the flag fields): see _plan_for.
-        self._flags = flag_fields(self.rules) if use_index else ()
-        self._probe = compile_values(("event_type", *self._flags))
-        self._plans: dict[tuple[Any, ...], Route] = {}
-        self._catch_all_plan = Route(())
-        self._every_plan = Route(())
         self._warmup = False
         self._build_index()
         if store is not None:
@@ -431,18 +420,22 @@ class Engine:
         view.__dict__.update(self.__dict__)
         view.rules = [rule for rule in self.rules if rule.id in rule_ids]
         view._runners = [r for r in self._runners if r.rule.id in rule_ids]
-        view._due = [r for r in self._due if r.rule.id in rule_ids]
-        view._by_type = {}
-        view._type_cache = {}
-        view._flags = flag_fields(view.rules) if self._use_index else ()
-        view._probe = compile_values(("event_type", *view._flags))
-        view._plans = {}
-        view._build_index()
+        view._build_index()  # its own index and plans, over the shared runners
         return view
 
     # ----------------------------------------------------------------- index
 
     def _build_index(self) -> None:
+        """Everything derived from the runners: the index by event type, the flag
+        fields and the (empty) plan caches."""
+        # rules whose aggregation fires when a period is over (digests): see due()
+        self._due = [r for r in self._runners if hasattr(r.aggregation, "due")]
+        self._by_type: dict[str, list[_Runner]] = {}
+        self._type_cache: dict[str, Route] = {}
+        # Plans per (event_type, values of the flag fields): see _plan_for.
+        self._flags = flag_fields(self.rules) if self._use_index else ()
+        self._probe = compile_values(("event_type", *self._flags))
+        self._plans: dict[tuple[Any, ...], Route] = {}
         catch_all: list[_Runner] = []
         for runner in self._runners:
             types = runner.rule.event_types if self._use_index else None
@@ -451,7 +444,7 @@ class Engine:
             else:
                 for t in types:
                     self._by_type.setdefault(t, []).append(runner)
-        self._catch_all = tuple(catch_all)
+        self._catch_all: tuple[_Runner, ...] = tuple(catch_all)
         self._catch_all_plan = self._compiled(
             tuple((r, r.match, r.which_steps) for r in self._catch_all)
         )
@@ -903,10 +896,7 @@ class Engine:
             self._runners[i] = before
             kept.append(runner.rule.id)
         if kept:
-            self._by_type = {}
-            self._type_cache = {}
-            self._plans = {}
-            self._build_index()
+            self._build_index()  # over the kept runners, digests' due() included
         return kept
 
     @property

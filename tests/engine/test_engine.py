@@ -13,7 +13,7 @@ from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.events import Event, format_timestamp, parse_timestamp
 from alerting.store import Store
-from tests.support.real_events import ADMIN_LOGIN, shaped
+from tests.support.real_events import ADMIN_LOGIN, USER_UPDATE_SCIM, shaped
 
 T0 = parse_timestamp("2026-03-02T10:00:00Z")
 S = 1_000_000_000
@@ -423,3 +423,28 @@ def test_a_group_of_several_fields_tells_values_of_other_types_apart(tmp_path):
     assert [a.group["attempt"] for a in alerts] == ["1", 1, True, 1.0, None, [1]]
     assert [type(a.group["attempt"]) for a in alerts[:4]] == [str, int, bool, float]
     assert engine.stats["by-two"].suppressed == 2
+
+
+DIGEST = """\
+id: lockouts-daily
+title: Lockouts of the day
+severity: low
+detection:
+  lockout: {event_type: user_lockout}
+  condition: lockout
+digest: {every: 1d, field: initiated_by.username}
+"""
+
+
+def test_a_digest_kept_over_a_reload_still_sends_its_day(tmp_path):
+    # A reload keeps the periods of unchanged rules (carry_over): the day's digest must
+    # go out from the new engine, with what the old one had gathered.
+    rules = load(tmp_path, DIGEST, NO_MFA)
+    before = Engine(rules)
+    day = parse_timestamp("2023-06-16T00:00:00Z")
+    lockout = shaped(USER_UPDATE_SCIM, "l1", day + 3600 * S, event_type="user_lockout")
+    assert before.process(Event.from_raw(lockout)) == []
+    after = Engine(load(tmp_path, DIGEST, NO_MFA))
+    assert "lockouts-daily" in after.carry_over(before)
+    digests = after.due(day + 86_400 * S + 3600 * S)  # the day is over, late events too
+    assert [(a.rule, a.event_ids) for a in digests] == [("lockouts-daily", ["l1"])]
