@@ -247,10 +247,12 @@ def _per_group(rule: CompiledRule, starts: Mapping[str, int]) -> bool:
     workers. Windows and realert are per group; a baseline (new_value) also has one
     learning start over all its groups, which a worker is told (``starts``); a digest
     has one period over all groups, so it is never spread."""
+    if not rule.group_by:
+        return False
     spec = rule.aggregation
     if isinstance(spec, NewValueSpec):
-        return rule.id in starts and bool(rule.group_by)
-    return (spec is None or isinstance(spec, _PER_GROUP_KINDS)) and bool(rule.group_by)
+        return rule.id in starts
+    return spec is None or isinstance(spec, _PER_GROUP_KINDS)
 
 
 def _partition_path(
