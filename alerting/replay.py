@@ -219,6 +219,8 @@ def replay(
     result = ReplayResult(per_rule={r.id: RuleSummary(learn_ns=_learn_ns(r)) for r in engine.rules})
     buffer = ReorderBuffer(lateness_ns)
     ordered = buffer.ordered(events, strict=strict)
+    if strict:  # a late event raises before the engine meets it
+        engine.assume_in_order()
     process = engine.process
     fields = engine.fields_read()
     project = jsonutil.projection_decoder(fields) if fields is not None else None

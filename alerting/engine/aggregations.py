@@ -76,7 +76,9 @@ Late events, eviction, memory
     then follow the definitions above with the hits in arrival order. ``evict(w)`` drops
     held hits older than ``w - within - tolerance`` (new_value: values last seen before
     ``w - forget - tolerance``); when every later hit is at least ``w - tolerance`` (the
-    engine's watermark contract) eviction never changes a result. Later hits are still
+    engine's watermark contract) eviction never changes a result, nor does a sequence's
+    deferred projection (a hit that can only end a chain keeps the fields its summary
+    reads only while a hit still to come could precede it). Later hits are still
     accepted and judged against what is held. Past ``max_entries`` held entries per rule
     the oldest are dropped (down to 90% of the cap) with one warning per rule.
 """
@@ -826,18 +828,39 @@ class TravelAggregation(_Windowed):
 # ---------------------------------------------------------------------- sequence
 
 
+class _Reach:
+    """How far back a hit still to come can be, for one rule: not before
+    ``earliest_ns``, the last watermark less the tolerance (the watermark contract), or
+    not before the newest hit held once ``in_order`` (``Engine.assume_in_order``)."""
+
+    __slots__ = ("earliest_ns", "in_order")
+
+    def __init__(self) -> None:
+        self.earliest_ns = -(2**63)
+        self.in_order = False
+
+
 class _SequenceSeries(Series):
     """A series plus how many held hits match each step (skips hopeless searches).
 
     ``SequenceAggregation.add`` counts an inserted hit in (a call less per hit); the
-    series counts removed ones out.
+    series counts removed ones out. Hits that can only end a chain are held with their
+    projection deferred (``deferred_projection``).
     """
 
-    __slots__ = ("have",)
+    __slots__ = ("_reach", "have")
 
-    def __init__(self, holder: Holder, steps: int) -> None:
+    def __init__(self, holder: Holder, steps: int, reach: _Reach) -> None:
         super().__init__(holder)
         self.have = [0] * steps
+        self._reach = reach
+
+    def needed(self, k: int) -> bool:
+        # Entry k can only end a chain, and one ending there needs a hit strictly
+        # earlier than it that is still to come: none is, once it is out of reach. In
+        # order, every hit to come is at least the newest held, which k is not.
+        reach = self._reach
+        return not reach.in_order and self.times[k] > reach.earliest_ns
 
     def delete(self, start: int, stop: int) -> None:
         have = self.have
@@ -870,9 +893,10 @@ class SequenceAggregation(_Windowed):
         holder: Holder,
     ) -> None:
         steps = len(spec.steps)
+        reach = self._reach = _Reach()
         super().__init__(
             td_ns(spec.within),
-            lambda: _SequenceSeries(holder, steps),
+            lambda: _SequenceSeries(holder, steps, reach),
             rule_id=rule_id,
             max_entries=max_entries,
             tolerance_ns=tolerance_ns,
@@ -882,6 +906,18 @@ class SequenceAggregation(_Windowed):
         self._counts = tuple(step.count for step in spec.steps)
         self._last = len(spec.steps) - 1
         self._step_indexes = frozenset(range(len(spec.steps)))
+        # The steps of a hit that can only end a chain: it matches the last step alone,
+        # and that step takes one hit (``deferred_projection``).
+        self._end_only = (self._last,) if steps > 1 and self._counts[-1] == 1 else None
+
+    def evict(self, watermark_ns: int) -> None:
+        super().evict(watermark_ns)
+        reach = self._reach
+        reach.earliest_ns = max(reach.earliest_ns, watermark_ns - self._tolerance)
+
+    def assume_in_order(self) -> None:
+        """Every hit from now on comes in ``(time, id)`` order (``Engine.assume_in_order``)."""
+        self._reach.in_order = True
 
     def add(self, hit: Hit) -> list[Firing]:
         last = self._last
@@ -898,7 +934,7 @@ class SequenceAggregation(_Windowed):
         have = series.have
         for k in steps:
             have[k] += 1
-        i = series.insert(hit.event, steps)
+        i = series.insert(hit.event, steps, steps == self._end_only)
         windows.size += 1
         n = len(series.times)
         firings: list[Firing] = []

@@ -27,6 +27,7 @@ from alerting.engine.aggregations import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_TOLERANCE_NS,
     NewValueAggregation,
+    SequenceAggregation,
     build_aggregation,
 )
 from alerting.engine.fields import (
@@ -821,6 +822,15 @@ class Engine:
             yield
         finally:
             self._warmup = previous
+
+    def assume_in_order(self) -> None:
+        """Every event from now on comes in ``(time, id)`` order, as a replay that reads
+        strictly in order promises: a sequence then keeps nothing that only a late hit
+        could need (``deferred_projection``). Only ever given for the engine's whole
+        remaining life: a later late event would meet what it did not keep."""
+        for runner in self._runners:
+            if isinstance(runner.aggregation, SequenceAggregation):
+                runner.aggregation.assume_in_order()
 
     def due(self, watermark_ns: int) -> list[Alert]:
         """The alerts of periods over at ``watermark_ns`` (digests), none during warm-up.

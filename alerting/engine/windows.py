@@ -17,8 +17,10 @@ import logging
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, MutableSequence, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from enum import Enum
+from typing import Any, Final, Generic, Protocol, TypeVar
 
+from alerting import jsonutil
 from alerting.engine.held import MAX_SAMPLE_EVENTS, HeldEvent, Holder, event_json
 from alerting.events import Event, JsonEvent
 
@@ -32,6 +34,14 @@ KEEP_FULL = MAX_SAMPLE_EVENTS
 """Entries per series that keep their full JSON: the newest, the alert's sample pool."""
 
 
+class _Deferred(Enum):
+    PART = "deferred"
+
+
+DEFERRED: Final = _Deferred.PART
+"""``Series.parts[i]`` of an entry whose projection waits until it is slimmed."""
+
+
 class Series:
     """One group's held events in ``(time, id)`` order, with one payload (aux) each.
 
@@ -41,6 +51,10 @@ class Series:
     newest ``KEEP_FULL`` entries may hold their full JSON: an insert that pushes an entry
     out of them slims it, and it stays slim (deleting newer entries leaves fewer full
     ones). ``event(i)`` is entry ``i`` as a ``HeldEvent``, made when a firing needs it.
+
+    An entry inserted with ``defer=True`` takes its projection only when it is slimmed
+    (``parts[i]`` is ``DEFERRED`` until then), and not at all when ``_settle`` finds
+    that it can no longer be part of a firing (``deferred_projection``).
     """
 
     __slots__ = ("_holder", "_project", "_slims", "aux", "fulls", "group", "ids", "parts", "times")
@@ -49,23 +63,26 @@ class Series:
         self.times: MutableSequence[int] = array("q")
         self.ids: list[str] = []
         self.fulls: list[bytes | None] = []
-        self.parts: list[bytes | None] = []
+        self.parts: list[bytes | _Deferred | None] = []
         self.aux: list[Any] = []
         self.group: dict[str, Any] = {}  # the group's {path: value}, set by Windows.get
         self._holder = holder
         self._project = holder.project
         self._slims = not holder.hold_full
 
-    def insert(self, event: Event, aux: Any) -> int:
+    def insert(self, event: Event, aux: Any, defer: bool = False) -> int:
         """Hold ``event`` (being processed: its ``raw`` is hot) in ``(time, id)`` order;
-        returns the index. Appends when in order."""
+        returns the index. Appends when in order. ``defer``: take the projection only
+        if the entry is slimmed while it may still be needed (class docstring)."""
         times = self.times
         ids = self.ids
         time_ns = event.time_ns
         event_id = event.id
         full = event.blob if type(event) is JsonEvent else event_json(event)
         project = self._project
-        part = None if project is None else project(event.raw)
+        part: bytes | _Deferred | None = (
+            None if project is None else DEFERRED if defer else project(event.raw)
+        )
         if not times or time_ns > times[-1] or (time_ns == times[-1] and event_id >= ids[-1]):
             try:
                 times.append(time_ns)
@@ -75,12 +92,18 @@ class Series:
             ids.append(event_id)
             fulls = self.fulls
             fulls.append(full)
-            self.parts.append(part)
+            parts = self.parts
+            parts.append(part)
             self.aux.append(aux)
             n = len(times)
             if n > KEEP_FULL and self._slims:
-                fulls[n - 1 - KEEP_FULL] = None
+                k = n - 1 - KEEP_FULL
+                if parts[k] is DEFERRED:
+                    self._settle(k)
+                fulls[k] = None
             return n - 1
+        if part is DEFERRED:  # a late entry is projected at once, while raw is hot
+            part = project(event.raw)  # type: ignore[misc]  # not None: DEFERRED
         i = bisect_left(times, time_ns)
         end = bisect_right(times, time_ns, i)
         while i < end and ids[i] <= event_id:
@@ -93,15 +116,33 @@ class Series:
         ids.insert(i, event_id)
         fulls = self.fulls
         fulls.insert(i, full)
-        self.parts.insert(i, part)
+        parts = self.parts
+        parts.insert(i, part)
         self.aux.insert(i, aux)
         n = len(times)
         if self._slims:
             if i < n - KEEP_FULL:
                 fulls[i] = None  # late, behind KEEP_FULL newer entries: never a sample
             elif n > KEEP_FULL:
-                fulls[n - 1 - KEEP_FULL] = None
+                k = n - 1 - KEEP_FULL
+                if parts[k] is DEFERRED:
+                    self._settle(k)
+                fulls[k] = None
         return i
+
+    def _settle(self, k: int) -> None:
+        """Entry ``k``, deferred and about to be slimmed, gets its projection from its
+        full JSON (``needed`` says whether it may still be part of a firing)."""
+        project, full = self._project, self.fulls[k]
+        # DEFERRED is only set where the rule projects, and slimming comes after it
+        assert project is not None
+        assert full is not None
+        self.parts[k] = project(jsonutil.loads(full)) if self.needed(k) else None
+
+    def needed(self, k: int) -> bool:
+        """Whether deferred entry ``k`` may still be part of a firing (overridden where
+        the aggregation can tell; by default it may)."""
+        return True
 
     def _boxed_times(self) -> MutableSequence[int]:
         """The times as a list of ints: for a time beyond 64 bits (past the year 2262)."""
@@ -110,7 +151,11 @@ class Series:
 
     def event(self, i: int) -> HeldEvent:
         """Entry ``i`` as a held event (full while it may be a sample, else slim)."""
-        return self._holder.event(self.times[i], self.ids[i], self.fulls[i], self.parts[i])
+        part = self.parts[i]
+        # A deferred entry is still full, and a full event's raw is its JSON, not part.
+        return self._holder.event(
+            self.times[i], self.ids[i], self.fulls[i], None if part is DEFERRED else part
+        )
 
     def events(self, indexes: Iterable[int]) -> list[HeldEvent]:
         """The entries at ``indexes`` as held events."""

@@ -30,6 +30,7 @@ from alerting.engine.windows import Series
 from alerting.events import Event, JsonEvent, format_timestamp, parse_timestamp
 from alerting.jinja_env import make_environment
 from alerting.simulator.traffic import HOUR_NS, TrafficGenerator
+from tests.support.real_events import RADIUS_FAILURE, shaped
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = parse_timestamp("2026-03-02T10:00:00Z")
@@ -406,6 +407,87 @@ def test_a_slimmed_trigger_is_still_a_sample(tmp_path: Path) -> None:
     assert alert.events == [
         {"client_ip": "b", "id": "b", "timestamp": format_timestamp(T0 + 9 * MIN)}
     ]
+
+
+# ---------------------------------------------------------------------- deferred projections
+
+
+def _brute_force_success() -> Engine:
+    rules = load_rules([ROOT / "rules"])
+    return Engine([r for r in rules if r.id == "brute-force-success"])
+
+
+def _radius(minutes: float, event_id: str, *, success: bool, client_ip: str) -> Event:
+    """The real RADIUS failure (or the same request accepted) for john.doe."""
+    fields: dict[str, Any] = {"success": success, "client_ip": client_ip}
+    if success:
+        fields["error_message"] = None
+    return Event.from_raw(shaped(RADIUS_FAILURE, event_id, T0 + int(minutes * MIN), **fields))
+
+
+def _projections(engine: Engine) -> tuple[int, int]:
+    """(held entries of brute-force-success, of which with a projection)."""
+    (runner,) = engine._runners
+    groups = runner.aggregation._windows.groups  # type: ignore[union-attr]
+    parts = [p for series in groups.values() for p in series.parts]
+    return len(parts), sum(type(p) is bytes for p in parts)
+
+
+def test_a_late_guess_before_a_slimmed_success_still_names_where_it_came_from() -> None:
+    """A success is held without its projection (it can only end a chain); when newer
+    logins slim it while a late failure may still come (the service's poll overlap),
+    it is projected then, so the alert it triggers reads its own fields."""
+    engine = _brute_force_success()
+    # The success, then five RADIUS re-authentications that push it out of the newest.
+    stream = [_radius(10, "ok", success=True, client_ip="198.51.100.7")]
+    stream += [
+        _radius(10.5 + i / 2, f"re{i}", success=True, client_ip="198.51.100.8") for i in range(5)
+    ]
+    assert engine.process_many(stream) == []
+    engine.advance(T0 + int(12.5 * MIN))  # a poll: late events may be 5 minutes older
+    # Six failures from before the success arrive late, within the tolerance.
+    late = [_radius(8 + i / 4, f"f{i}", success=False, client_ip="13.14.15.16") for i in range(6)]
+    (alert,) = engine.process_many(late)
+    assert alert.event_ids == [f"f{i}" for i in range(6)] + ["ok"]
+    assert alert.summary == (
+        "john.doe logged in (radius_auth_attempt) from 198.51.100.7 (FR) "
+        "after 6 or more failed attempts from 13.14.15.16, 198.51.100.7"
+    )
+    trigger = next(e for e in alert.events if e["id"] == "ok")
+    assert trigger["client_ip"] == "198.51.100.7"  # its projection: slim by now
+
+
+def test_a_success_out_of_every_late_failures_reach_is_not_projected() -> None:
+    """Past a watermark, no failure still to come can precede an older success (the
+    watermark contract): slimming it takes no projection; a newer one is projected."""
+    engine = _brute_force_success()
+    logins = [_radius(i, f"ok{i}", success=True, client_ip="198.51.100.7") for i in range(20)]
+    engine.process_many(logins[:10])
+    engine.advance(T0 + 15 * MIN)  # later hits are at least 10 minutes in
+    engine.process_many(logins[10:])
+    # ok0-ok14 were slimmed: ok0-ok4 before the advance, with a projection; ok5-ok10
+    # after it without one (a failure still to come is no earlier than 10 minutes, and
+    # a chain's failures are strictly earlier than its success); ok11-ok14 with one.
+    assert _projections(engine) == (20, 5 + 4)
+
+
+def test_in_order_a_success_no_failure_can_reach_holds_no_projection() -> None:
+    """A replay that reads strictly in order promises it (``assume_in_order``): the
+    successes that end no chain are held without a projection, and the alerts are the
+    same as without the promise."""
+    start = int(datetime(2026, 11, 19, tzinfo=UTC).timestamp()) * S
+    raws = TrafficGenerator(seed=5).generate(start, start + 12 * HOUR_NS)
+    events = [Event.from_raw(r) for r in raws]
+    general, promised = _brute_force_success(), _brute_force_success()
+    promised.assume_in_order()
+    alerts = general.process_many(events)
+    assert [a.to_dict() for a in promised.process_many(events)] == [a.to_dict() for a in alerts]
+    held, projected = _projections(general)
+    held_promised, projected_promised = _projections(promised)
+    assert held == held_promised > 100
+    # Without the promise, every slimmed success is projected (no advance says it is
+    # out of reach); with it, only the failures are.
+    assert projected_promised < projected
 
 
 def test_pick_samples_caps_and_keeps_the_trigger() -> None:
