@@ -53,6 +53,22 @@ def test_parse_timestamp_rejects(text: str) -> None:
         parse_timestamp(text)
 
 
+def test_millisecond_times_parse_as_datetime_does_whatever_was_parsed_before() -> None:
+    # Parsing caches minutes and, for millisecond times, the "SS.fff" into the minute:
+    # each time must still read as datetime reads it, and a malformed one be refused.
+    rng = random.Random(7)
+    for _ in range(3000):
+        seconds = 1_767_225_540 + rng.randrange(-2 * 86_400, 2 * 86_400)
+        millis = rng.randrange(1000)
+        stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        text = f"{stamp}{rng.choice('.,')}{millis:03d}{rng.choice('Zz')}"
+        assert parse_timestamp(text) == seconds * 1_000_000_000 + millis * 1_000_000
+    parse_timestamp("2026-01-05T00:00:59.089Z")
+    for bad in ("2026-01-05T00:00:61.089Z", "2026-01-05T00:00:5a.089Z", "2026-01-05T00:60:59.089Z"):
+        with pytest.raises(ValueError, match="timestamp"):
+            parse_timestamp(bad)
+
+
 def test_format_roundtrip_keeps_significant_digits() -> None:
     for text in (
         "2023-06-15T15:16:41Z",
