@@ -28,9 +28,9 @@ _DAY_CACHE: dict[str, int] = {}
 # "YYYY-MM-DDTHH:MM:" -> epoch ns of that minute, for prefixes already parsed in full.
 _MINUTE_CACHE: dict[str, int] = {}
 _MINUTE_CACHE_LIMIT = 20_000  # about two weeks of minutes; cleared when full
-# "SS.fff" (or "SS,fff") -> nanoseconds into the minute, for millisecond times already
-# parsed: at most 61,000 keys, whatever the dates.
-_SECOND_MS_CACHE: dict[str, int] = {}
+# "SS" and "fff" of a millisecond time -> their nanoseconds (constant: 1,061 keys)
+_SECONDS_NS = {f"{s:02d}": s * 1_000_000_000 for s in range(61)}
+_MILLIS_NS = {f"{m:03d}": m * 1_000_000 for m in range(1000)}
 # epoch minute -> "YYYY-MM-DDTHH:MM:", and epoch day -> "YYYY-MM-DDT", for format_timestamp
 _FORMAT_CACHE: dict[int, str] = {}
 _FORMAT_DAYS: dict[int, str] = {}
@@ -51,19 +51,17 @@ def parse_timestamp(text: str) -> int:
         base = _MINUTE_CACHE.get(text[:17])
         if base is not None:
             n = len(text)
-            if n == 24 and text[23] in "Zz":  # milliseconds, as the DI API writes them
-                within = _SECOND_MS_CACHE.get(text[17:23])
-                if within is not None:
-                    return base + within
+            if n == 24 and text[23] in "Zz" and text[19] in ".,":  # ms, as DI writes them
+                second = _SECONDS_NS.get(text[17:19])
+                milli = _MILLIS_NS.get(text[20:23])
+                if second is not None and milli is not None:
+                    return base + second + milli
             if n > 21 and text[19] in ".," and text[n - 1] in "Zz":  # 1-9 fraction digits
                 digits = text[17:19] + text[20 : n - 1]  # seconds and fraction as one
                 if n <= 30 and digits.isdecimal():
                     value = int(digits)
                     if value < _SECOND_LIMIT[n - 21]:
-                        within = value * _FRACTION_SCALE[n - 21]
-                        if n == 24:
-                            _SECOND_MS_CACHE[text[17:23]] = within
-                        return base + within
+                        return base + value * _FRACTION_SCALE[n - 21]
             elif n == 19 or (n == 20 and text[19] in "Zz"):  # whole seconds
                 sec = text[17:19]
                 if sec.isdecimal() and (s := int(sec)) <= 60:

@@ -54,7 +54,7 @@ def test_parse_timestamp_rejects(text: str) -> None:
 
 
 def test_millisecond_times_parse_as_datetime_does_whatever_was_parsed_before() -> None:
-    # Parsing caches minutes and, for millisecond times, the "SS.fff" into the minute:
+    # Parsing caches minutes and reads a millisecond time's "SS" and "fff" from tables:
     # each time must still read as datetime reads it, and a malformed one be refused.
     rng = random.Random(7)
     for _ in range(3000):
