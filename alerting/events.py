@@ -29,8 +29,8 @@ _DAY_CACHE: dict[str, int] = {}
 _MINUTE_CACHE: dict[str, int] = {}
 _MINUTE_CACHE_LIMIT = 20_000  # about two weeks of minutes; cleared when full
 # "SS" and "fff" of a millisecond time -> their nanoseconds (constant: 1,061 keys)
-_SECONDS_NS = {f"{s:02d}": s * 1_000_000_000 for s in range(61)}
-_MILLIS_NS = {f"{m:03d}": m * 1_000_000 for m in range(1000)}
+_SECONDS_NS = {f"{s:02d}": s * _NS for s in range(61)}
+_MILLIS_NS = {f"{m:03d}": m * _MS for m in range(1000)}
 # epoch minute -> "YYYY-MM-DDTHH:MM:", and epoch day -> "YYYY-MM-DDT", for format_timestamp
 _FORMAT_CACHE: dict[int, str] = {}
 _FORMAT_DAYS: dict[int, str] = {}

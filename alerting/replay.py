@@ -34,7 +34,10 @@ from alerting.source.files import HeadFilter, read_events, read_lines
 DEFAULT_LATENESS_NS = 10 * MINUTE_NS
 MAX_BUFFERED = 1_000_000
 ADVANCE_EVERY = 10_000
-_SPOOL_BUFFER = 1 << 20
+ALERT_WRITE_BUFFER = 1 << 20
+"""Bytes buffered per write of alert lines (the spool, ``replay --output``): a line is
+~3 KB, and the default 8 KiB made a write(2) every few alerts, a fifth of an alert's
+cost on an alert-heavy replay."""
 
 # (time, id, arrival number, event)
 _Item = tuple[int, str, int, Event]
@@ -454,9 +457,7 @@ class _AlertSpool:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        # 1 MiB writes: an alert line is ~3 KB, and the default 8 KiB buffer made a
-        # write(2) every few alerts, a fifth of an alert's cost on an alert-heavy replay
-        self._fh = open(path, "w+b", buffering=_SPOOL_BUFFER)  # noqa: SIM115 - closed in __exit__
+        self._fh = open(path, "w+b", buffering=ALERT_WRITE_BUFFER)  # noqa: SIM115 - closed in __exit__
 
     def __enter__(self) -> _AlertSpool:
         return self

@@ -352,7 +352,8 @@ class _WorkerEngine(Engine):
         if fields is None or self._partition is None:
             return fields
         top = first_field(self._partition.path)
-        return None if top is None else fields | {top}  # the head tells the partition
+        assert top is not None  # _partition_path keeps only paths with a top field
+        return fields | {top}  # the head tells the partition
 
     def process(self, event: Event, route: Route | None = None) -> list[Alert]:
         if route is None:  # found here, so that the partition decides it too

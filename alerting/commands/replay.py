@@ -23,7 +23,7 @@ from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.engine.testing import select_rules
 from alerting.errors import AlertingError
-from alerting.replay import ReplayResult, replay_file
+from alerting.replay import ALERT_WRITE_BUFFER, ReplayResult, replay_file
 from alerting.replay_parallel import can_fork, default_jobs, replay_parallel
 from alerting.replay_summary import format_summary, summary_json
 from alerting.scoring import Scorer, format_score, load_truth
@@ -182,9 +182,7 @@ def run(
 
 def _create(path: str, what: str) -> TextIO:
     try:
-        # 1 MiB writes: an alert-heavy backtest writes ~3 KB an alert, and the default
-        # 8 KiB buffer made a write(2) every few alerts
-        return open(path, "w", encoding="utf-8", buffering=1 << 20)
+        return open(path, "w", encoding="utf-8", buffering=ALERT_WRITE_BUFFER)
     except OSError as exc:
         raise AlertingError(f"cannot write {what} to {path}: {exc.strerror}") from None
 
