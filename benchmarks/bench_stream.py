@@ -1,8 +1,9 @@
 """Memory stays flat over a long replay (10,000,000 events by default), streamed.
 
 A child process generates simulator traffic as JSONL into a pipe (no 10 GB file on
-disk); this process replays it from stdin through the full shipped pack exactly as
-``alerting replay --events -`` does, sampling its resident memory every million events.
+disk); this process replays it from stdin through the full shipped pack as
+``alerting replay --events -`` does (strict, duplicates dropped; only the CLI's copy of
+stdin to a temporary file is left out), sampling its resident memory every million events.
 Flat means: after the first million (windows, baselines and caches filled), RSS grows by
 less than 10%.
 
@@ -21,7 +22,7 @@ import time
 
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
-from alerting.replay import ReplayResult, read_for_replay, replay
+from alerting.replay import DEFAULT_LATENESS_NS, ReplayResult, read_for_replay, replay
 from benchmarks.common import PACK_RULES, ROOT, Report, rss_bytes
 
 FLAT_GROWTH = 0.10
@@ -80,6 +81,8 @@ def run(events: int, every: int) -> Report:
             engine,
             on_alert=on_alert,
             progress=progress,
+            strict=True,  # as replay_file's first attempt: the generator is in time order
+            dedupe_ns=DEFAULT_LATENESS_NS,
         )
     finally:
         os.dup2(stdin, 0)
