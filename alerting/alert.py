@@ -136,5 +136,9 @@ def fingerprint_base(rule: str, group: dict[str, Any]) -> HASH:
 def fingerprint_from(base: HASH, trigger_event_id: str) -> str:
     """``make_fingerprint`` from its rule and group's ``fingerprint_base``."""
     digest = base.copy()
-    digest.update(jsonutil.dumps([trigger_event_id])[1:].encode())  # '"<id>"]'
+    if trigger_event_id.isalnum() and trigger_event_id.isascii():
+        # DI ids (hex ObjectIds) are their own JSON text: '"<id>"]' without the encoder
+        digest.update(f'"{trigger_event_id}"]'.encode())
+    else:
+        digest.update(jsonutil.dumps([trigger_event_id])[1:].encode())  # '"<id>"]'
     return digest.hexdigest()[:32]

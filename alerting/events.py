@@ -34,6 +34,9 @@ _MILLIS_NS = {f"{m:03d}": m * _MS for m in range(1000)}
 # epoch minute -> "YYYY-MM-DDTHH:MM:", and epoch day -> "YYYY-MM-DDT", for format_timestamp
 _FORMAT_CACHE: dict[int, str] = {}
 _FORMAT_DAYS: dict[int, str] = {}
+# ... and the text of a second ("SS") and of a millisecond time's end (".fffZ"): constant
+_SECOND_TEXTS = tuple(f"{s:02d}" for s in range(60))
+_MILLI_TEXTS = tuple(f".{m:03d}Z" for m in range(1000))
 # For k fraction digits: "SS" + fraction as one integer is below this when SS <= 60,
 # and times this is nanoseconds.
 _SECOND_LIMIT = [61 * 10**k for k in range(10)]
@@ -125,11 +128,11 @@ def format_timestamp(ns: int) -> str:
         if len(_FORMAT_CACHE) >= _MINUTE_CACHE_LIMIT:
             _FORMAT_CACHE.clear()
         _FORMAT_CACHE[minute] = prefix
-    base = f"{prefix}{second:02d}"
+    base = prefix + _SECOND_TEXTS[second]
     if not nanos:
         return base + "Z"
     if nanos % _MS == 0:
-        return f"{base}.{nanos // _MS:03d}Z"
+        return base + _MILLI_TEXTS[nanos // _MS]
     if nanos % 1000 == 0:
         return f"{base}.{nanos // 1000:06d}Z"
     return f"{base}.{nanos:09d}Z"

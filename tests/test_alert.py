@@ -61,7 +61,10 @@ def test_fingerprints_stay_what_earlier_versions_wrote() -> None:
     # Outboxes and receivers dedupe on fingerprints across upgrades: the material is the
     # compact JSON of [rule, sorted (field, text) pairs, trigger id], hashed whole.
     group = {"initiated_by.username": 'j"o\u00eb', "n": 7, "none": None}
-    for trigger in ("648b1e56c0b7fd51eb1d0938", 'id "quoted" \u2603'):
+    # ids of every shape: a DI ObjectId (no encoder on that path), a DI UUID, text to
+    # escape, a non-ASCII letter, none
+    triggers = ("648b1e56c0b7fd51eb1d0938", "D4F9D65B-9F21-34DA-388D-292F393266A0")
+    for trigger in (*triggers, 'id "quoted" \u2603', "\u00e91", ""):
         pairs = sorted((k, str(v)) for k, v in group.items())
         material = json.dumps(["r", pairs, trigger], separators=(",", ":"), ensure_ascii=False)
         expected = hashlib.sha256(material.encode()).hexdigest()[:32]

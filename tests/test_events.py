@@ -86,10 +86,18 @@ def test_format_gives_every_minute_as_the_calendar_does() -> None:
     for start in starts:
         for _ in range(300):
             seconds = start + rng.randrange(-3 * 86_400, 3 * 86_400)
-            nanos = rng.choice([0, 657_000_000, 812_449_824])
+            millis = rng.randrange(1000)
+            micros = rng.randrange(10**6) | 1  # never a whole millisecond
+            choices = [
+                (0, ""),
+                (millis * 10**6, f".{millis:03d}"),
+                (micros * 1000, f".{micros:06d}"),
+                (812_449_824, ".812449824"),
+            ]
+            nanos, fraction = rng.choice(choices)
             expected = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             text = format_timestamp(seconds * 1_000_000_000 + nanos)
-            assert text[:19] == expected
+            assert text == f"{expected}{fraction}Z"
             assert parse_timestamp(text) == seconds * 1_000_000_000 + nanos
 
 

@@ -9,7 +9,10 @@ Still sandboxed Jinja (``alerting.jinja_env``): only what is paid per render cha
   ``values``/``pairs`` closures, the events list and the ``rule`` dict cost nothing
   when the template does not read them;
 * ``last.event_type`` on a plain dict is the key lookup the sandbox ends with anyway,
-  without first raising and catching ``AttributeError`` (``SummaryEnvironment``).
+  without first raising and catching ``AttributeError`` (``SummaryEnvironment``);
+* a render's context is the variables alone: a summary may name nothing but them
+  (``builder.SUMMARY_VARIABLES``, checked at load), so Jinja's copy of its globals
+  into every context is left out.
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ class SummaryTemplate:
     def render(self, variables: dict[str, Any]) -> str:
         """The rendered text; raises what Jinja raises (an undefined name, a type error).
 
-        ``Template.render`` without its copy of ``variables`` and its traceback rewriting
-        (the caller reports only the message)."""
+        ``Template.render`` without its copy of ``variables``, of the globals (module
+        docstring) and its traceback rewriting (the caller reports only the message)."""
         template = self.template
-        return "".join(template.root_render_func(template.new_context(variables)))
+        environment = self._environment
+        context = environment.context_class(environment, variables, template.name, template.blocks)
+        return "".join(template.root_render_func(context))
