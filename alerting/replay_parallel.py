@@ -281,6 +281,7 @@ def plan_jobs(
     jobs: int,
     sample: Sequence[Event] = (),
     starts: Mapping[str, int] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[Job]:
     """The work of ``jobs`` workers, of about equal weight (``rule_weights``).
 
@@ -291,8 +292,10 @@ def plan_jobs(
     split can balance, and the decoding of the events they meet. The other rules are
     spread whole (``split_rules``). ``starts``: the baselines' learning starts
     (default: ``learning_starts`` of the sample); a baseline without one stays whole.
+    ``weights``: ``rule_weights(rules, sample)`` when already weighed.
     """
-    weights = rule_weights(rules, sample)
+    if weights is None:
+        weights = rule_weights(rules, sample)
     if starts is None:
         starts = learning_starts(rules, sample)
     found = _partition_path(rules, weights, starts) if jobs > 1 else None
@@ -500,7 +503,8 @@ def replay_parallel(
         work = Path(tmp)
         source = spool_stdin(work / "stdin") if path == "-" else Path(path)
         sample = sample_events(source)
-        plan = plan_jobs(rules, jobs, sample)
+        weights = rule_weights(rules, sample)
+        plan = plan_jobs(rules, jobs, sample, weights=weights)
         for attempt in itertools.count():
             outcomes = _run_workers(plan, rank, source, work / str(attempt), lateness_ns, progress)
             starts = _true_starts(plan, outcomes)
@@ -514,7 +518,7 @@ def replay_parallel(
                 "events; replayed again from its true learning start",
                 len(sample),
             )
-            plan = plan_jobs(rules, jobs, sample, starts if attempt == 0 else {})
+            plan = plan_jobs(rules, jobs, sample, starts if attempt == 0 else {}, weights)
         seen_skips: set[str] = set()
         for outcome in outcomes:
             for message in outcome.skips:
