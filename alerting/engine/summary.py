@@ -10,9 +10,9 @@ Still sandboxed Jinja (``alerting.jinja_env``): only what is paid per render cha
   when the template does not read them;
 * ``last.event_type`` on a plain dict is the key lookup the sandbox ends with anyway,
   without first raising and catching ``AttributeError`` (``SummaryEnvironment``);
-* a render's context is the variables alone: a summary may name nothing but them
-  (``builder.SUMMARY_VARIABLES``, checked at load), so Jinja's copy of its globals
-  into every context is left out.
+* a render's context is the variables plus only the globals the template names
+  (``range``, ``namespace``...: found in its syntax tree once), not Jinja's copy of
+  every global into every context.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class SummaryTemplate:
     given run and compiling all 28 of the shipped pack took ~0.1 s of every start.
     """
 
-    __slots__ = ("_ast", "_environment", "_template", "names")
+    __slots__ = ("_ast", "_environment", "_globals", "_template", "names")
 
     def __init__(
         self, environment: SummaryEnvironment, ast: nodes.Template, names: frozenset[str]
@@ -72,6 +72,7 @@ class SummaryTemplate:
         self._environment = environment
         self._ast = ast
         self._template: Template | None = None
+        self._globals: dict[str, Any] = {}  # the globals it names, set with _template
         self.names = names
 
     @property
@@ -83,15 +84,20 @@ class SummaryTemplate:
             )
             # One plain dict, not Jinja's ChainMap (see the module docstring).
             template.globals = dict(template.globals)
+            named = {node.name for node in self._ast.find_all(nodes.Name)}
+            self._globals = {k: v for k, v in template.globals.items() if k in named}
             self._template = template
         return self._template
 
     def render(self, variables: dict[str, Any]) -> str:
         """The rendered text; raises what Jinja raises (an undefined name, a type error).
 
-        ``Template.render`` without its copy of ``variables``, of the globals (module
-        docstring) and its traceback rewriting (the caller reports only the message)."""
+        ``Template.render`` without its copy of ``variables``, of the globals the template
+        does not name (module docstring) and its traceback rewriting (the caller reports
+        only the message)."""
         template = self.template
+        named = self._globals
+        parent = {**named, **variables} if named else variables  # variables win, as in Jinja
         environment = self._environment
-        context = environment.context_class(environment, variables, template.name, template.blocks)
+        context = environment.context_class(environment, parent, template.name, template.blocks)
         return "".join(template.root_render_func(context))

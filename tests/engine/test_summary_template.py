@@ -67,3 +67,18 @@ def test_variables_the_template_does_not_name_are_not_needed(tmp_path: Path) -> 
     assert (
         summary_of(tmp_path, "{{ count }} {{ rule.id }} {{ title }}") == "1 every-login Every login"
     )
+
+
+def test_jinja_globals_the_template_names_are_there(tmp_path: Path) -> None:
+    # range, namespace, dict, cycler, joiner: Jinja's globals, which a summary may use
+    template = (
+        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+        "{% endfor %}{{ ns.n }}|{{ dict(a=1)['a'] }}|{{ cycler('x', 'y').next() }}|"
+        "{% set comma = joiner(',') %}{% for k in ['p', 'q'] %}{{ comma() }}{{ k }}{% endfor %}"
+    )
+    assert summary_of(tmp_path, template) == "3|1|x|p,q"
+
+
+def test_a_variable_named_like_a_global_is_the_variable(tmp_path: Path) -> None:
+    # count is a summary variable; a global of that name would lose to it, as in Jinja
+    assert summary_of(tmp_path, "{{ count }} {{ range(2) | list }}") == "1 [0, 1]"
