@@ -320,3 +320,37 @@ class LineParser(Protocol):
 def sort_key(event: Event) -> tuple[int, str]:
     """Event-time order with the id as tie-break: the order the DI API pages in."""
     return (event.time_ns, event.id)
+
+
+_PRUNE_AT = 100_000  # ids held before the first sweep of the ones out of the window
+
+
+def forget_ids(seen: dict[str, int], horizon: int) -> tuple[dict[str, int], int]:
+    """``seen`` (id -> event time) without the ids older than ``horizon``, and the size at
+    which to sweep again: about one window of ids is kept, whatever the input's length."""
+    kept = {k: v for k, v in seen.items() if v >= horizon}
+    return kept, max(_PRUNE_AT, 2 * len(kept))
+
+
+class RecentIds:
+    """The event ids seen within ``window_ns`` of event time, to tell a repeat: an event
+    whose id was seen at most that long before it, as the service's poller tells one
+    (its seen ids reach back to ``cursor - overlap``). Memory holds about one window."""
+
+    __slots__ = ("_prune_at", "_seen", "window_ns")
+
+    def __init__(self, window_ns: int) -> None:
+        self.window_ns = window_ns
+        self._seen: dict[str, int] = {}
+        self._prune_at = _PRUNE_AT
+
+    def repeated(self, event_id: str, time_ns: int) -> bool:
+        """Whether this event repeats one seen before; if not, it is remembered."""
+        seen = self._seen
+        before = seen.get(event_id)
+        if before is not None and time_ns - before <= self.window_ns:
+            return True
+        seen[event_id] = time_ns
+        if len(seen) >= self._prune_at:
+            self._seen, self._prune_at = forget_ids(seen, time_ns - self.window_ns)
+        return False

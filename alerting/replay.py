@@ -27,8 +27,15 @@ from alerting.durations import DAY_NS, MINUTE_NS, td_ns
 from alerting.engine.engine import Engine
 from alerting.engine.rule import CompiledRule
 from alerting.engine.types import NewValueSpec
-from alerting.events import Event, JsonEvent, LazyEvent, parse_timestamp
-from alerting.replay_sort import forget_ids, sort_events
+from alerting.events import (
+    Event,
+    JsonEvent,
+    LazyEvent,
+    RecentIds,
+    forget_ids,
+    parse_timestamp,
+)
+from alerting.replay_sort import sort_events
 from alerting.source.files import HeadFilter, read_events, read_lines
 
 DEFAULT_LATENESS_NS = 10 * MINUTE_NS
@@ -204,7 +211,8 @@ def replay(
     ``strict``: raise ``OutOfOrder`` at the first event too late to put back in order
     (``replay_file`` then sorts the input); otherwise it is evaluated at once and counted
     as late. ``dedupe_ns``: drop an event whose id was seen that much event time before
-    (``drop_duplicates``, as the service drops them), counted in ``duplicates``.
+    (``drop_duplicates``, as the service drops them), counted in ``duplicates``; so are
+    the repeats among the events a ``RoutedEvents`` reader leaves out (its ``repeats``).
 
     ``events`` from ``read_for_replay(path, engine)`` (``RoutedEvents``) leave out, and
     count, the events no rule can match (told from their head): those are never held or
@@ -219,6 +227,8 @@ def replay(
         raise ValueError("events read for another engine: use read_for_replay(path, engine)")
     # (other events: nothing was left out, an empty tally)
     unmatched = events.unmatched if type(events) is RoutedEvents else HeadFilter(bool)
+    if routed and dedupe_ns is not None:  # the reader drops the others: it tells their repeats
+        unmatched.repeats = RecentIds(dedupe_ns)
     result = ReplayResult(per_rule={r.id: RuleSummary(learn_ns=_learn_ns(r)) for r in engine.rules})
     buffer = ReorderBuffer(lateness_ns)
     ordered = buffer.ordered(events, strict=strict)
@@ -294,7 +304,7 @@ def replay(
     result.events = count - malformed + unmatched.dropped + duplicates
     result.first_ns, result.last_ns = (min(times), max(times)) if times else (None, None)
     result.late = buffer.late
-    result.duplicates = duplicates
+    result.duplicates = duplicates + unmatched.duplicates  # in dropped too: read once
     for rule_id, stats in engine.stats.items():
         result.per_rule[rule_id].suppressed = stats.suppressed
     return result

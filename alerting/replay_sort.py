@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from alerting import jsonutil
-from alerting.events import Event, JsonEvent
+from alerting.events import Event, JsonEvent, forget_ids
 
 __all__ = [
     "RUN_BYTES",
     "DuplicateTally",
     "SortedRuns",
     "drop_duplicates",
-    "forget_ids",
     "sort_events",
 ]
 
@@ -167,7 +166,6 @@ def _blocks(fh: BinaryIO) -> Iterator[_Record]:
         yield from block
 
 
-_PRUNE_AT = 100_000
 _T = TypeVar("_T")
 _event_identity = operator.attrgetter("id", "time_ns")
 _record_identity = operator.itemgetter(1, 0)
@@ -186,7 +184,7 @@ def drop_duplicates(
     ``(id, time ns)`` (default: an ``Event``'s)."""
     seen: dict[str, int] = {}
     get = seen.get
-    prune_at = _PRUNE_AT
+    prune_at = 0  # the first item sweeps the empty dict, which sets the size
     for item in events:
         event_id, t = identity(item)
         before = get(event_id)
@@ -198,10 +196,3 @@ def drop_duplicates(
             seen, prune_at = forget_ids(seen, t - window_ns)
             get = seen.get
         yield item
-
-
-def forget_ids(seen: dict[str, int], horizon: int) -> tuple[dict[str, int], int]:
-    """``seen`` (id -> event time) without the ids older than ``horizon``, and the size at
-    which to sweep again: about one window of ids is kept, whatever the input's length."""
-    kept = {k: v for k, v in seen.items() if v >= horizon}
-    return kept, max(_PRUNE_AT, 2 * len(kept))

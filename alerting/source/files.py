@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from alerting import jsonutil
 from alerting.errors import AlertingError, EventError
-from alerting.events import Event, JsonEvent, LazyEvent, identify, parse_timestamp
+from alerting.events import Event, JsonEvent, LazyEvent, RecentIds, identify, parse_timestamp
 
 __all__ = ["MAX_LINE", "NoEventsError", "SkipCounter", "read_events", "read_lines"]
 
@@ -186,6 +186,11 @@ class HeadFilter:
     dropped: int = 0
     first_ns: int | None = None
     last_ns: int | None = None
+    # Set by a replay that drops duplicates: which of the dropped events repeat one seen
+    # before (counted in ``duplicates`` too, left out of the span), so that the count of
+    # repeats does not depend on which rules were loaded.
+    repeats: RecentIds | None = None
+    duplicates: int = 0
 
 
 def read_events(
@@ -368,6 +373,7 @@ def _jsonl_events(
     if keep is None:
         keep = HeadFilter(_every)
     verdict_of = keep.verdict
+    repeats = keep.repeats  # set before the first line is asked for (replay)
     loads = jsonutil.loads
     from_json = JsonEvent.from_json
     from_raw = Event.from_raw
@@ -398,10 +404,13 @@ def _jsonl_events(
                         verdict = verdict_of(fields)
                         if not verdict:  # no rule can match it: counted, never held or decoded
                             keep.dropped += 1
-                            if keep.first_ns is None or time_ns < keep.first_ns:
-                                keep.first_ns = time_ns
-                            if keep.last_ns is None or time_ns > keep.last_ns:
-                                keep.last_ns = time_ns
+                            if repeats is not None and repeats.repeated(event_id, time_ns):
+                                keep.duplicates += 1
+                            else:
+                                if keep.first_ns is None or time_ns < keep.first_ns:
+                                    keep.first_ns = time_ns
+                                if keep.last_ns is None or time_ns > keep.last_ns:
+                                    keep.last_ns = time_ns
                         elif whole:  # benchmarks/README.md, "Positional arguments"
                             yield JsonEvent(fields, time_ns, event_id, data, True, verdict)
                         else:

@@ -25,6 +25,7 @@ from alerting.replay_parallel import (
     sample_events,
     split_rules,
 )
+from tests.support.exports import overlapping_exports
 from tests.support.real_events import RADIUS_FAILURE, shaped
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,12 +62,14 @@ def _replay(
     return output.read_bytes(), captured.out
 
 
-@pytest.mark.parametrize("form", ["sorted", "shuffled", "every event twice"])
+@pytest.mark.parametrize("form", ["sorted", "shuffled", "every event twice", "overlapping exports"])
 def test_jobs_give_the_alerts_and_summary_of_one_process(
     days: Path, tmp_path: Path, form: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if form == "sorted":
         events = days
+    elif form == "overlapping exports":  # streamed, its repeats dropped as they come
+        events, _repeats = overlapping_exports(days, tmp_path)
     else:
         lines = days.read_bytes().splitlines()
         if form == "shuffled":

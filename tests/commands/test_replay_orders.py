@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from alerting import cli, jsonutil, replay_sort
+from alerting.engine.engine import Engine
+from alerting.engine.loader import load_rules
+from tests.support.exports import overlapping_exports
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = 16  # fewer people than the default 60: a week in seconds, every scenario still in
@@ -112,6 +115,36 @@ def test_five_orders_and_forms_give_identical_alert_files(
         f"{2 * count:,} events read, 0 skipped (malformed), {count:,} duplicate events dropped"
         in (summaries["every event twice"])
     )
+
+
+def test_the_repeats_of_overlapping_exports_are_all_counted(
+    week: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every repeated line is a dropped duplicate, whether or not a rule could match it:
+    the count says how much the exports overlap, not which rules were loaded."""
+    path, repeats = overlapping_exports(week, tmp_path)
+    overlap = path.read_bytes().splitlines()[len(week.read_bytes().splitlines()) // 2 :][:repeats]
+    rules = load_rules([REPO / "rules"])
+    engine = Engine(rules)
+    unmatched = sum(1 for line in overlap if engine.route(jsonutil.loads(line)) is None)
+    assert repeats > 20
+    assert 0 < unmatched < repeats  # both kinds repeat: the count must take in both
+
+    for extra in ((), ("--rule", "failed-login-burst")):
+        capsys.readouterr()
+        replay(path, tmp_path / "alerts.jsonl", *extra)
+        out = capsys.readouterr().out
+        assert "sorted" not in out  # streamed: the repeats are within the reorder window
+        total = sum(1 for _ in path.open())
+        assert (
+            f"{total:,} events read, 0 skipped (malformed), {repeats:,} duplicate events dropped"
+            in out
+        ), extra
+    replay(week, tmp_path / "week.alerts.jsonl")
+    replay(path, tmp_path / "overlapping.alerts.jsonl")
+    assert (tmp_path / "overlapping.alerts.jsonl").read_bytes() == (
+        tmp_path / "week.alerts.jsonl"
+    ).read_bytes()
 
 
 def test_ten_copies_of_one_failed_login_are_one_event(
