@@ -293,14 +293,17 @@ def replay(
                 for alert in alerts:
                     _count(result, per_rule, alert)
                     on_alert(alert)
-    if last_ns is not None:
-        # The digests of every period over by the end, after all the events' alerts and in
-        # rule order: one place, however the events were read or the rules split.
-        for alert in engine.due(last_ns):
-            _count(result, per_rule, alert)
-            on_alert(alert)
     spans = (first_ns, last_ns, unmatched.first_ns, unmatched.last_ns)
     times = [t for t in spans if t is not None]
+    if last_ns is not None:
+        # The digests of every period over by the input's last event, after all the
+        # events' alerts and in rule order: one place, however the events were read or the
+        # rules split. The last of all the events, those no rule matched too: time went on
+        # for the service as well, so a rule backtested alone sends what it sends in the
+        # pack (and each --jobs worker, which reads every line, sees the same end).
+        for alert in engine.due(max(times)):
+            _count(result, per_rule, alert)
+            on_alert(alert)
     result.events = count - malformed + unmatched.dropped + duplicates
     result.first_ns, result.last_ns = (min(times), max(times)) if times else (None, None)
     result.late = buffer.late

@@ -14,6 +14,7 @@ import pytest
 from alerting import cli, jsonutil, replay_sort
 from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
+from alerting.engine.types import DigestSpec
 from tests.support.exports import overlapping_exports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,6 +146,33 @@ def test_the_repeats_of_overlapping_exports_are_all_counted(
     assert (tmp_path / "overlapping.alerts.jsonl").read_bytes() == (
         tmp_path / "week.alerts.jsonl"
     ).read_bytes()
+
+
+def test_a_rule_backtested_alone_sends_what_it_sends_in_the_pack(
+    week: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--rule ID`` is how a rule is tried before it is enabled: its alerts must not
+    depend on the other rules, not even a digest's, whose days end when the input's
+    events go past midnight, whichever rules those events were for. One rule of each
+    kind, and every digest."""
+    pack = tmp_path / "pack.jsonl"
+    replay(week, pack)
+    lines = pack.read_text().splitlines(keepends=True)
+    chosen: dict[str, str] = {}
+    for rule in load_rules([REPO / "rules"]):
+        kind = type(rule.aggregation).__name__
+        if isinstance(rule.aggregation, DigestSpec):
+            kind = rule.id
+        if any(json.loads(line)["rule"] == rule.id for line in lines):
+            chosen.setdefault(kind, rule.id)
+    assert {"account-lockout", "login-without-mfa-digest"} <= set(chosen.values())
+    assert len(chosen) >= 7  # plain, threshold, distinct, travel, sequence, baseline, digests
+    for rule_id in chosen.values():
+        alone = tmp_path / f"{rule_id}.jsonl"
+        replay(week, alone, "--rule", rule_id)
+        in_pack = [line for line in lines if json.loads(line)["rule"] == rule_id]
+        assert alone.read_text().splitlines(keepends=True) == in_pack, rule_id
+    capsys.readouterr()
 
 
 def test_ten_copies_of_one_failed_login_are_one_event(
