@@ -98,6 +98,13 @@ class DigestAggregation:
             del self._periods[key]
         return firings
 
+    def first_open_end_ns(self) -> int | None:
+        """The end of the earliest period still open (None: none is): no digest to come
+        is judged by realert at an earlier time (``Engine.advance``)."""
+        if not self._periods:
+            return None
+        return (min(p.index for p in self._periods.values()) + 1) * self._every
+
     def _fire(self, key: str, group: dict[str, Any], period: _Period) -> Firing:
         events: list[Event] = list(period.events)
         self._size -= len(period.events)
@@ -113,6 +120,7 @@ class DigestAggregation:
                 "period_start": format_timestamp(start),
                 "period_end": format_timestamp(start + self._every),
             },
+            start + self._every,
         )
 
     def evict(self, watermark_ns: int) -> None:

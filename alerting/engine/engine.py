@@ -680,7 +680,7 @@ class Engine:
         carried = 0
         window = runner.realert_ns
         if window > 0:
-            t = firing.trigger.time_ns
+            t = firing.trigger.time_ns if firing.at_ns is None else firing.at_ns
             state = runner.last.get(firing.group_key)
             runner.dirty.add(firing.group_key)
             if state is not None and abs(t - state[0]) < window:
@@ -853,10 +853,19 @@ class Engine:
                 runner.aggregation.evict(watermark_ns)
             window = runner.realert_ns
             if window > 0 and runner.last:
+                # A realert state goes once no firing to come can fall within its window:
+                # firings carry the watermark's time or later, but a digest's carries its
+                # period's end, and a period may still be open far behind the watermark
+                # (replay asks for the periods over only at the end).
+                upcoming = watermark_ns
+                if runner in self._due:
+                    open_end = runner.aggregation.first_open_end_ns()  # type: ignore[union-attr]
+                    if open_end is not None and open_end < upcoming:
+                        upcoming = open_end
                 expired = [
                     k
                     for k, (t, suppressed) in runner.last.items()
-                    if suppressed == 0 and watermark_ns - t >= window
+                    if suppressed == 0 and upcoming - t >= window
                 ]
                 for k in expired:
                     del runner.last[k]

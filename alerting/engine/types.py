@@ -177,6 +177,9 @@ class Firing:
     events: list[Event]
     count: int  # how many events contributed (not capped)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. values, distance_km
+    # The event time realert judges the firing at (None: its trigger's). A digest's is its
+    # period's end: one list per period, however the matches fell within the periods.
+    at_ns: int | None = None
 
 
 class Aggregation(Protocol):

@@ -231,6 +231,68 @@ def test_digest_period_must_be_positive() -> None:
         DigestSpec(every=timedelta(0))
 
 
+def _digest_engine(directory: Path, every: str, realert: str) -> Engine:
+    (directory / "d.yaml").write_text(
+        "id: d\ntitle: t\nseverity: info\ndetection:\n"
+        "  login: {event_type: user_login_attempt, success: true, mfa: false}\n"
+        f"digest: {{every: {every}, field: initiated_by.username}}\nrealert: {realert}\n",
+        encoding="utf-8",
+    )
+    return Engine(load_rules([directory]), tolerance_ns=5 * 60 * 10**9)
+
+
+def _portal_login(i: int, at: int, user: str) -> Event:
+    raw = {
+        "id": f"e{i}",
+        "event_type": "user_login_attempt",
+        "success": True,
+        "mfa": False,
+        "mfa_meta": {"type": "none"},
+        "initiated_by": {"type": "user", "username": user},
+    }
+    return Event(raw, at, f"e{i}")
+
+
+def test_a_daily_list_goes_out_every_day_whatever_its_realert(tmp_path: Path) -> None:
+    """realert 12h (the pack's digests) must not swallow a day's list because the last
+    login of one day and the first of the next were minutes apart: realert judges a
+    digest at its period's end."""
+    engine = _digest_engine(tmp_path, "1d", "12h")
+    day = T0 - T0 % DAY
+    minute = 60 * 10**9
+    logins = [
+        _portal_login(1, day + DAY - 5 * minute, "amy"),  # 23:55
+        _portal_login(2, day + DAY + 10 * minute, "bob"),  # 00:10 the next day
+        _portal_login(3, day + DAY + 20 * minute, "cat"),
+    ]
+    (first,) = engine.process_many(logins)  # the next day's first login closes the day
+    assert first.event_ids == ["e1"]
+    (second,) = engine.due(day + 2 * DAY + 10 * minute)
+    assert second.event_ids == ["e2", "e3"]
+    assert engine.stats["d"].suppressed == 0
+
+
+def test_a_list_held_by_realert_stays_held_however_far_the_engine_was_advanced(
+    tmp_path: Path,
+) -> None:
+    """An hourly list with realert 3h sends one list in three hours. Whether the engine
+    was advanced past the realert window while a period stayed open (replay asks for
+    the periods over only at the end) must not change that."""
+    answers = []
+    for advance_first in (False, True):
+        engine = _digest_engine(tmp_path, "1h", "3h")
+        hour = T0 - T0 % HOUR
+        sent = engine.process_many(
+            [_portal_login(1, hour + 1, "amy"), _portal_login(2, hour + HOUR + 1, "bob")]
+        )
+        assert [a.event_ids for a in sent] == [["e1"]]  # hour 0's list, at its end
+        if advance_first:
+            engine.advance(hour + 10 * HOUR)  # other rules' events moved event time on
+        later = engine.due(hour + 10 * HOUR)  # hour 1's list: an hour after hour 0's
+        answers.append(([a.event_ids for a in later], engine.stats["d"].suppressed))
+    assert answers[0] == answers[1] == ([], 1)
+
+
 def test_digest_goes_out_when_event_time_passes_the_period_end(tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text(
         "id: d\ntitle: t\nseverity: info\ndetection:\n"
