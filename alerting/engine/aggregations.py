@@ -1146,9 +1146,11 @@ class NewValueAggregation:
         known = baseline.values
         new_value: str | None = None
         judged = t >= self._start + self._learn and (self.spec.alert_on is None or hit.steps)
-        if self._dormant and known and judged and t - baseline.newest >= self._dormant:
+        # A group idle past ``forget`` is forgotten, evicted yet or not: new, so silent.
+        remembered = known and (not forget or t - baseline.newest < forget)
+        if self._dormant and remembered and judged and t - baseline.newest >= self._dormant:
             return self._returning(hit, baseline, values)
-        if judged and known and (not forget or t - baseline.newest < forget):
+        if judged and remembered:
             for v in values:
                 seen = known.get(v)
                 if (seen is None or (forget and t - seen[1] >= forget)) and v not in self._known:
@@ -1194,10 +1196,14 @@ class NewValueAggregation:
         """A group back after ``dormant`` without hits: fire, then learn the hit as usual."""
         t = hit.event.time_ns
         last = baseline.newest
+        forget = self._forget
+        known = sorted(
+            v for v, seen in baseline.values.items() if not forget or t - seen[1] < forget
+        )
         details = {
             "field": self.spec.field,
             "value": values[0],
-            "known": sorted(baseline.values)[:MAX_KNOWN_VALUES],
+            "known": known[:MAX_KNOWN_VALUES],
             "last_seen": format_timestamp(last),
             "idle_days": (t - last) // DAY_NS,
         }

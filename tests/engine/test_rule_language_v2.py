@@ -134,6 +134,32 @@ def test_dormant_last_logins_survive_a_restart(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.parametrize("evicted", [False, True], ids=["not yet evicted", "evicted"])
+def test_dormant_is_silent_for_a_group_idle_past_its_forget(evicted: bool) -> None:
+    """forget 60d: an account back after 70 days is forgotten, so new, so silent, whether
+    or not eviction (run when the engine is advanced) has dropped it yet; one back after
+    40 days is dormant."""
+    agg = build_aggregation(dormant_spec(forget=timedelta(days=60)), rule_id="dormant")
+    assert agg.add(login(0, "a")) == []
+    assert agg.add(login(HOUR, "b", user="bob")) == []
+    (firing,) = agg.add(login(40 * DAY, "c", user="bob"))
+    assert firing.details["idle_days"] == 39
+    if evicted:
+        agg.evict(T0 + 70 * DAY)
+    assert agg.add(login(70 * DAY, "d")) == []
+
+
+def test_a_dormant_alert_lists_as_known_only_what_is_not_forgotten() -> None:
+    agg = build_aggregation(dormant_spec(forget=timedelta(days=60)), rule_id="dormant")
+    assert agg.add(login(0, "a")) == []
+    admin = {"type": "admin", "username": "jane.doe"}
+    (new,) = agg.add(login(35 * DAY, "b", initiated_by=admin))  # a new value
+    assert new.details["value"] == "admin"
+    (firing,) = agg.add(login(85 * DAY, "c"))  # 50 days idle; "user" last seen 85 days ago
+    assert firing.details["idle_days"] == 50
+    assert firing.details["known"] == ["admin"]
+
+
 def test_dormant_needs_a_forget_longer_than_itself() -> None:
     with pytest.raises(ValidationError, match="dormant needs forget: 0"):
         dormant_spec(forget=timedelta(days=30))
