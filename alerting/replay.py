@@ -428,12 +428,15 @@ def replay_file(
                 sorted_events = read_for_replay(
                     source, engine, on_skip=skips, name=name, lines=lines
                 )
+                # In (time, id) order now, so strict never raises here: it promises the
+                # engine that order, as for an in-order file (Engine.assume_in_order).
                 result = replay(
                     sorted_events,
                     engine,
                     on_alert=spool.add,
                     lateness_ns=lateness_ns,
                     progress=progress,
+                    strict=True,
                     dedupe_ns=window,
                 )
                 result.ordering = runs.describe()
