@@ -60,10 +60,11 @@ def test_the_service_delivers_what_the_backtest_finds(tmp_path: Path) -> None:
             start_from="2h",
             poll_interval=f"{POLL_S}s",
         )
-        text = config.read_text().replace(
-            "rules: {paths: [rules]}", f"rules: {{paths: [{REPO / 'rules'}]}}"
+        text = config.read_text()
+        assert "rules: {paths: [rules]}" in text  # the helper's test rules: the pack instead
+        config.write_text(
+            text.replace("rules: {paths: [rules]}", f"rules: {{paths: [{REPO / 'rules'}]}}")
         )
-        config.write_text(text)
         service = open_service(config, clock)
         polls = 0
         try:
