@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -227,10 +226,8 @@ class JsonEvent(Event):
         try:
             return JsonEvent(jsonutil.loads(self.blob), self.time_ns, self.id, self.blob)
         except ValueError:
-            # The projection decoder skips what it does not build, unchecked: a value
-            # orjson refuses there (e.g. 1e999) still parses with the standard library.
-            try:
-                return Event(json.loads(self.blob), self.time_ns, self.id)
+            try:  # e.g. 1e999 in a field no rule reads (jsonutil.loads_whole)
+                return Event(jsonutil.loads_whole(self.blob), self.time_ns, self.id)
             except (ValueError, RecursionError):
                 return self  # nothing parses it whole: the alert shows the fields read
 

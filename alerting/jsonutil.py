@@ -76,6 +76,17 @@ else:  # pragma: no cover
         return _stdlib_dumps(obj, indent=False, sort_keys=False).encode()
 
 
+def loads_whole(data: bytes) -> Any:
+    """A held event's whole JSON: ``loads``, or where orjson refuses a number JSON allows
+    (beyond float range, ``1e999``: the projection decoder skips it unread, so such an
+    event is let in) the standard library's reading of it (``inf``). Raises ``ValueError``
+    or ``RecursionError`` where neither reads it."""
+    try:
+        return loads(data)
+    except ValueError:
+        return json.loads(data)
+
+
 @functools.lru_cache(maxsize=16)
 def projection_decoder(keys: frozenset[str]) -> Callable[[bytes], dict[str, Any]] | None:
     """A decoder that builds only ``keys`` of a JSON object, as the dict a full parse would

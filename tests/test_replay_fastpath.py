@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ from alerting.events import (
     LazyEvent,
     parse_timestamp,
 )
+from alerting.jsonutil import projection_decoder
 from alerting.replay import ReorderBuffer, read_for_replay, replay
 from tests.support.events import T0, S, blob_of, json_event, raw_at
+from tests.support.real_events import RADIUS_FAILURE, shaped
 
 # ----------------------------------------------------------------- reorder buffer
 
@@ -290,3 +293,71 @@ def test_a_bad_body_in_an_event_no_rule_reads_is_not_reported(tmp_path):
     assert "x" in (engine.fields_read() or ())
     result = replay(read_for_replay(path, engine, on_skip=pytest.fail), engine, on_alert=[].append)
     assert result.events == 10
+
+
+# ------------------------------------------------ a number orjson refuses, in an unread field
+
+PACK = Path(__file__).resolve().parents[1] / "rules"
+MIN = 60 * S
+
+
+def _pack_rule(rule_id: str) -> Engine:
+    return Engine([r for r in load_rules([PACK]) if r.id == rule_id])
+
+
+def _with_huge_number(raw: dict[str, Any]) -> bytes:
+    """The event's line with a field no rule reads holding 1e999: JSON allows it, orjson
+    refuses it (beyond float range), the reader's projection skips it unread."""
+    return blob_of(raw)[:-1] + b', "vendor_score": 1e999}'
+
+
+def _radius(minutes: float, event_id: str, **fields: Any) -> dict[str, Any]:
+    """The real RADIUS failure (Sekoia's sample), for john.doe."""
+    return shaped(RADIUS_FAILURE, event_id, T0 + int(minutes * MIN), **fields)
+
+
+def test_a_number_orjson_refuses_in_an_unread_field_does_not_cost_the_alert(tmp_path):
+    """Ten RADIUS failures in a minute are a burst, also when one of them carries such a
+    number: its alert goes out, the event shown whole with the number as null."""
+    lines = [blob_of(_radius(i / 10, f"f{i}")) for i in range(10)]
+    lines[7] = _with_huge_number(_radius(0.7, "f7"))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    engine = _pack_rule("failed-login-burst")
+    got: list[Any] = []
+    replay(read_for_replay(path, engine, on_skip=pytest.fail), engine, on_alert=got.append)
+    (alert,) = got
+    assert alert.event_ids == [f"f{i}" for i in range(10)]
+    (shown,) = [e for e in json.loads(alert.to_json())["events"] if e["id"] == "f7"]
+    assert shown["vendor_score"] is None  # JSON has no infinity
+    assert shown["client_ip"] == "13.14.15.16"
+    assert engine.stats["failed-login-burst"].errors == 0
+
+
+def test_a_held_success_with_such_a_number_is_projected_when_slimmed(tmp_path):
+    """brute-force-success holds a success unprojected until newer logins slim it; then
+    it is projected from its line, which must not fail on that number: the late
+    failures that precede it still raise the alert, naming where it came from."""
+    lines = [_with_huge_number(_radius(10, "ok", success=True, client_ip="198.51.100.7"))]
+    lines += [
+        blob_of(_radius(10.5 + i / 2, f"re{i}", success=True, client_ip="198.51.100.8"))
+        for i in range(5)
+    ]
+    lines += [blob_of(_radius(8 + i / 4, f"f{i}", success=False)) for i in range(6)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    engine = _pack_rule("brute-force-success")
+    fields = engine.fields_read()
+    project = projection_decoder(fields) if fields is not None else None
+    alerts: list[Any] = []
+    # In file order, unbuffered, as the service meets events late within its overlap.
+    for event in read_for_replay(path, engine, on_skip=pytest.fail):
+        parsed = event.parsed(project) if isinstance(event, LazyEvent) else event
+        assert parsed is not None
+        if parsed.id == "f0":
+            engine.advance(T0 + int(12.5 * MIN))  # a poll between: the overlap still open
+        alerts += engine.process(parsed, event.verdict)  # type: ignore[attr-defined]
+    (alert,) = alerts
+    assert alert.event_ids == [f"f{i}" for i in range(6)] + ["ok"]
+    assert "from 198.51.100.7" in alert.summary
+    assert engine.stats["brute-force-success"].errors == 0

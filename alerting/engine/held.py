@@ -90,8 +90,11 @@ class HeldEvent(Event):
     def raw(self) -> dict[str, Any]:  # type: ignore[override]
         full = self._full
         if full is not None:
-            value: dict[str, Any] = jsonutil.loads(full)
-            return value
+            try:
+                value: dict[str, Any] = jsonutil.loads_whole(full)
+                return value
+            except (ValueError, RecursionError):
+                pass  # nothing parses it whole: the fields read, as once slimmed
         part = self._part
         holder = self._holder
         partial = holder.rebuild(part) if holder is not None and type(part) is bytes else {}

@@ -137,7 +137,13 @@ class Series:
         # DEFERRED is only set where the rule projects, and slimming comes after it
         assert project is not None
         assert full is not None
-        self.parts[k] = project(jsonutil.loads(full)) if self.needed(k) else None
+        part = None
+        if self.needed(k):
+            try:
+                part = project(jsonutil.loads_whole(full))
+            except (ValueError, RecursionError):
+                pass  # nothing parses it whole: its time and id are what an alert shows
+        self.parts[k] = part
 
     def needed(self, k: int) -> bool:
         """Whether deferred entry ``k`` may still be part of a firing (overridden where
