@@ -69,7 +69,7 @@ def test_jobs_give_the_alerts_and_summary_of_one_process(
     if form == "sorted":
         events = days
     elif form == "overlapping exports":  # streamed, its repeats dropped as they come
-        events, _repeats = overlapping_exports(days, tmp_path)
+        events, _repeated = overlapping_exports(days, tmp_path)
     else:
         lines = days.read_bytes().splitlines()
         if form == "shuffled":

@@ -10,11 +10,11 @@ from alerting.events import parse_timestamp
 OVERLAP_NS = 5 * 60 * 10**9  # well within replay's reorder window (10 minutes)
 
 
-def overlapping_exports(export: Path, directory: Path) -> tuple[Path, int]:
+def overlapping_exports(export: Path, directory: Path) -> tuple[Path, list[bytes]]:
     """``export`` (JSONL, in time order) as two exports concatenated, the second starting
     ``OVERLAP_NS`` before the first ends, as overlapping pulls get glued together. The
     repeats are within the reorder window, so such a file streams and its repeats are
-    dropped as they come. Returns the file and how many of its lines repeat."""
+    dropped as they come. Returns the file and the lines it repeats."""
     lines = export.read_bytes().splitlines(keepends=True)
     middle = len(lines) // 2
     end_ns = parse_timestamp(jsonutil.loads(lines[middle - 1])["timestamp"])
@@ -25,4 +25,4 @@ def overlapping_exports(export: Path, directory: Path) -> tuple[Path, int]:
         start -= 1
     path = directory / "overlapping.jsonl"
     path.write_bytes(b"".join(lines[:middle] + lines[start:]))
-    return path, middle - start
+    return path, lines[start:middle]
