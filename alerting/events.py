@@ -226,10 +226,9 @@ class JsonEvent(Event):
         try:
             return JsonEvent(jsonutil.loads(self.blob), self.time_ns, self.id, self.blob)
         except ValueError:
-            try:  # e.g. 1e999 in a field no rule reads (jsonutil.loads_whole)
-                return Event(jsonutil.loads_whole(self.blob), self.time_ns, self.id)
-            except (ValueError, RecursionError):
-                return self  # nothing parses it whole: the alert shows the fields read
+            raw = jsonutil.loads_whole(self.blob)  # e.g. 1e999 in a field no rule reads
+            # nothing parses it whole: the alert shows the fields read
+            return self if raw is None else Event(raw, self.time_ns, self.id)
 
 
 class LazyEvent(Event):

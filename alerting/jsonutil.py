@@ -76,15 +76,15 @@ else:  # pragma: no cover
         return _stdlib_dumps(obj, indent=False, sort_keys=False).encode()
 
 
-def loads_whole(data: bytes) -> Any:
-    """A held event's whole JSON: ``loads``, or where orjson refuses a number JSON allows
-    (beyond float range, ``1e999``: the projection decoder skips it unread, so such an
-    event is let in) the standard library's reading of it (``inf``). Raises ``ValueError``
-    or ``RecursionError`` where neither reads it."""
+def loads_whole(data: bytes) -> dict[str, Any] | None:
+    """A held event's whole JSON object, for a line orjson refused: a number JSON allows
+    beyond float range (``1e999``; the projection decoder skips it unread, so such an
+    event is let in) is the standard library's ``inf``. None where that fails too."""
     try:
-        return loads(data)
-    except ValueError:
-        return json.loads(data)
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @functools.lru_cache(maxsize=16)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from alerting import jsonutil
-from alerting.events import Event, JsonEvent, forget_ids
+from alerting.events import Event, JsonEvent, RecentIds
 
 __all__ = [
     "RUN_BYTES",
@@ -179,20 +179,12 @@ def drop_duplicates(
 ) -> Iterator[_T]:
     """``events`` (in time order) without the ones whose id was seen at most ``window_ns``
     of event time before: what the poller drops, since its seen ids reach back to
-    ``cursor - overlap``. The first copy is kept. Ids older than the window are forgotten
-    in sweeps, so memory holds about one window of ids. ``identity`` gives an item's
-    ``(id, time ns)`` (default: an ``Event``'s)."""
-    seen: dict[str, int] = {}
-    get = seen.get
-    prune_at = 0  # the first item sweeps the empty dict, which sets the size
+    ``cursor - overlap``. The first copy is kept (``RecentIds``: memory holds about one
+    window of ids). ``identity`` gives an item's ``(id, time ns)`` (default: an
+    ``Event``'s)."""
+    recent = RecentIds(window_ns)
     for item in events:
-        event_id, t = identity(item)
-        before = get(event_id)
-        if before is not None and t - before <= window_ns:
+        if recent.repeated(*identity(item)):
             tally.dropped += 1
             continue
-        seen[event_id] = t
-        if len(seen) >= prune_at:
-            seen, prune_at = forget_ids(seen, t - window_ns)
-            get = seen.get
         yield item

@@ -91,14 +91,13 @@ class HeldEvent(Event):
         full = self._full
         if full is not None:
             try:
-                value: dict[str, Any] = jsonutil.loads(full)  # (one call: per alert sample)
+                value: dict[str, Any] = jsonutil.loads(full)
                 return value
-            except ValueError:
-                try:  # e.g. 1e999 in a field no rule reads
-                    value = jsonutil.loads_whole(full)
-                    return value
-                except (ValueError, RecursionError):
-                    pass  # nothing parses it whole: the fields read, as once slimmed
+            except ValueError:  # e.g. 1e999 in a field no rule reads
+                whole = jsonutil.loads_whole(full)
+                if whole is not None:
+                    return whole
+                # nothing parses it whole: the fields read, as once slimmed
         part = self._part
         holder = self._holder
         partial = holder.rebuild(part) if holder is not None and type(part) is bytes else {}

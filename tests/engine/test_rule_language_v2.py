@@ -257,11 +257,12 @@ def test_digest_period_must_be_positive() -> None:
         DigestSpec(every=timedelta(0))
 
 
-def _digest_engine(directory: Path, every: str, realert: str) -> Engine:
+def _digest_engine(directory: Path, every: str = "1d", realert: str | None = None) -> Engine:
     (directory / "d.yaml").write_text(
         "id: d\ntitle: t\nseverity: info\ndetection:\n"
         "  login: {event_type: user_login_attempt, success: true, mfa: false}\n"
-        f"digest: {{every: {every}, field: initiated_by.username}}\nrealert: {realert}\n",
+        f"digest: {{every: {every}, field: initiated_by.username}}\n"
+        + (f"realert: {realert}\n" if realert else ""),
         encoding="utf-8",
     )
     return Engine(load_rules([directory]), tolerance_ns=5 * 60 * 10**9)
@@ -320,25 +321,9 @@ def test_a_list_held_by_realert_stays_held_however_far_the_engine_was_advanced(
 
 
 def test_digest_goes_out_when_event_time_passes_the_period_end(tmp_path: Path) -> None:
-    (tmp_path / "d.yaml").write_text(
-        "id: d\ntitle: t\nseverity: info\ndetection:\n"
-        "  login: {event_type: user_login_attempt, success: true, mfa: false}\n"
-        "digest: {every: 1d, field: initiated_by.username}\n",
-        encoding="utf-8",
-    )
-    engine = Engine(load_rules([tmp_path]), tolerance_ns=5 * 60 * 10**9)
+    engine = _digest_engine(tmp_path)
     day = T0 - T0 % DAY
-
-    def login(i: int, at: int, user: str) -> Event:
-        raw = {
-            "id": f"e{i}",
-            "event_type": "user_login_attempt",
-            "success": True,
-            "mfa": False,
-            "mfa_meta": {"type": "none"},
-            "initiated_by": {"type": "user", "username": user},
-        }
-        return Event(raw, at, f"e{i}")
+    login = _portal_login
 
     assert engine.process_many([login(1, day + HOUR, "amy"), login(2, day + 2 * HOUR, "bob")]) == []
     assert engine.due(day + DAY) == []  # a late login may still belong to the day

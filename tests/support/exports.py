@@ -7,7 +7,7 @@ from pathlib import Path
 from alerting import jsonutil
 from alerting.events import parse_timestamp
 
-OVERLAP_NS = 5 * 60 * 10**9  # well within replay's reorder window (10 minutes)
+OVERLAP_NS = 8 * 60 * 10**9  # within replay's reorder window (10 minutes)
 
 
 def overlapping_exports(export: Path, directory: Path) -> tuple[Path, list[bytes]]:
