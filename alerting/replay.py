@@ -32,7 +32,6 @@ from alerting.events import (
     JsonEvent,
     LazyEvent,
     RecentIds,
-    forget_ids,
     parse_timestamp,
 )
 from alerting.replay_sort import sort_events
@@ -245,27 +244,16 @@ def replay(
     malformed = 0
     first_ns: int | None = None
     last_ns: int | None = None
-    # Duplicates dropped in this loop, as ``drop_duplicates`` drops them (one dict lookup,
-    # no generator layer: benchmarks/README.md, "The buffer and the loop").
-    dedupe = dedupe_ns is not None
-    window = dedupe_ns or 0
+    # Duplicates dropped in this loop, as ``drop_duplicates`` drops them (no generator
+    # layer: benchmarks/README.md, "The buffer and the loop").
+    repeated = RecentIds(dedupe_ns).repeated if dedupe_ns is not None else None
     duplicates = 0
-    seen: dict[str, int] = {}
-    seen_at = seen.get
-    prune_at = 0  # the first event sweeps the empty window, which sets the size
     with _fewer_gc_passes():
         for event in ordered:
             t = event.time_ns
-            if dedupe:
-                event_id = event.id
-                before = seen_at(event_id)
-                if before is not None and t - before <= window:
-                    duplicates += 1
-                    continue
-                seen[event_id] = t
-                if len(seen) >= prune_at:
-                    seen, prune_at = forget_ids(seen, t - window)
-                    seen_at = seen.get
+            if repeated is not None and repeated(event.id, t):
+                duplicates += 1
+                continue
             count += 1
             if first_ns is None:
                 first_ns = last_ns = t
