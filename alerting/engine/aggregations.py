@@ -252,6 +252,9 @@ class _Windowed:
     def flush(self, store: Store) -> None:
         """Nothing persisted: windows are rebuilt by re-reading recent events."""
 
+    def assume_in_order(self) -> None:
+        """Nothing kept for late hits but the window itself, which order does not change."""
+
     def _consume(self, group_key: str, series: Series, start: int, stop: int) -> list[Event]:
         """Entries ``[start, stop)`` as a firing's events (capped), removed from the series."""
         events: list[Event] = [*series.events(_capped(list(range(start, stop))))]
@@ -1264,6 +1267,9 @@ class NewValueAggregation:
 
     def entries(self) -> int:
         return self._size
+
+    def assume_in_order(self) -> None:
+        """Nothing kept for late hits: a baseline holds values, not events."""
 
     def restore(self, store: Store) -> None:
         """Load the learning start and every persisted baseline row of this rule."""

@@ -129,6 +129,9 @@ class DigestAggregation:
     def entries(self) -> int:
         return self._size
 
+    def assume_in_order(self) -> None:
+        """Nothing kept for late hits: a period holds its hits until it is due."""
+
     def restore(self, store: Store) -> None:
         """Nothing persisted (see the module docstring)."""
 

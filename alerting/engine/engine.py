@@ -27,7 +27,6 @@ from alerting.engine.aggregations import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_TOLERANCE_NS,
     NewValueAggregation,
-    SequenceAggregation,
     build_aggregation,
 )
 from alerting.engine.fields import (
@@ -829,7 +828,7 @@ class Engine:
         could need (``deferred_projection``). Only ever given for the engine's whole
         remaining life: a later late event would meet what it did not keep."""
         for runner in self._runners:
-            if isinstance(runner.aggregation, SequenceAggregation):
+            if runner.aggregation is not None:
                 runner.aggregation.assume_in_order()
 
     def due(self, watermark_ns: int) -> list[Alert]:

@@ -204,3 +204,8 @@ class Aggregation(Protocol):
     def flush(self, store: Store) -> None:
         """Write state changed since the last flush, inside the caller's transaction."""
         ...
+
+    def assume_in_order(self) -> None:
+        """Every hit from now on comes in ``(time, id)`` order (``Engine.assume_in_order``):
+        what only a late hit could need may go unkept. A no-op where nothing depends on it."""
+        ...
