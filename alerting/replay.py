@@ -34,8 +34,9 @@ from alerting.events import (
     RecentIds,
     parse_timestamp,
 )
+from alerting.replay_shape import FIRST_EVENTS, check_export
 from alerting.replay_sort import sort_events
-from alerting.source.files import HeadFilter, read_events, read_lines
+from alerting.source.files import HeadFilter, first_events, read_events, read_lines
 
 DEFAULT_LATENESS_NS = 10 * MINUTE_NS
 MAX_BUFFERED = 1_000_000
@@ -391,6 +392,7 @@ def replay_file(
         source = spool_stdin(work / "stdin") if str(path) == "-" else Path(path)
         with _AlertSpool(work / "alerts.jsonl") as spool:
             engine = make_engine()
+            check_export(first_events(source, FIRST_EVENTS), engine.rules, name)
             try:
                 events = read_for_replay(source, engine, on_skip=skips, name=name)
                 result = replay(

@@ -31,7 +31,7 @@ import tempfile
 import traceback
 import zlib
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -54,7 +54,8 @@ from alerting.engine.types import (
 from alerting.errors import AlertingError
 from alerting.events import Event
 from alerting.replay import DEFAULT_LATENESS_NS, ReplayResult, replay_file, spool_stdin
-from alerting.source.files import read_events
+from alerting.replay_shape import FIRST_EVENTS, check_export
+from alerting.source.files import first_events
 
 __all__ = [
     "AUTO_MIN_BYTES",
@@ -67,7 +68,6 @@ __all__ = [
     "plan_jobs",
     "replay_parallel",
     "rule_weights",
-    "sample_events",
     "split_rules",
 ]
 
@@ -147,20 +147,6 @@ def rule_weights(rules: Sequence[CompiledRule], sample: Sequence[Event]) -> list
         base + matches[rule.id] * _MATCH_US.get(type(rule.aggregation), _OTHER_MATCH_US)
         for rule in rules
     ]
-
-
-def sample_events(path: Path, count: int = SAMPLE_EVENTS) -> list[Event]:
-    """The first ``count`` events of ``path``, whole, to plan the split by; fewer or none
-    when they cannot be read (the sample only plans: the workers read the file and
-    report every malformed record and error themselves)."""
-    events = read_events(path, on_skip=lambda _message: None)
-    try:
-        return list(itertools.islice(events, count))
-    except AlertingError:
-        return []
-    finally:
-        if isinstance(events, Generator):
-            events.close()  # the file, now
 
 
 def learning_starts(rules: Sequence[CompiledRule], sample: Sequence[Event]) -> dict[str, int]:
@@ -502,7 +488,8 @@ def replay_parallel(
     with tempfile.TemporaryDirectory(prefix="alerting-jobs-", dir=tmp_dir) as tmp:
         work = Path(tmp)
         source = spool_stdin(work / "stdin") if path == "-" else Path(path)
-        sample = sample_events(source)
+        sample = first_events(source, SAMPLE_EVENTS)
+        check_export(sample[:FIRST_EVENTS], rules, "<stdin>" if path == "-" else path)
         weights = rule_weights(rules, sample)
         plan = plan_jobs(rules, jobs, sample, weights=weights)
         for attempt in itertools.count():

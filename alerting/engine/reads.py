@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from alerting.engine.fields import jsonpath_parts
 from alerting.engine.rule import CompiledRule
 
 # $.name or $['name'] / $["name"] at the start of a JSONPath: its first field is known.
@@ -114,6 +115,20 @@ def fields_read(rules: Iterable[CompiledRule]) -> frozenset[str] | None:
         out |= found
         out.update(parts[0] for parts in rule.held_paths if parts)
     return frozenset(out)
+
+
+def paths_read(rule: CompiledRule) -> Iterator[str]:
+    """The dotted field paths ``rule`` reads: its conditions, groups, aggregation fields
+    and what its summary keeps of held events (a JSONPath as its names, when simple;
+    keyword searches and other JSONPaths, which name no path, are left out)."""
+    for path in (*_detection_paths(rule.detections), *_aggregation_paths(rule)):
+        if path.startswith("$"):
+            parts = jsonpath_parts(path)
+            if parts:
+                yield ".".join(parts)
+        elif path:
+            yield path
+    yield from (".".join(parts) for parts in rule.held_paths if parts)
 
 
 def flag_fields(rules: Iterable[CompiledRule]) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from alerting.engine.fields import jsonpath_parts
@@ -39,6 +39,13 @@ class DiSchema:
         return any(fnmatch.fnmatchcase(t, pattern) for t in self.event_types) or any(
             p.rstrip("*") and pattern.startswith(p.rstrip("*")) for p in self.event_type_patterns
         )
+
+    @cached_property
+    def object_paths(self) -> frozenset[str]:
+        """The paths DI sends as an object (or a list of them): those with known fields
+        below them."""
+        parents = {f.rsplit(".", 1)[0] for f in self.fields if "." in f}
+        return frozenset(p for p in parents if p in self.fields)
 
     def knows_field(self, path: str) -> bool:
         """A dotted path or simple JSONPath DI is known to send (or an object holding one)."""

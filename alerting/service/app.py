@@ -35,6 +35,7 @@ from alerting.errors import AlertingError, StoreError, ValidationFailed
 from alerting.health import Health, HealthServer
 from alerting.metrics import Metrics
 from alerting.notify.pipeline import Notifier, build_notifier
+from alerting.replay_shape import FIRST_EVENTS, check_export
 from alerting.service.banner import announce
 from alerting.service.deliver import DeliveryCycle, DeliveryOutcome, update_outbox_gauges
 from alerting.service.failpoints import NO_FAILPOINTS, Failpoints
@@ -43,6 +44,7 @@ from alerting.service.poll import PollCycle, PollOutcome
 from alerting.service.reload import load_all, needs_restart
 from alerting.service.schedule import SkipNotices
 from alerting.source.base import Source
+from alerting.source.files import first_events
 from alerting.source.open import open_source
 from alerting.store import Store
 
@@ -85,6 +87,10 @@ class Service:
             rules = list(
                 load_rules([Path(p) for p in config.rules.paths], placeholders=config.placeholders)
             )
+            if str(config.source.kind) == "file" and config.source.path is not None:
+                # A PowerShell export cut below what a rule reads: refused, as replay does.
+                path = config.source.path
+                check_export(first_events(path, FIRST_EVENTS), rules, str(path))
             tolerance_ns = td_ns(config.source.overlap)
             # MSP mode (several org ids): every rule groups by organization too.
             by_org, org_names = config.source.multi_org, dict(config.source.org_names)

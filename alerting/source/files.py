@@ -13,6 +13,7 @@ import codecs
 import functools
 import gzip
 import io
+import itertools
 import json
 import logging
 import re
@@ -244,6 +245,19 @@ def read_events(
     finally:
         if owned is not None:
             owned.close()
+
+
+def first_events(path: str | Path, count: int) -> list[Event]:
+    """The first ``count`` events of ``path``, whole, to look at before a replay; fewer or
+    none when they cannot be read (whoever reads the file next reports every malformed
+    record and error)."""
+    events = read_events(path, on_skip=lambda _message: None)
+    try:
+        return list(itertools.islice(events, count))
+    except AlertingError:
+        return []
+    finally:
+        events.close()  # type: ignore[attr-defined]  # a generator: the file, now
 
 
 def read_lines(

@@ -18,13 +18,14 @@ from alerting.engine.fields import MISSING
 from alerting.engine.loader import load_rules
 from alerting.events import Event, parse_timestamp
 from alerting.replay_parallel import (
+    SAMPLE_EVENTS,
     can_fork,
     owner,
     plan_jobs,
     rule_weights,
-    sample_events,
     split_rules,
 )
+from alerting.source.files import first_events
 from tests.support.exports import overlapping_exports
 from tests.support.real_events import RADIUS_FAILURE, shaped
 
@@ -154,7 +155,7 @@ def test_the_rules_grouped_by_user_run_in_every_worker_over_its_share_of_users(
     days: Path,
 ) -> None:
     rules = load_rules([REPO / "rules"])
-    plan = plan_jobs(rules, 2, sample_events(days))
+    plan = plan_jobs(rules, 2, first_events(days, SAMPLE_EVENTS))
     assert len(plan) == 2
     assert {job.partition.path for job in plan if job.partition} == {"initiated_by.username"}
     spread = plan[0].partitioned
@@ -231,12 +232,16 @@ def test_the_split_is_weighed_by_what_the_input_makes_the_rules_do(
 ) -> None:
     rules = load_rules([REPO / "rules"])
     weights = dict(
-        zip([r.id for r in rules], rule_weights(rules, sample_events(days)), strict=True)
+        zip(
+            [r.id for r in rules],
+            rule_weights(rules, first_events(days, SAMPLE_EVENTS)),
+            strict=True,
+        )
     )
     # simulator traffic is mostly SSO logins: travel meets them all, admin rules almost none
     assert weights["impossible-travel"] > 10 * weights["admin-created"]
     # an input that cannot be read gives no sample: the split falls back to the rules' kinds
-    assert sample_events(tmp_path / "missing.jsonl") == []
+    assert first_events(tmp_path / "missing.jsonl", SAMPLE_EVENTS) == []
     plan = plan_jobs(rules, 2, [])
     assert {r.id for job in plan for r in job.rules} == {r.id for r in rules}
     # a baseline's learning start is not known without a sample: each runs whole, once

@@ -26,3 +26,45 @@ def overlapping_exports(export: Path, directory: Path) -> tuple[Path, list[bytes
     path = directory / "overlapping.jsonl"
     path.write_bytes(b"".join(lines[:middle] + lines[start:]))
     return path, lines[start:middle]
+
+
+def powershell_text(value: object) -> str:
+    """What ``ConvertTo-Json`` writes for an object past its ``-Depth``: its text. An
+    object from ``ConvertFrom-Json`` (what ``Get-JCEvent`` returns) is ``@{k=v; ...}``,
+    with objects inside it empty (``@{from=; to=}``); an array is its .NET type name."""
+    if not isinstance(value, dict):
+        return "System.Object[]"
+
+    def inner(item: object) -> str:
+        if isinstance(item, dict) or item is None:
+            return ""
+        if isinstance(item, list):
+            return " ".join(inner(i) for i in item)
+        return str(item)  # True as True, as PowerShell spells it
+
+    return "@{" + "; ".join(f"{k}={inner(v)}" for k, v in value.items()) + "}"
+
+
+def powershell_cut(value: object, depth: int) -> object:
+    """``value`` as ``ConvertTo-Json -Depth depth`` keeps it: objects and arrays nested
+    deeper than ``depth`` levels below it become their text (``powershell_text``)."""
+
+    def kept(item: object) -> object:
+        if not isinstance(item, dict | list):
+            return item
+        return powershell_cut(item, depth - 1) if depth > 0 else powershell_text(item)
+
+    if isinstance(value, dict):
+        return {k: kept(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [kept(v) for v in value]
+    return value
+
+
+def powershell_export(events: list[dict], path: Path, *, depth: int = 2) -> Path:
+    """``events`` as ``Get-JCEvent ... | ConvertTo-Json -Depth depth | Out-File path`` in
+    Windows PowerShell 5.1: one JSON array, cut at ``depth`` below it, in UTF-16 with a
+    byte-order mark (``Out-File``'s default there)."""
+    text = jsonutil.dumps(powershell_cut(events, depth), indent=True)
+    path.write_text(text, encoding="utf-16")
+    return path
