@@ -7,7 +7,8 @@ parses and replays, and a rule that reads below the cut (``association.connectio
 name``) never matches: a backtest that reports no alerts for the wrong reason. So a
 replay looks at the input's first events before it starts: where a field DI sends as an
 object holds such text, the export was cut at that field's depth, and a rule reading
-deeper than that makes the replay refuse the input, naming the rule and the fix.
+deeper than that makes the replay refuse the input, naming the rule and the fix (and
+the service its ``source.kind: file``, at start-up and on a reload).
 
 Only text that looks like PowerShell's counts: a field DI usually sends as an object
 may be text in an event type nobody has sampled, and that is no reason to refuse a file.
@@ -24,7 +25,7 @@ from typing import Any
 from alerting.engine.reads import paths_read
 from alerting.engine.rule import CompiledRule
 from alerting.engine.schema import di_schema
-from alerting.errors import AlertingError
+from alerting.errors import AlertingError, Location, Problem
 from alerting.events import Event
 
 FIRST_EVENTS = 256
@@ -40,12 +41,21 @@ class TruncatedExportError(AlertingError):
 
 
 def check_export(events: Iterable[Event], rules: Sequence[CompiledRule], name: str) -> None:
-    """Raise ``TruncatedExportError`` naming the field, the rule and the fix when
-    ``events`` (the input's first, whole) show objects cut to text at a depth some rule
-    reads below."""
+    """Raise ``TruncatedExportError`` with ``export_problem``'s line, when there is one."""
+    problem = export_problem(events, rules, name)
+    if problem is not None:
+        raise TruncatedExportError(str(problem))
+
+
+def export_problem(
+    events: Iterable[Event], rules: Sequence[CompiledRule], name: str
+) -> Problem | None:
+    """The problem, naming the event, the field, the rule and the fix, when ``events``
+    (the input's first, whole) show objects cut to text at a depth some rule reads
+    below; None when they do not."""
     cut = _cut(events)
     if cut is None:
-        return
+        return None
     n, event_id, field, text = cut
     depth = field.count(".") + 1
     for rule in rules:
@@ -53,13 +63,15 @@ def check_export(events: Iterable[Event], rules: Sequence[CompiledRule], name: s
             if path.count(".") + 1 > depth:
                 shown = text if len(text) <= 60 else text[:57] + "..."
                 shown_id = event_id if event_id.isprintable() else repr(event_id)
-                raise TruncatedExportError(
-                    f"{name}: event {n} (id {shown_id}): field {field!r} is the text "
-                    f"{shown!r}, not an object: PowerShell's ConvertTo-Json writes objects "
-                    f"nested deeper than its -Depth (default 2) that way, and rule {rule.id} "
-                    f"reads {path}, deeper than this export kept, so it would never match; "
-                    "export again with `ConvertTo-Json -Depth 100`, or with `alerting export`"
+                return Problem(
+                    Location(name),
+                    f"event {n} (id {shown_id}): field {field!r} is the text {shown!r}, not "
+                    "an object: PowerShell's ConvertTo-Json writes objects nested deeper than "
+                    f"its -Depth (default 2) that way, and rule {rule.id} reads {path}, deeper "
+                    "than this export kept, so it would never match; export again with "
+                    "`ConvertTo-Json -Depth 100`, or with `alerting export`",
                 )
+    return None
 
 
 def _cut(events: Iterable[Event]) -> tuple[int, str, str, str] | None:

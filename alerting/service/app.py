@@ -35,16 +35,15 @@ from alerting.errors import AlertingError, StoreError, ValidationFailed
 from alerting.health import Health, HealthServer
 from alerting.metrics import Metrics
 from alerting.notify.pipeline import Notifier, build_notifier
-from alerting.replay_shape import FIRST_EVENTS, check_export
+from alerting.replay_shape import TruncatedExportError
 from alerting.service.banner import announce
 from alerting.service.deliver import DeliveryCycle, DeliveryOutcome, update_outbox_gauges
 from alerting.service.failpoints import NO_FAILPOINTS, Failpoints
 from alerting.service.lock import StateLock
 from alerting.service.poll import PollCycle, PollOutcome
-from alerting.service.reload import load_all, needs_restart
+from alerting.service.reload import file_source_problem, load_all, needs_restart
 from alerting.service.schedule import SkipNotices
 from alerting.source.base import Source
-from alerting.source.files import first_events
 from alerting.source.open import open_source
 from alerting.store import Store
 
@@ -87,10 +86,9 @@ class Service:
             rules = list(
                 load_rules([Path(p) for p in config.rules.paths], placeholders=config.placeholders)
             )
-            if str(config.source.kind) == "file" and config.source.path is not None:
-                # A PowerShell export cut below what a rule reads: refused, as replay does.
-                path = config.source.path
-                check_export(first_events(path, FIRST_EVENTS), rules, str(path))
+            problem = file_source_problem(config, rules)
+            if problem is not None:  # a PowerShell export cut below what a rule reads
+                raise TruncatedExportError(str(problem))
             tolerance_ns = td_ns(config.source.overlap)
             # MSP mode (several org ids): every rule groups by organization too.
             by_org, org_names = config.source.multi_org, dict(config.source.org_names)

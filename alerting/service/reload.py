@@ -19,8 +19,10 @@ from alerting.engine.loader import load_rules
 from alerting.engine.rule import CompiledRule
 from alerting.errors import AlertingError, ConfigError, Location, Problem, ValidationFailed
 from alerting.notify.render import check_templates
+from alerting.replay_shape import FIRST_EVENTS, export_problem
+from alerting.source.files import first_events
 
-__all__ = ["RESTART_SECTIONS", "Loaded", "load_all", "needs_restart"]
+__all__ = ["RESTART_SECTIONS", "Loaded", "file_source_problem", "load_all", "needs_restart"]
 
 log = logging.getLogger("alerting.service")
 
@@ -58,9 +60,21 @@ def load_all(config_path: str | Path) -> Loaded:
     problems.extend(channel_template_problems(config))
     if not problems:
         problems.extend(check_templates(config.templates.path, [r.id for r in rules]))
+        problem = file_source_problem(config, rules)
+        if problem is not None:
+            problems.append(problem)
     if problems:
         raise ValidationFailed(problems)
     return Loaded(config, rules)
+
+
+def file_source_problem(config: Config, rules: list[CompiledRule]) -> Problem | None:
+    """A ``source.kind: file`` export that PowerShell cut below what ``rules`` read, as
+    replay refuses it (``replay_shape``); None for any other source."""
+    path = config.source.path
+    if str(config.source.kind) != "file" or path is None:
+        return None
+    return export_problem(first_events(path, FIRST_EVENTS), rules, str(path))
 
 
 def needs_restart(old: Config, new: Config) -> list[str]:

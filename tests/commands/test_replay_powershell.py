@@ -10,6 +10,8 @@ written as Windows PowerShell 5.1 writes ``Get-JCEvent ... | ConvertTo-Json | Ou
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -155,15 +157,13 @@ def test_text_that_is_not_powershells_is_left_to_the_rules() -> None:
         check_export([Event.from_raw(raw)], rules, "x.json")
 
 
-def test_the_service_refuses_such_an_export_as_its_file_source(tmp_path: Path) -> None:
-    events = [it_admins_added(f"64930a6d00466f31842811{i:02x}", T0 + i * 10**9) for i in range(3)]
-    powershell_export(events, tmp_path / "events.json")
+def service_config(tmp_path: Path, rules: Path) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
         f"""\
 source: {{kind: file, path: events.json}}
 state: {{path: state/alerting.db}}
-rules: {{paths: [{REPO / "rules"}]}}
+rules: {{paths: [{rules}]}}
 templates: {{path: {REPO / "templates"}}}
 channels:
   archive: {{type: file, path: state/alerts.jsonl}}
@@ -172,9 +172,40 @@ routes:
 server: {{listen: "127.0.0.1:0"}}
 """
     )
+    return config
+
+
+def test_the_service_refuses_such_an_export_as_its_file_source(tmp_path: Path) -> None:
+    events = [it_admins_added(f"64930a6d00466f31842811{i:02x}", T0 + i * 10**9) for i in range(3)]
+    powershell_export(events, tmp_path / "events.json")
+    config = service_config(tmp_path, REPO / "rules")
     with pytest.raises(TruncatedExportError, match=r"events\.json: event 1 .*ConvertTo-Json"):
         Service.from_config(load_config(config), clock=ManualClock(T0 / 1e9))
     # the state lock was let go: the same config starts once the file is exported whole
     (tmp_path / "events.json").write_text(json.dumps(events), encoding="utf-8")
     service = Service.from_config(load_config(config), clock=ManualClock(T0 / 1e9))
     service.close()
+
+
+def test_a_reload_that_adds_a_rule_reading_below_the_cut_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = [it_admins_added(f"64930a6d00466f31842811{i:02x}", T0 + i * 10**9) for i in range(3)]
+    powershell_export(events, tmp_path / "events.json")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(REPO / "rules" / "failed-login-burst.yaml", rules)  # reads two levels
+    service = Service.from_config(
+        load_config(service_config(tmp_path, rules)), clock=ManualClock(T0 / 1e9)
+    )
+    try:
+        shutil.copy(REPO / "rules" / "privileged-group-member-added.yaml", rules)
+        with caplog.at_level(logging.ERROR, logger="alerting.service"):
+            assert service.reload() is False
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any(
+            "events.json: event 1" in m and "rule privileged-group-member-added reads" in m
+            for m in errors
+        ), errors
+    finally:
+        service.close()
