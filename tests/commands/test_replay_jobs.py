@@ -28,6 +28,7 @@ from alerting.replay_parallel import (
 from alerting.source.files import first_events
 from tests.support.exports import overlapping_exports
 from tests.support.real_events import RADIUS_FAILURE, shaped
+from tests.support.replay_cli import replay_pack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,19 +46,7 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _replay(
     events: Path, output: Path, jobs: int, capsys: pytest.CaptureFixture[str]
 ) -> tuple[bytes, str]:
-    code = cli.main(
-        [
-            "replay",
-            "--events",
-            str(events),
-            "--rules",
-            str(REPO / "rules"),
-            "--output",
-            str(output),
-            "--jobs",
-            str(jobs),
-        ]
-    )
+    code = replay_pack(events, output, "--jobs", str(jobs))
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return output.read_bytes(), captured.out

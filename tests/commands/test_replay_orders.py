@@ -16,6 +16,7 @@ from alerting.engine.engine import Engine
 from alerting.engine.loader import load_rules
 from alerting.engine.types import DigestSpec
 from tests.support.exports import overlapping_exports
+from tests.support.replay_cli import replay_pack
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = 16  # fewer people than the default 60: a week in seconds, every scenario still in
@@ -62,19 +63,7 @@ def the_five_forms(week: Path, directory: Path) -> dict[str, Path]:
 
 
 def replay(events: Path, output: Path, *extra: str) -> None:
-    code = cli.main(
-        [
-            "replay",
-            "--events",
-            str(events),
-            "--rules",
-            str(REPO / "rules"),
-            "--output",
-            str(output),
-            *extra,
-        ]
-    )
-    assert code == 0
+    assert replay_pack(events, output, *extra) == 0
 
 
 def test_five_orders_and_forms_give_identical_alert_files(

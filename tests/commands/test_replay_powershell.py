@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting import cli, jsonutil
+from alerting import jsonutil
 from alerting.clock import ManualClock
 from alerting.config import load_config
 from alerting.engine.loader import load_rules
@@ -25,6 +25,7 @@ from alerting.replay_shape import TruncatedExportError, check_export
 from alerting.service.app import Service
 from tests.support.exports import powershell_cut, powershell_export
 from tests.support.real_events import RADIUS_FAILURE, SSO_FAILURE, shaped
+from tests.support.replay_cli import replay_pack
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = REPO / "tests" / "data" / "real-events" / "sekoia-intake-formats.jsonl"
@@ -50,19 +51,7 @@ def it_admins_added(event_id: str, at_ns: int) -> dict:
 
 def replay(events: Path, tmp_path: Path, *extra: str) -> tuple[int, Path]:
     output = tmp_path / "alerts.jsonl"
-    code = cli.main(
-        [
-            "replay",
-            "--events",
-            str(events),
-            "--rules",
-            str(REPO / "rules"),
-            "--output",
-            str(output),
-            *extra,
-        ]
-    )
-    return code, output
+    return replay_pack(events, output, *extra), output
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
